@@ -1,0 +1,265 @@
+"""SemanticCache: lookup / store / purge / feedback / stats, composed from the pieces beside it.
+
+All methods are synchronous and thread-safe; the HTTP layer calls them from worker threads so the
+event loop never waits on embedding, FAISS or SQLite.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from semcache.config import Settings
+from semcache.embedding import DIM, Embedder, MicroBatcher, SentenceTransformerEmbedder
+from semcache.errors import InvalidRequest, NotFound
+from semcache.index import IndexSet, Neighbor
+from semcache.keys import CacheRequest
+from semcache.store import Entry, NewEntry, RepoStats, Store
+from semcache.verifier import DecisionPolicy, Verifier, make_verifier
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CacheHit:
+    """A cached answer judged right for the request."""
+
+    entry: Entry
+    kind: Literal["exact", "semantic"]
+    similarity: float
+    score: float
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """The outcome of a lookup; ``embedding`` is kept so a miss can be stored without re-embedding."""
+
+    hit: CacheHit | None
+    embedding: np.ndarray | None = None
+
+
+def is_cacheable(completion: dict[str, Any]) -> bool:
+    """Only complete, non-empty, non-tool-call answers are stored."""
+    choices = completion.get("choices")
+    if not isinstance(choices, list) or not choices:
+        return False
+    for choice in choices:
+        message = choice.get("message") or {}
+        content = message.get("content")
+        if choice.get("finish_reason") != "stop" or message.get("tool_calls") or message.get("function_call"):
+            return False
+        if not isinstance(content, str) or not content.strip():
+            return False
+    return True
+
+
+class SemanticCache:
+    """A per-repo semantic cache over a SQLite store and FAISS indexes."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder | None = None,
+        verifier: Verifier | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._store = Store(settings.db_path)
+        embedder = embedder or SentenceTransformerEmbedder(settings.model_dir, settings.embedding_backend)
+        self._batcher = MicroBatcher(embedder, settings.embed_max_batch, settings.embed_max_wait_ms / 1000)
+        self._indexes = IndexSet(self._store, settings.index_dir, getattr(embedder, "dim", DIM))
+        self._verifier = verifier or make_verifier(settings.verifier)
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load the embedding model and check every repo's index against the store."""
+        load = getattr(self._batcher.embedder, "load", None)
+        if load is not None:
+            load()
+        repos = self._indexes.load_all()
+        log.info("cache ready: %d repos", len(repos))
+
+    def close(self) -> None:
+        """Persist changed indexes and release resources."""
+        self._indexes.save_dirty()
+        self._batcher.close()
+        self._store.close()
+
+    def sweep(self) -> int:
+        """Remove expired entries from store and indexes, then persist changed indexes."""
+        with self._indexes.lock:
+            removed = self._store.expire(self._clock())
+            for repo, ids in removed.items():
+                self._indexes.get(repo).remove(ids)
+        self._indexes.save_dirty()
+        return sum(len(ids) for ids in removed.values())
+
+    # -- lookup --------------------------------------------------------------------------------
+
+    def check(self, request: CacheRequest) -> None:
+        """Refuse per-request options the settings do not allow (before any upstream call)."""
+        ttl = request.options.ttl_s
+        if ttl is not None and ttl > self.settings.max_ttl_s:
+            raise InvalidRequest(f"semcache.ttl_s {ttl} is above the limit of {self.settings.max_ttl_s}")
+
+    def policy(self, request: CacheRequest) -> DecisionPolicy:
+        """The decision policy for a request: its own override, else the settings."""
+        return DecisionPolicy(min_similarity=request.options.min_similarity or self.settings.min_similarity)
+
+    def lookup(self, request: CacheRequest, count: bool = True) -> Lookup:
+        """Find a cached answer for ``request``: exact key first, then the semantic search."""
+        if request.options.no_cache or not request.cacheable:
+            return Lookup(hit=None)
+        self._indexes.sync_external()
+        now = self._clock()
+        entry = self._store.get_exact(request.exact_key, now)
+        if entry is not None:
+            return Lookup(self._record(CacheHit(entry, "exact", 1.0, 1.0), count, now))
+        vector = self._batcher.embed(request.prompt)
+        hit = self._semantic(request, vector, now)
+        if hit is not None:
+            return Lookup(self._record(hit, count, now), vector)
+        if count:
+            self._store.record_miss(request.repo)
+        return Lookup(None, vector)
+
+    def _record(self, hit: CacheHit, count: bool, now: float) -> CacheHit:
+        if count:
+            self._store.record_hit(hit.entry, hit.kind, now)
+        return hit
+
+    def _semantic(self, request: CacheRequest, vector: np.ndarray, now: float) -> CacheHit | None:
+        policy = self.policy(request)
+        floor = self._verifier.prefilter(policy)
+        top_k = self.settings.top_k
+        index = self._indexes.get(request.repo)
+        wide = max(4 * top_k, 32)
+        neighbors = index.search(vector, wide)
+        candidates = self._in_scope(request, neighbors, now)
+        # The wide search ranks all scopes; if this scope may have more candidates above the floor
+        # further down, search again restricted to this scope's ids.
+        if len(candidates) < top_k and len(neighbors) == wide and neighbors[-1].similarity >= floor:
+            allowed = self._store.scope_ids(request.repo, request.scope_key, now)
+            candidates = self._in_scope(request, index.search(vector, top_k, allowed), now)
+        for entry, similarity in candidates[:top_k]:
+            if similarity < floor:
+                break
+            decision = self._verifier.decide(request.prompt, entry, similarity, policy)
+            if decision.hit:
+                return CacheHit(entry, "semantic", similarity, decision.score)
+        return None
+
+    def _in_scope(
+        self, request: CacheRequest, neighbors: list[Neighbor], now: float
+    ) -> list[tuple[Entry, float]]:
+        entries = self._store.get_many([n.id for n in neighbors])
+        return [
+            (entries[n.id], n.similarity)
+            for n in neighbors
+            if n.id in entries
+            and entries[n.id].scope_key == request.scope_key
+            and entries[n.id].expires_at > now
+        ]
+
+    # -- store ---------------------------------------------------------------------------------
+
+    def store(
+        self, request: CacheRequest, completion: dict[str, Any], embedding: np.ndarray | None = None
+    ) -> int | None:
+        """Store an upstream answer if it may be cached; returns the new entry id or None."""
+        if request.options.no_store or not request.cacheable or not is_cacheable(completion):
+            return None
+        return self._insert(request, completion, embedding)
+
+    def put(self, request: CacheRequest, completion: dict[str, Any]) -> int:
+        """Store an answer sent directly by an operator; refuses answers that may not be cached."""
+        if not request.cacheable:
+            raise InvalidRequest("the last user message has no text to cache on")
+        if not is_cacheable(completion):
+            raise InvalidRequest(
+                "response must be a chat completion whose choices all finished with 'stop' and hold "
+                "non-empty text content (no tool calls)"
+            )
+        return self._insert(request, completion, None)
+
+    def _insert(self, request: CacheRequest, completion: dict[str, Any], embedding: np.ndarray | None) -> int:
+        self.check(request)
+        vector = embedding if embedding is not None else self._batcher.embed(request.prompt)
+        usage = completion.get("usage") or {}
+        now = self._clock()
+        entry = NewEntry(
+            repo=request.repo,
+            scope_key=request.scope_key,
+            exact_key=request.exact_key,
+            prompt=request.prompt,
+            response=completion,
+            model=str(completion.get("model") or request.model),
+            embedding=vector,
+            expires_at=now + (request.options.ttl_s or self.settings.default_ttl_s),
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            context_files=[(f.path, f.sha) for f in request.options.context_files],
+        )
+        with self._indexes.lock:
+            index = self._indexes.get(request.repo)
+            new_id, replaced = self._store.insert(entry, now)
+            index.remove(replaced)
+            index.add(np.array([new_id]), vector.reshape(1, -1))
+            index.remove(self._store.evict_over(request.repo, self.settings.max_entries_per_repo))
+        return new_id
+
+    # -- management ----------------------------------------------------------------------------
+
+    def get(self, repo: str, entry_id: int) -> Entry:
+        """One entry, or :class:`NotFound`."""
+        entry = self._store.get(repo, entry_id)
+        if entry is None:
+            raise NotFound(f"no entry {entry_id} in repo {repo!r}")
+        return entry
+
+    def delete(self, repo: str, entry_id: int) -> None:
+        """Delete one entry, or raise :class:`NotFound`."""
+        with self._indexes.lock:
+            if not self._store.delete(repo, entry_id):
+                raise NotFound(f"no entry {entry_id} in repo {repo!r}")
+            self._indexes.get(repo).remove([entry_id])
+
+    def purge(self, repo: str) -> int:
+        """Remove a repo entirely: entries, counters, feedback, index file. Other repos are untouched."""
+        with self._indexes.lock:
+            removed = self._store.purge_repo(repo)
+            self._indexes.drop(repo)
+        return removed
+
+    def purge_context_file(self, repo: str, path: str) -> int:
+        """Remove the entries of a repo that depended on a context file path."""
+        with self._indexes.lock:
+            ids = self._store.purge_context_file(repo, path)
+            self._indexes.get(repo).remove(ids)
+        return len(ids)
+
+    def report_wrong_hit(self, repo: str, entry_id: int, prompt: str, similarity: float | None = None) -> int:
+        """Evict an entry that was served wrongly and keep the pair as a labelled negative."""
+        entry = self.get(repo, entry_id)
+        feedback_id = self._store.add_feedback(entry, prompt, similarity, label=0)
+        self.delete(repo, entry_id)
+        return feedback_id
+
+    def feedback(self, repo: str) -> list[dict[str, Any]]:
+        """The labelled pairs kept for a repo."""
+        return self._store.feedback(repo)
+
+    def stats(self, repo: str) -> RepoStats:
+        """Counters for one repo."""
+        return self._store.stats(repo)
+
+    def repos(self) -> dict[str, int]:
+        """Every known repo with its entry count."""
+        return self._store.repos()

@@ -1,0 +1,61 @@
+"""Settings: the only module that reads the environment (prefix ``SEMCACHE_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the sidecar and the CLI can be configured with.
+
+    Every field can be set as ``SEMCACHE_<FIELD>`` in the environment (or a ``.env`` file).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SEMCACHE_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("~/.semcache").expanduser(), description="SQLite store, FAISS indexes")
+    embedding_dir: Path | None = Field(
+        None, description="where the ONNX export of the embedding model is kept; default <data_dir>/model"
+    )
+    embedding_backend: str = Field("onnx", description="'onnx' (default) or 'torch'")
+    host: str = "127.0.0.1"
+    port: int = 8765
+
+    upstream_base_url: str = "https://api.openai.com/v1"
+    upstream_api_key_env: str = Field("OPENAI_API_KEY", description="name of the env var holding the key")
+    upstream_timeout_s: float = 60.0
+
+    default_ttl_s: float = Field(7 * 24 * 3600, gt=0, description="absolute lifetime of an entry")
+    max_ttl_s: float = Field(365 * 24 * 3600, gt=0, description="largest ttl_s a request may ask for")
+    max_entries_per_repo: int = Field(100_000, gt=0, description="past this, least recently hit go")
+    min_similarity: float = Field(0.90, gt=0, le=1, description="cosine a candidate must reach to hit")
+    top_k: int = Field(4, gt=0, le=64, description="candidates the decision looks at")
+    max_prompt_chars: int = Field(200_000, gt=0, description="larger requests are refused with 413")
+    sweep_interval_s: float = Field(60.0, gt=0, description="how often expired entries are swept")
+    embed_max_batch: int = Field(32, gt=0, description="most texts one forward pass embeds")
+    embed_max_wait_ms: float = Field(2.0, ge=0, description="how long a batch waits for company")
+    verifier: str = Field("cosine", description="the hit decision; see semcache.verifier.VERIFIERS")
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite file that is the cache's source of truth."""
+        return self.data_dir / "semcache.db"
+
+    @property
+    def index_dir(self) -> Path:
+        """Where each repo's FAISS index is persisted."""
+        return self.data_dir / "index"
+
+    @property
+    def model_dir(self) -> Path:
+        """Where the embedding model's ONNX export lives."""
+        return self.embedding_dir or self.data_dir / "model"
+
+    def upstream_api_key(self) -> str:
+        """The upstream key, read from the env var that ``upstream_api_key_env`` names."""
+        import os
+
+        return os.environ.get(self.upstream_api_key_env, "")

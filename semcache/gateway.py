@@ -1,0 +1,211 @@
+"""The request flow behind ``/v1/chat/completions``: look up, answer from the cache or go upstream,
+store what may be stored. Streaming hits are replayed as SSE; streaming misses pass through and are
+stored only after the upstream stream finished successfully.
+
+The miss path is any :class:`Upstream`; the server wires in the real one (see ``semcache.misses``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import anyio.to_thread
+
+from semcache.cache import CacheHit, Lookup, SemanticCache
+from semcache.keys import CacheRequest
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A complete upstream answer and the headers describing how it was obtained."""
+
+    completion: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StreamAnswer:
+    """A started upstream stream of chat.completion.chunk dicts, and its headers."""
+
+    chunks: AsyncIterator[dict[str, Any]]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Upstream(Protocol):
+    """Where misses go. Errors raise before :meth:`stream` returns if no byte was received yet."""
+
+    async def complete(self, body: dict[str, Any], repo: str) -> Answer:
+        """Answer a chat request."""
+        ...
+
+    async def stream(self, body: dict[str, Any], repo: str) -> StreamAnswer:
+        """Start streaming an answer to a chat request."""
+        ...
+
+
+@dataclass(frozen=True)
+class CacheStatus:
+    """What the cache did for one request; becomes the ``X-Semcache-*`` response headers."""
+
+    state: Literal["hit-exact", "hit-semantic", "miss", "bypass"]
+    similarity: float | None = None
+    entry_id: int | None = None
+
+    @classmethod
+    def of(cls, lookup: Lookup, request: CacheRequest) -> CacheStatus:
+        """Describe a lookup's outcome."""
+        if lookup.hit is not None:
+            return cls(f"hit-{lookup.hit.kind}", lookup.hit.similarity, lookup.hit.entry.id)  # type: ignore[arg-type]
+        return cls("bypass" if request.options.no_cache or not request.cacheable else "miss")
+
+    def headers(self) -> dict[str, str]:
+        """Response headers for this status."""
+        headers = {"X-Semcache": self.state}
+        if self.similarity is not None:
+            headers["X-Semcache-Similarity"] = f"{self.similarity:.4f}"
+        if self.entry_id is not None:
+            headers["X-Semcache-Entry-Id"] = str(self.entry_id)
+        return headers
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A complete response for the client."""
+
+    completion: dict[str, Any]
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class StreamReply:
+    """A streaming (SSE) response for the client."""
+
+    events: AsyncIterator[bytes]
+    headers: dict[str, str]
+
+
+class Gateway:
+    """Cache first, upstream on a miss, store the answer."""
+
+    def __init__(self, cache: SemanticCache, upstream: Upstream) -> None:
+        self.cache = cache
+        self.upstream = upstream
+
+    async def chat(self, request: CacheRequest) -> Reply:
+        """Answer a non-streaming request."""
+        self.cache.check(request)
+        lookup = await anyio.to_thread.run_sync(self.cache.lookup, request)
+        status = CacheStatus.of(lookup, request)
+        if lookup.hit is not None:
+            return Reply(served_from_cache(lookup.hit), status.headers())
+        answer = await self.upstream.complete(request.body, request.repo)
+        await anyio.to_thread.run_sync(self.cache.store, request, answer.completion, lookup.embedding)
+        return Reply(answer.completion, {**status.headers(), **answer.headers})
+
+    async def chat_stream(self, request: CacheRequest) -> StreamReply:
+        """Answer a streaming request: replay a hit, or pass the upstream stream through."""
+        self.cache.check(request)
+        lookup = await anyio.to_thread.run_sync(self.cache.lookup, request)
+        status = CacheStatus.of(lookup, request)
+        if lookup.hit is not None:
+            return StreamReply(replay(served_from_cache(lookup.hit)), status.headers())
+        answer = await self.upstream.stream(request.body, request.repo)
+        events = self._pass_through(request, answer.chunks, lookup.embedding)
+        return StreamReply(events, {**status.headers(), **answer.headers})
+
+    async def _pass_through(
+        self, request: CacheRequest, chunks: AsyncIterator[dict[str, Any]], embedding: Any
+    ) -> AsyncIterator[bytes]:
+        collected = StreamCollector()
+        try:
+            async for chunk in chunks:
+                collected.add(chunk)
+                yield sse(chunk)
+        except Exception as exc:  # the stream broke after bytes were sent: say so, store nothing
+            message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            yield sse({"error": {"type": "upstream_stream_error", "message": message}})
+            return
+        await anyio.to_thread.run_sync(self.cache.store, request, collected.completion(), embedding)
+        yield b"data: [DONE]\n\n"
+
+
+def served_from_cache(hit: CacheHit) -> dict[str, Any]:
+    """The cached completion under a fresh id and timestamp."""
+    return {
+        **hit.entry.response,
+        "id": f"chatcmpl-semcache-{uuid.uuid4().hex[:20]}",
+        "created": int(time.time()),
+    }
+
+
+def sse(payload: dict[str, Any]) -> bytes:
+    """One server-sent event."""
+    return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
+
+
+async def replay(completion: dict[str, Any], words_per_chunk: int = 8) -> AsyncIterator[bytes]:
+    """Replay a complete answer as chat.completion.chunk events."""
+    base = {"id": completion["id"], "object": "chat.completion.chunk", "created": completion["created"],
+            "model": completion.get("model", "")}  # fmt: skip
+    for choice in completion["choices"]:
+        index = choice.get("index", 0)
+        words = choice["message"]["content"].split(" ")
+        yield sse({**base, "choices": [{"index": index, "delta": {"role": "assistant", "content": ""},
+                                        "finish_reason": None}]})  # fmt: skip
+        for start in range(0, len(words), words_per_chunk):
+            piece = " ".join(words[start : start + words_per_chunk])
+            piece = piece if start == 0 else " " + piece
+            yield sse(
+                {**base, "choices": [{"index": index, "delta": {"content": piece}, "finish_reason": None}]}
+            )
+        yield sse(
+            {**base, "choices": [{"index": index, "delta": {}, "finish_reason": choice["finish_reason"]}]}
+        )
+    if completion.get("usage"):
+        yield sse({**base, "choices": [], "usage": completion["usage"]})
+    yield b"data: [DONE]\n\n"
+
+
+class StreamCollector:
+    """Rebuilds a complete chat.completion from streamed chunks."""
+
+    def __init__(self) -> None:
+        self.meta: dict[str, Any] = {}
+        self.usage: dict[str, Any] | None = None
+        self.choices: dict[int, dict[str, Any]] = {}
+
+    def add(self, chunk: dict[str, Any]) -> None:
+        """Fold one chunk in."""
+        for key in ("id", "created", "model"):
+            self.meta.setdefault(key, chunk.get(key))
+        if chunk.get("usage"):
+            self.usage = chunk["usage"]
+        for delta_choice in chunk.get("choices") or []:
+            choice = self.choices.setdefault(
+                delta_choice.get("index", 0), {"content": [], "finish_reason": None, "tool_calls": False}
+            )
+            delta = delta_choice.get("delta") or {}
+            if delta.get("content"):
+                choice["content"].append(delta["content"])
+            if delta.get("tool_calls") or delta.get("function_call"):
+                choice["tool_calls"] = True
+            if delta_choice.get("finish_reason"):
+                choice["finish_reason"] = delta_choice["finish_reason"]
+
+    def completion(self) -> dict[str, Any]:
+        """The chat.completion these chunks add up to."""
+        choices = []
+        for index, choice in sorted(self.choices.items()):
+            message: dict[str, Any] = {"role": "assistant", "content": "".join(choice["content"])}
+            if choice["tool_calls"]:
+                message["tool_calls"] = True
+            choices.append({"index": index, "message": message, "finish_reason": choice["finish_reason"]})
+        completion = {**self.meta, "object": "chat.completion", "choices": choices}
+        if self.usage:
+            completion["usage"] = self.usage
+        return completion

@@ -1,0 +1,403 @@
+"""The source of truth: cache entries with their vectors, TTLs, stats and feedback, in SQLite.
+
+One connection per ``Store``, guarded by a lock (callers run it from worker threads); WAL mode so a
+CLI process can read and purge while the server runs. Row ids are AUTOINCREMENT and never reused, so
+a stale vector in a FAISS index can never point at a different, newer entry.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+
+from semcache.errors import StoreError
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE entries (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        repo TEXT NOT NULL,
+        scope_key TEXT NOT NULL,
+        exact_key TEXT NOT NULL UNIQUE,
+        prompt TEXT NOT NULL,
+        response TEXT NOT NULL,
+        model TEXT NOT NULL,
+        prompt_tokens INTEGER NOT NULL DEFAULT 0,
+        completion_tokens INTEGER NOT NULL DEFAULT 0,
+        embedding BLOB NOT NULL,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        hit_count INTEGER NOT NULL DEFAULT 0,
+        last_hit_at REAL
+    );
+    CREATE INDEX entries_scope ON entries (repo, scope_key);
+    CREATE INDEX entries_expiry ON entries (expires_at);
+    CREATE INDEX entries_recency ON entries (repo, last_hit_at, created_at);
+    CREATE TABLE context_files (
+        entry_id INTEGER NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+        repo TEXT NOT NULL,
+        path TEXT NOT NULL,
+        sha TEXT NOT NULL
+    );
+    CREATE INDEX context_files_path ON context_files (repo, path);
+    CREATE INDEX context_files_entry ON context_files (entry_id);
+    CREATE TABLE repo_stats (
+        repo TEXT PRIMARY KEY,
+        hits_exact INTEGER NOT NULL DEFAULT 0,
+        hits_semantic INTEGER NOT NULL DEFAULT 0,
+        misses INTEGER NOT NULL DEFAULT 0,
+        tokens_saved INTEGER NOT NULL DEFAULT 0,
+        generation INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE feedback (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        repo TEXT NOT NULL,
+        scope_key TEXT NOT NULL,
+        query_prompt TEXT NOT NULL,
+        cached_prompt TEXT NOT NULL,
+        entry_id INTEGER,
+        similarity REAL,
+        label INTEGER NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX feedback_repo ON feedback (repo);
+    """,
+]
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    """An answer about to be stored."""
+
+    repo: str
+    scope_key: str
+    exact_key: str
+    prompt: str
+    response: dict[str, Any]
+    model: str
+    embedding: np.ndarray
+    expires_at: float
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    context_files: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A stored cache entry (without its vector)."""
+
+    id: int
+    repo: str
+    scope_key: str
+    exact_key: str
+    prompt: str
+    response: dict[str, Any]
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    created_at: float
+    expires_at: float
+    hit_count: int
+    last_hit_at: float | None
+
+
+@dataclass(frozen=True)
+class RepoStats:
+    """Counters for one repo."""
+
+    repo: str
+    entries: int
+    hits_exact: int
+    hits_semantic: int
+    misses: int
+    tokens_saved: int
+
+    @property
+    def hits(self) -> int:
+        """Exact plus semantic hits."""
+        return self.hits_exact + self.hits_semantic
+
+    @property
+    def hit_rate(self) -> float | None:
+        """Hits over lookups, or None before the first lookup."""
+        lookups = self.hits + self.misses
+        return self.hits / lookups if lookups else None
+
+
+_ENTRY_COLUMNS = (
+    "id, repo, scope_key, exact_key, prompt, response, model, prompt_tokens, completion_tokens, "
+    "created_at, expires_at, hit_count, last_hit_at"
+)
+
+
+class Store:
+    """SQLite access for entries, stats and feedback; every method is thread-safe."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(str(path), check_same_thread=False, timeout=10.0)
+            self.db = sqlite_utils.Database(conn)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._lock = threading.RLock()
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the store at {path}: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self.db.conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite_utils.Database]:
+        with self._lock:
+            try:
+                with self.db.conn:
+                    yield self.db
+            except sqlite3.Error as exc:
+                raise StoreError(f"store write failed: {exc}") from exc
+
+    def _read(self, sql: str, params: tuple | list = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            try:
+                return list(self.db.query(sql, params))
+            except sqlite3.Error as exc:
+                raise StoreError(f"store read failed: {exc}") from exc
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            self.db.conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+
+    @property
+    def schema_version(self) -> int:
+        """The number of migrations applied."""
+        return self._read("PRAGMA user_version")[0]["user_version"]
+
+    # -- entries -------------------------------------------------------------------------------
+
+    def insert(self, entry: NewEntry, now: float | None = None) -> tuple[int, list[int]]:
+        """Store an entry; returns (new id, ids it replaced because they had the same exact key)."""
+        now = time.time() if now is None else now
+        row = {
+            "repo": entry.repo,
+            "scope_key": entry.scope_key,
+            "exact_key": entry.exact_key,
+            "prompt": entry.prompt,
+            "response": json.dumps(entry.response),
+            "model": entry.model,
+            "prompt_tokens": entry.prompt_tokens,
+            "completion_tokens": entry.completion_tokens,
+            "embedding": np.asarray(entry.embedding, dtype=np.float32).tobytes(),
+            "created_at": now,
+            "expires_at": entry.expires_at,
+        }
+        with self._tx() as db:
+            replaced = [
+                r[0]
+                for r in db.execute(
+                    "SELECT id FROM entries WHERE exact_key = ?", [entry.exact_key]
+                ).fetchall()
+            ]
+            if replaced:
+                db.execute("DELETE FROM entries WHERE exact_key = ?", [entry.exact_key])
+            new_id = db["entries"].insert(row).last_pk
+            db["context_files"].insert_all(
+                {"entry_id": new_id, "repo": entry.repo, "path": p, "sha": s} for p, s in entry.context_files
+            )
+        return int(new_id), replaced
+
+    def get_exact(self, exact_key: str, now: float) -> Entry | None:
+        """The live entry with this exact key, if any."""
+        rows = self._read(
+            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE exact_key = ? AND expires_at > ?", [exact_key, now]
+        )
+        return _entry(rows[0]) if rows else None
+
+    def get_many(self, ids: list[int]) -> dict[int, Entry]:
+        """Entries by id (missing ids are left out)."""
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._read(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id IN ({marks})", list(ids))
+        return {row["id"]: _entry(row) for row in rows}
+
+    def get(self, repo: str, entry_id: int) -> Entry | None:
+        """One entry of ``repo`` by id."""
+        entry = self.get_many([entry_id]).get(entry_id)
+        return entry if entry is not None and entry.repo == repo else None
+
+    def scope_ids(self, repo: str, scope_key: str, now: float) -> list[int]:
+        """Ids of the live entries in one scope."""
+        rows = self._read(
+            "SELECT id FROM entries WHERE repo = ? AND scope_key = ? AND expires_at > ?",
+            [repo, scope_key, now],
+        )
+        return [r["id"] for r in rows]
+
+    def vectors(self, repo: str) -> tuple[np.ndarray, np.ndarray]:
+        """All (ids, vectors) of a repo, for rebuilding its index."""
+        rows = self._read("SELECT id, embedding FROM entries WHERE repo = ? ORDER BY id", [repo])
+        ids = np.fromiter((r["id"] for r in rows), dtype=np.int64, count=len(rows))
+        if not rows:
+            return ids, np.zeros((0, 0), dtype=np.float32)
+        return ids, np.vstack([np.frombuffer(r["embedding"], dtype=np.float32) for r in rows])
+
+    def ids(self, repo: str) -> np.ndarray:
+        """Sorted ids of all entries of a repo."""
+        rows = self._read("SELECT id FROM entries WHERE repo = ? ORDER BY id", [repo])
+        return np.fromiter((r["id"] for r in rows), dtype=np.int64, count=len(rows))
+
+    # -- removal -------------------------------------------------------------------------------
+
+    def delete(self, repo: str, entry_id: int) -> bool:
+        """Delete one entry; False if it does not exist in ``repo``."""
+        return bool(self._delete_where("repo = ? AND id = ?", [repo, entry_id], repo))
+
+    def purge_repo(self, repo: str) -> int:
+        """Delete every entry of a repo and its stats; returns the number of entries removed."""
+        with self._tx() as db:
+            count = db.execute("SELECT COUNT(*) FROM entries WHERE repo = ?", [repo]).fetchone()[0]
+            db.execute("DELETE FROM entries WHERE repo = ?", [repo])
+            db.execute("DELETE FROM feedback WHERE repo = ?", [repo])
+            generation = self._generation(db, repo)
+            db.execute("DELETE FROM repo_stats WHERE repo = ?", [repo])
+            # Keep the generation moving forward so a server notices the purge.
+            db.execute("INSERT INTO repo_stats (repo, generation) VALUES (?, ?)", [repo, generation + 1])
+        return int(count)
+
+    def purge_context_file(self, repo: str, path: str) -> list[int]:
+        """Delete the entries of a repo that depended on a context file path; returns their ids."""
+        return self._delete_where(
+            "repo = ? AND id IN (SELECT entry_id FROM context_files WHERE repo = ? AND path = ?)",
+            [repo, repo, path],
+            repo,
+        )
+
+    def expire(self, now: float) -> dict[str, list[int]]:
+        """Delete every expired entry; returns the removed ids per repo."""
+        rows = self._read("SELECT id, repo FROM entries WHERE expires_at <= ?", [now])
+        removed: dict[str, list[int]] = {}
+        for row in rows:
+            removed.setdefault(row["repo"], []).append(row["id"])
+        for repo, ids in removed.items():
+            marks = ",".join("?" * len(ids))
+            self._delete_where(f"repo = ? AND id IN ({marks})", [repo, *ids], repo)
+        return removed
+
+    def evict_over(self, repo: str, max_entries: int) -> list[int]:
+        """Delete the least recently hit entries of a repo beyond ``max_entries``; returns their ids."""
+        return self._delete_where(
+            "id IN (SELECT id FROM entries WHERE repo = ? "
+            "ORDER BY COALESCE(last_hit_at, created_at) DESC, id DESC LIMIT -1 OFFSET ?)",
+            [repo, max_entries],
+            repo,
+        )
+
+    def _delete_where(self, where: str, params: list, repo: str) -> list[int]:
+        with self._tx() as db:
+            ids = [r[0] for r in db.execute(f"SELECT id FROM entries WHERE {where}", params).fetchall()]
+            if ids:
+                db.execute(f"DELETE FROM entries WHERE {where}", params)
+                self._bump(db, repo)
+        return ids
+
+    # -- stats, generations, feedback ----------------------------------------------------------
+
+    def record_hit(self, entry: Entry, kind: str, now: float) -> None:
+        """Count a hit on ``entry`` (``kind`` is 'exact' or 'semantic')."""
+        column = "hits_exact" if kind == "exact" else "hits_semantic"
+        with self._tx() as db:
+            db.execute(
+                "UPDATE entries SET hit_count = hit_count + 1, last_hit_at = ? WHERE id = ?", [now, entry.id]
+            )
+            self._count(db, entry.repo, column, 1)
+            self._count(db, entry.repo, "tokens_saved", entry.prompt_tokens + entry.completion_tokens)
+
+    def record_miss(self, repo: str) -> None:
+        """Count a lookup that found nothing."""
+        with self._tx() as db:
+            self._count(db, repo, "misses", 1)
+
+    def stats(self, repo: str) -> RepoStats:
+        """Counters and entry count for one repo (zeros for an unknown repo)."""
+        count = self._read("SELECT COUNT(*) AS n FROM entries WHERE repo = ?", [repo])[0]["n"]
+        rows = self._read("SELECT * FROM repo_stats WHERE repo = ?", [repo])
+        row = rows[0] if rows else {}
+        return RepoStats(
+            repo=repo,
+            entries=count,
+            hits_exact=row.get("hits_exact", 0),
+            hits_semantic=row.get("hits_semantic", 0),
+            misses=row.get("misses", 0),
+            tokens_saved=row.get("tokens_saved", 0),
+        )
+
+    def repos(self) -> dict[str, int]:
+        """Every repo that has entries or counters, with its entry count."""
+        rows = self._read(
+            "SELECT repo, SUM(n) AS n FROM (SELECT repo, COUNT(*) AS n FROM entries GROUP BY repo "
+            "UNION ALL SELECT repo, 0 FROM repo_stats WHERE hits_exact + hits_semantic + misses > 0) "
+            "GROUP BY repo ORDER BY repo"
+        )
+        return {r["repo"]: int(r["n"]) for r in rows}
+
+    def generations(self) -> dict[str, int]:
+        """Each repo's generation: it moves whenever entries are removed."""
+        return {r["repo"]: r["generation"] for r in self._read("SELECT repo, generation FROM repo_stats")}
+
+    def data_version(self) -> int:
+        """SQLite's data_version: changes when another connection commits."""
+        return self._read("PRAGMA data_version")[0]["data_version"]
+
+    def add_feedback(self, entry: Entry, query_prompt: str, similarity: float | None, label: int) -> int:
+        """Keep a labelled (query, cached prompt) pair for later training; returns its id."""
+        row = {
+            "repo": entry.repo,
+            "scope_key": entry.scope_key,
+            "query_prompt": query_prompt,
+            "cached_prompt": entry.prompt,
+            "entry_id": entry.id,
+            "similarity": similarity,
+            "label": label,
+            "created_at": time.time(),
+        }
+        with self._tx() as db:
+            return int(db["feedback"].insert(row).last_pk)
+
+    def feedback(self, repo: str) -> list[dict[str, Any]]:
+        """The labelled pairs kept for a repo."""
+        return self._read("SELECT * FROM feedback WHERE repo = ? ORDER BY id", [repo])
+
+    @staticmethod
+    def _count(db: sqlite_utils.Database, repo: str, column: str, amount: int) -> None:
+        db.execute(
+            f"INSERT INTO repo_stats (repo, {column}) VALUES (?, ?) "
+            f"ON CONFLICT (repo) DO UPDATE SET {column} = {column} + excluded.{column}",
+            [repo, amount],
+        )
+
+    def _bump(self, db: sqlite_utils.Database, repo: str) -> None:
+        self._count(db, repo, "generation", 1)
+
+    @staticmethod
+    def _generation(db: sqlite_utils.Database, repo: str) -> int:
+        row = db.execute("SELECT generation FROM repo_stats WHERE repo = ?", [repo]).fetchone()
+        return row[0] if row else 0
+
+
+def _entry(row: dict[str, Any]) -> Entry:
+    return Entry(**{**row, "response": json.loads(row["response"])})
