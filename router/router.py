@@ -348,11 +348,15 @@ def _chain_error(
             kind="context_length_exceeded",
         )
     names = " -> ".join(s.id for s in chain)
+    # A breaker may open during a model's retries: report the last error a provider actually gave.
+    called = [a for a in attempts if a.reached_provider]
+    status = last.status if last is not None else (called[-1].status or 503) if called else 503
+    kind = last.kind if last is not None else called[-1].outcome if called else "all_models_unavailable"
     return RoutingFailed(
         f"every model of the chain {names} failed [attempts: {tried}]",
-        status=last.status if last is not None else 503,
+        status=status,
         retryable=True,
         attempts=list(attempts),
         retry_after_s=last.retry_after_s if last is not None else None,
-        kind=last.kind if last is not None else "all_models_unavailable",
+        kind=kind,
     )

@@ -15,20 +15,17 @@ from router.ledger import Ledger
 from tests.servers import serve
 
 # Fast policies so the whole suite stays quick: tiny backoffs, short breaker cool-down.
-FAST_POLICY = """
-[retry]
-max_attempts = 3
-backoff_initial_s = 0.01
-backoff_max_s = 0.05
-jitter_s = 0.01
-max_retry_after_s = 1.0
+FAST_RETRY = {"max_attempts": 3, "backoff_initial_s": 0.01, "backoff_max_s": 0.05, "jitter_s": 0.01,
+              "max_retry_after_s": 1.0}  # fmt: skip
+FAST_BREAKER = {"window": 4, "min_calls": 2, "failure_rate": 0.5, "open_s": 0.3}
+# A breaker that does not open within one test, for tests about retries alone.
+LENIENT_BREAKER = {"window": 20, "min_calls": 20}
 
-[breaker]
-window = 4
-min_calls = 2
-failure_rate = 0.5
-open_s = 0.3
-"""
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """Async tests run on asyncio (through anyio's pytest plugin)."""
+    return "asyncio"
 
 
 @pytest.fixture(scope="session")
@@ -90,18 +87,36 @@ def model_toml(
     return "\n".join(lines) + "\n"
 
 
-def write_registry(path: Path, models: list[str], extra: str = "", default_tier: str = "standard") -> Path:
-    """Write a registry file: router policy, fast retry/breaker settings, ``extra`` and the models."""
-    text = f'[router]\ndefault_tier = "{default_tier}"\nmin_confidence = 0.3\n{extra}\n{FAST_POLICY}\n'
+def write_registry(
+    path: Path,
+    models: list[str],
+    extra: str = "",
+    default_tier: str = "standard",
+    retry: dict[str, float] | None = None,
+    breaker: dict[str, float] | None = None,
+) -> Path:
+    """Write a registry file: router policy, fast retry/breaker settings (overridable), ``extra``, models."""
+    retry_lines = "\n".join(f"{k} = {v}" for k, v in {**FAST_RETRY, **(retry or {})}.items())
+    breaker_lines = "\n".join(f"{k} = {v}" for k, v in {**FAST_BREAKER, **(breaker or {})}.items())
+    text = (
+        f'[router]\ndefault_tier = "{default_tier}"\nmin_confidence = 0.3\n\n'
+        f"[retry]\n{retry_lines}\n\n[breaker]\n{breaker_lines}\n\n{extra}\n"
+    )
     path.write_text(text + "\n".join(models), encoding="utf-8")
     return path
 
 
-def make_router(tmp_path: Path, models: list[str], extra: str = "", **kwargs: Any) -> Router:
+def make_router(
+    tmp_path: Path,
+    models: list[str],
+    extra: str = "",
+    *,
+    retry: dict[str, float] | None = None,
+    breaker: dict[str, float] | None = None,
+    **kwargs: Any,
+) -> Router:
     """A router over a fresh registry and ledger under ``tmp_path``."""
-    registry_path = write_registry(
-        tmp_path / "models.toml", models, extra, kwargs.pop("default_tier", "standard")
-    )
+    registry_path = write_registry(tmp_path / "models.toml", models, extra, retry=retry, breaker=breaker)
     return Router.from_config(registry_path, tmp_path / "ledger.db", seed=7, **kwargs)
 
 
