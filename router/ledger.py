@@ -272,7 +272,7 @@ class Ledger:
                 self._db["alerts"].insert(asdict(alert) | {"ts": self._clock()})
             self._alerts_counter.labels(repo=scope).inc()
             log.warning(
-                "budget crossed: repo=%s month=%s spend=%.4f limit=%.4f USD", scope, month, spend, limit
+                "budget crossed: repo=%s month=%s spend=%.6g limit=%.6g USD", scope, month, spend, limit
             )
             alerts.append(alert)
         return alerts
