@@ -113,3 +113,7 @@ def repos(data_dir: DataDir = None) -> None:
         console.print(table)
     finally:
         cache.close()
+
+
+if __name__ == "__main__":
+    app()

@@ -36,7 +36,9 @@ class Settings(BaseSettings):
     max_prompt_chars: int = Field(200_000, gt=0, description="larger requests are refused with 413")
     sweep_interval_s: float = Field(60.0, gt=0, description="how often expired entries are swept")
     embed_max_batch: int = Field(32, gt=0, description="most texts one forward pass embeds")
-    embed_max_wait_ms: float = Field(2.0, ge=0, description="how long a batch waits for company")
+    embed_max_wait_ms: float = Field(
+        0.0, ge=0, description="extra wait for company; 0 = batch whatever queued during the last pass"
+    )
     verifier: str = Field("cosine", description="the hit decision; see semcache.verifier.VERIFIERS")
 
     @property

@@ -1,0 +1,128 @@
+"""Helpers shared by the benchmarks: the machine description, starting servers, percentiles."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("SEMCACHE_EVAL_DATA", ROOT.parent / "shared" / "data"))
+
+
+def machine() -> dict[str, object]:
+    """What the benchmark ran on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def process(
+    args: list[str], health_url: str, env: dict[str, str] | None = None, timeout_s: float = 120
+) -> Iterator[None]:
+    """Run a server process until the block exits; waits until ``health_url`` answers."""
+    # Output goes to a file: a pipe nobody reads would fill up and block the server.
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_healthy(proc, log, health_url, timeout_s)
+            yield
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def _wait_healthy(proc: subprocess.Popen, log: IO[bytes], health_url: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            log.seek(0)
+            raise RuntimeError(f"{proc.args} exited: {log.read().decode()[-2000:]}")
+        try:
+            if httpx.get(health_url, timeout=1).status_code < 500:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{proc.args} did not start in {timeout_s} s")
+        time.sleep(0.2)
+
+
+@contextmanager
+def stub_and_sidecar(data_dir: Path, **settings: str) -> Iterator[str]:
+    """Start the stub provider and a sidecar using it; yields the sidecar's base URL."""
+    stub_port, port = free_port(), free_port()
+    stub = [sys.executable, str(ROOT / "scripts" / "stub_upstream.py"), "--port", str(stub_port)]
+    env = {"HF_HUB_OFFLINE": "1", "SEMCACHE_UPSTREAM_BASE_URL": f"http://127.0.0.1:{stub_port}/v1",
+           **{f"SEMCACHE_{k.upper()}": v for k, v in settings.items()}}  # fmt: skip
+    sidecar = [
+        sys.executable,
+        "-m",
+        "semcache.cli",
+        "serve",
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        str(port),
+    ]
+    with (
+        process(stub, f"http://127.0.0.1:{stub_port}/_stub/calls"),
+        process(sidecar, f"http://127.0.0.1:{port}/healthz", env),
+    ):
+        yield f"http://127.0.0.1:{port}"
+
+
+def percentiles_ms(samples_s: list[float]) -> dict[str, float]:
+    """p50/p95/p99/mean in milliseconds."""
+    if not samples_s:
+        return {"n": 0}
+    ms = np.asarray(samples_s) * 1000
+    return {"n": len(ms), "p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
+            "p99": float(np.percentile(ms, 99)), "mean": float(ms.mean())}  # fmt: skip
+
+
+def read_jsonl(path: Path, limit: int | None = None) -> list[dict]:
+    """Rows of a JSONL file."""
+    rows = []
+    with path.open() as handle:
+        for line in handle:
+            rows.append(json.loads(line))
+            if limit is not None and len(rows) >= limit:
+                break
+    return rows
+
+
+def write_json(path: Path, payload: dict) -> None:
+    """Write a result file, creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2))

@@ -1,0 +1,70 @@
+"""Shared fixtures: the real packaged embedding model, the stub provider and sidecars on loopback."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from stub_upstream import create_stub_app
+
+from semcache.config import Settings
+from semcache.embedding import SentenceTransformerEmbedder
+from tests.servers import serve
+
+
+class HashEmbedder:
+    """A fast deterministic bag-of-words embedder, for pure unit and property tests only."""
+
+    dim = 64
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()) or ["<empty>"]:
+                out[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dim] += 1.0
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("model") / "onnx-export"
+
+
+@pytest.fixture(scope="session")
+def embedder(model_dir: Path) -> SentenceTransformerEmbedder:
+    model = SentenceTransformerEmbedder(model_dir)
+    model.load()
+    return model
+
+
+@pytest.fixture(scope="session")
+def stub_url() -> Iterator[str]:
+    with serve(create_stub_app()) as url:
+        yield url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, model_dir: Path, stub_url: str) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        embedding_dir=model_dir,
+        upstream_base_url=f"{stub_url}/v1",
+        upstream_api_key_env="SEMCACHE_TEST_NO_KEY",
+        min_similarity=0.85,
+    )
+
+
+@pytest.fixture
+def sidecar(settings: Settings, embedder: SentenceTransformerEmbedder) -> Iterator[str]:
+    from semcache.server import create_app
+
+    with serve(create_app(settings, embedder=embedder)) as url:
+        yield url
