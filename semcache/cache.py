@@ -76,6 +76,11 @@ class SemanticCache:
         self._indexes = IndexSet(self._store, settings.index_dir, getattr(embedder, "dim", DIM))
         self._verifier = verifier or make_verifier(settings.verifier)
 
+    @property
+    def embedder(self) -> Embedder:
+        """The embedding model behind the cache (thread-safe ``encode``)."""
+        return self._batcher.embedder
+
     # -- life cycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -171,12 +176,19 @@ class SemanticCache:
     # -- store ---------------------------------------------------------------------------------
 
     def store(
-        self, request: CacheRequest, completion: dict[str, Any], embedding: np.ndarray | None = None
+        self,
+        request: CacheRequest,
+        completion: dict[str, Any],
+        embedding: np.ndarray | None = None,
+        model: str | None = None,
     ) -> int | None:
-        """Store an upstream answer if it may be cached; returns the new entry id or None."""
+        """Store an upstream answer if it may be cached; returns the new entry id or None.
+
+        ``model`` names the model that answered (for pricing savings); default: the completion's.
+        """
         if request.options.no_store or not request.cacheable or not is_cacheable(completion):
             return None
-        return self._insert(request, completion, embedding)
+        return self._insert(request, completion, embedding, model)
 
     def put(self, request: CacheRequest, completion: dict[str, Any]) -> int:
         """Store an answer sent directly by an operator; refuses answers that may not be cached."""
@@ -187,9 +199,15 @@ class SemanticCache:
                 "response must be a chat completion whose choices all finished with 'stop' and hold "
                 "non-empty text content (no tool calls)"
             )
-        return self._insert(request, completion, None)
+        return self._insert(request, completion, None, None)
 
-    def _insert(self, request: CacheRequest, completion: dict[str, Any], embedding: np.ndarray | None) -> int:
+    def _insert(
+        self,
+        request: CacheRequest,
+        completion: dict[str, Any],
+        embedding: np.ndarray | None,
+        model: str | None,
+    ) -> int:
         self.check(request)
         vector = embedding if embedding is not None else self._batcher.embed(request.prompt)
         usage = completion.get("usage") or {}
@@ -200,7 +218,7 @@ class SemanticCache:
             exact_key=request.exact_key,
             prompt=request.prompt,
             response=completion,
-            model=str(completion.get("model") or request.model),
+            model=model or str(completion.get("model") or request.model),
             embedding=vector,
             expires_at=now + (request.options.ttl_s or self.settings.default_ttl_s),
             prompt_tokens=int(usage.get("prompt_tokens") or 0),

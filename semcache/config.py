@@ -41,6 +41,15 @@ class Settings(BaseSettings):
     )
     verifier: str = Field("cosine", description="the hit decision; see semcache.verifier.VERIFIERS")
 
+    router_config: Path | None = Field(
+        None, description="router registry TOML; when set, misses go through the tiered router"
+    )
+    router_aliases: list[str] = Field(["auto"], description="model names that let the router pick the tier")
+    router_classifier: Path | None = Field(
+        None,
+        description="trained tier classifier (.npz); default: the registry's classifier_path, else heuristic",
+    )
+
     @property
     def db_path(self) -> Path:
         """The SQLite file that is the cache's source of truth."""
@@ -50,6 +59,11 @@ class Settings(BaseSettings):
     def index_dir(self) -> Path:
         """Where each repo's FAISS index is persisted."""
         return self.data_dir / "index"
+
+    @property
+    def ledger_path(self) -> Path:
+        """The router's ledger (calls, spend, savings)."""
+        return self.data_dir / "ledger.db"
 
     @property
     def model_dir(self) -> Path:

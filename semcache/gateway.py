@@ -18,6 +18,7 @@ import anyio.to_thread
 
 from semcache.cache import CacheHit, Lookup, SemanticCache
 from semcache.keys import CacheRequest
+from semcache.store import Entry
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Answer:
 
     completion: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    model: str | None = None  # the model id that answered, when the upstream knows it
 
 
 @dataclass(frozen=True)
@@ -34,17 +36,26 @@ class StreamAnswer:
 
     chunks: AsyncIterator[dict[str, Any]]
     headers: dict[str, str] = field(default_factory=dict)
+    model: str | None = None
 
 
 class Upstream(Protocol):
     """Where misses go. Errors raise before :meth:`stream` returns if no byte was received yet."""
 
-    async def complete(self, body: dict[str, Any], repo: str) -> Answer:
-        """Answer a chat request."""
+    async def complete(self, body: dict[str, Any], repo: str, tier: str | None = None) -> Answer:
+        """Answer a chat request (``tier`` forces a tier where the upstream has tiers)."""
         ...
 
-    async def stream(self, body: dict[str, Any], repo: str) -> StreamAnswer:
+    async def stream(self, body: dict[str, Any], repo: str, tier: str | None = None) -> StreamAnswer:
         """Start streaming an answer to a chat request."""
+        ...
+
+    def record_hit(self, entry: Entry) -> dict[str, str]:
+        """Account for a hit (e.g. the cost it saved); returns headers to add. Called off the loop."""
+        ...
+
+    def spend(self, repo: str | None) -> list[Any]:
+        """Spend and savings per tier (empty where the upstream keeps no ledger)."""
         ...
 
 
@@ -102,9 +113,12 @@ class Gateway:
         lookup = await anyio.to_thread.run_sync(self.cache.lookup, request)
         status = CacheStatus.of(lookup, request)
         if lookup.hit is not None:
-            return Reply(served_from_cache(lookup.hit), status.headers())
-        answer = await self.upstream.complete(request.body, request.repo)
-        await anyio.to_thread.run_sync(self.cache.store, request, answer.completion, lookup.embedding)
+            saved = await anyio.to_thread.run_sync(self.upstream.record_hit, lookup.hit.entry)
+            return Reply(served_from_cache(lookup.hit), {**status.headers(), **saved})
+        answer = await self.upstream.complete(request.body, request.repo, request.options.tier)
+        await anyio.to_thread.run_sync(
+            self.cache.store, request, answer.completion, lookup.embedding, answer.model
+        )
         return Reply(answer.completion, {**status.headers(), **answer.headers})
 
     async def chat_stream(self, request: CacheRequest) -> StreamReply:
@@ -113,24 +127,26 @@ class Gateway:
         lookup = await anyio.to_thread.run_sync(self.cache.lookup, request)
         status = CacheStatus.of(lookup, request)
         if lookup.hit is not None:
-            return StreamReply(replay(served_from_cache(lookup.hit)), status.headers())
-        answer = await self.upstream.stream(request.body, request.repo)
-        events = self._pass_through(request, answer.chunks, lookup.embedding)
+            saved = await anyio.to_thread.run_sync(self.upstream.record_hit, lookup.hit.entry)
+            return StreamReply(replay(served_from_cache(lookup.hit)), {**status.headers(), **saved})
+        answer = await self.upstream.stream(request.body, request.repo, request.options.tier)
+        events = self._pass_through(request, answer, lookup.embedding)
         return StreamReply(events, {**status.headers(), **answer.headers})
 
     async def _pass_through(
-        self, request: CacheRequest, chunks: AsyncIterator[dict[str, Any]], embedding: Any
+        self, request: CacheRequest, answer: StreamAnswer, embedding: Any
     ) -> AsyncIterator[bytes]:
         collected = StreamCollector()
         try:
-            async for chunk in chunks:
+            async for chunk in answer.chunks:
                 collected.add(chunk)
                 yield sse(chunk)
         except Exception as exc:  # the stream broke after bytes were sent: say so, store nothing
             message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
             yield sse({"error": {"type": "upstream_stream_error", "message": message}})
             return
-        await anyio.to_thread.run_sync(self.cache.store, request, collected.completion(), embedding)
+        completion = collected.completion()
+        await anyio.to_thread.run_sync(self.cache.store, request, completion, embedding, answer.model)
         yield b"data: [DONE]\n\n"
 
 

@@ -45,6 +45,7 @@ class CacheOptions(BaseModel):
     min_similarity: float | None = Field(None, gt=0, le=1)
     no_cache: bool = False
     no_store: bool = False
+    tier: str | None = Field(None, min_length=1, max_length=64, description="force a router tier")
 
 
 class Message(BaseModel):
@@ -126,7 +127,7 @@ def parse_chat_request(
     last_user = _last_user_index(messages)
     body = {k: v for k, v in payload.items() if k != "semcache"}
     body["messages"] = messages
-    scope = scope_key(repo, body, last_user, options.context_files)
+    scope = scope_key(repo, body, last_user, options.context_files, options.tier)
     prompt = normalize_prompt(_text_of(messages[last_user].get("content")))
     return CacheRequest(
         repo=repo,
@@ -139,7 +140,9 @@ def parse_chat_request(
     )
 
 
-def scope_key(repo: str, body: dict[str, Any], last_user: int, files: list[ContextFile]) -> str:
+def scope_key(
+    repo: str, body: dict[str, Any], last_user: int, files: list[ContextFile], tier: str | None = None
+) -> str:
     """Hash everything but the last user message's text that can change the right answer."""
     params = {k: v for k, v in body.items() if k not in _DELIVERY_FIELDS}
     messages = list(body["messages"])
@@ -155,6 +158,8 @@ def scope_key(repo: str, body: dict[str, Any], last_user: int, files: list[Conte
         "messages": messages,
         "context_files": sorted((f.path, f.sha) for f in files),
     }
+    if tier is not None:  # a forced tier picks another model, so another answer
+        fingerprint["tier"] = tier
     return _sha256(fingerprint)
 
 

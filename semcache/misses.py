@@ -1,12 +1,21 @@
 """The miss path: adapters that give the gateway's :class:`~semcache.gateway.Upstream` shape to the
-router package's pieces. Part of the composition layer, like ``server.py`` and ``cli.py``."""
+router package's pieces. Part of the composition layer, like ``server.py`` and ``cli.py``.
+
+``DirectUpstream`` forwards every miss to one endpoint (no router configured); ``RoutedUpstream``
+sends misses through the tiered router and records what each cache hit saved in its ledger.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
+from router import Router, TierStats, total_stats
 from router.upstream import OpenAIUpstream
+from semcache.config import Settings
+from semcache.embedding import Embedder
 from semcache.gateway import Answer, StreamAnswer
+from semcache.store import Entry
 
 
 class DirectUpstream:
@@ -15,14 +24,104 @@ class DirectUpstream:
     def __init__(self, base_url: str, api_key: str, timeout_s: float) -> None:
         self._client = OpenAIUpstream(base_url, api_key, timeout_s)
 
-    async def complete(self, body: dict[str, Any], repo: str) -> Answer:
+    async def complete(self, body: dict[str, Any], repo: str, tier: str | None = None) -> Answer:
         """Forward a chat request."""
         return Answer(await self._client.complete(body))
 
-    async def stream(self, body: dict[str, Any], repo: str) -> StreamAnswer:
+    async def stream(self, body: dict[str, Any], repo: str, tier: str | None = None) -> StreamAnswer:
         """Forward a streaming chat request."""
         return StreamAnswer(await self._client.stream(body))
+
+    def record_hit(self, entry: Entry) -> dict[str, str]:
+        """No price table without a router: nothing to record."""
+        return {}
+
+    def spend(self, repo: str | None) -> list[TierStats]:
+        """No ledger without a router."""
+        return []
 
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._client.aclose()
+
+
+class RoutedUpstream:
+    """Misses go through the tiered router; ``model`` in ``aliases`` lets the classifier pick the tier."""
+
+    def __init__(self, router: Router, aliases: list[str]) -> None:
+        self.router = router
+        self._aliases = frozenset(aliases)
+
+    def _target(self, body: dict[str, Any], tier: str | None) -> dict[str, str | None]:
+        model = str(body.get("model"))
+        return {"tier": tier, "model": None if model in self._aliases else model}
+
+    async def complete(self, body: dict[str, Any], repo: str, tier: str | None = None) -> Answer:
+        """Route a chat request; headers name tier, model, attempts and cost."""
+        result = await self.router.route(body, repo=repo, **self._target(body, tier))
+        headers = _route_headers(result.tier, result.model, len(result.attempts))
+        headers["X-Semcache-Cost-Usd"] = f"{result.cost_usd:.6f}"
+        return Answer(result.completion, headers, model=result.model)
+
+    async def stream(self, body: dict[str, Any], repo: str, tier: str | None = None) -> StreamAnswer:
+        """Route a streaming request (fallback only before the first chunk)."""
+        meta, chunks = await self.router.route_stream(body, repo=repo, **self._target(body, tier))
+        headers = _route_headers(meta.tier, meta.model, len(meta.attempts))
+        return StreamAnswer(_closing(chunks), headers, model=meta.model)
+
+    def record_hit(self, entry: Entry) -> dict[str, str]:
+        """Record the cost a hit saved, priced at the model that served the entry (else the default tier)."""
+        known = entry.model in self.router.registry.models
+        saved = self.router.ledger.record_saving(
+            entry.repo, model=entry.model if known else None,
+            input_tokens=entry.prompt_tokens, output_tokens=entry.completion_tokens,
+        )  # fmt: skip
+        return {"X-Semcache-Saved-Usd": f"{saved:.6f}"}
+
+    def spend(self, repo: str | None) -> list[TierStats]:
+        """Spend, savings and hits per repo and tier, from the ledger."""
+        return self.router.ledger.stats(repo)
+
+    async def aclose(self) -> None:
+        """Wait for shadow calls and close the router's clients and ledger."""
+        await self.router.drain()
+        await self.router.aclose()
+
+
+def _route_headers(tier: str, model: str, attempts: int) -> dict[str, str]:
+    return {"X-Semcache-Tier": tier, "X-Semcache-Model": model, "X-Semcache-Attempts": str(attempts)}
+
+
+async def _closing(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    # The router writes a stream to its ledger only when the iterator is finished or closed.
+    try:
+        async for chunk in chunks:
+            yield chunk
+    finally:
+        await chunks.aclose()
+
+
+def spend_summary(rows: list[TierStats]) -> dict[str, Any]:
+    """Ledger rows as JSON: per tier and the total."""
+
+    def one(row: TierStats) -> dict[str, Any]:
+        return {"tier": row.tier, "requests": row.requests, "spend_usd": row.spend_usd,
+                "saved_usd": row.saved_usd, "hits": row.hits}  # fmt: skip
+
+    return {"tiers": [one(r) for r in rows], "total": one(total_stats(rows)) if rows else None}
+
+
+def build_upstream(settings: Settings, embedder: Embedder) -> DirectUpstream | RoutedUpstream:
+    """The miss path the settings ask for: the tiered router if configured, else one endpoint."""
+    if settings.router_config is None:
+        return DirectUpstream(
+            settings.upstream_base_url, settings.upstream_api_key(), settings.upstream_timeout_s
+        )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    router = Router.from_config(
+        settings.router_config,
+        settings.ledger_path,
+        classifier_path=settings.router_classifier,
+        embed=embedder.encode,
+    )
+    return RoutedUpstream(router, settings.router_aliases)

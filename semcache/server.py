@@ -16,14 +16,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from router.errors import UpstreamError
+from router.errors import RequestError, UpstreamError
 from semcache.cache import SemanticCache
 from semcache.config import Settings
 from semcache.embedding import Embedder
 from semcache.errors import InvalidRepo, InvalidRequest, NotFound, PromptTooLarge, SemcacheError, StoreError
 from semcache.gateway import Gateway, Upstream
 from semcache.keys import CacheRequest, parse_chat_request, validate_repo
-from semcache.misses import DirectUpstream
+from semcache.misses import build_upstream, spend_summary
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +67,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cache = SemanticCache(settings, embedder=embedder)
         await anyio.to_thread.run_sync(cache.start)
-        miss_path = upstream or DirectUpstream(
-            settings.upstream_base_url, settings.upstream_api_key(), settings.upstream_timeout_s
-        )
+        miss_path = upstream or build_upstream(settings, cache.embedder)
         app.state.gateway = Gateway(cache, miss_path)
         sweeper = asyncio.create_task(_sweep_forever(cache, settings.sweep_interval_s))
         try:
@@ -107,6 +105,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
         return JSONResponse(error_body("invalid_request_error", problems), status_code=400)
+
+    @app.exception_handler(RequestError)
+    async def router_request_error(request: Request, exc: RequestError) -> JSONResponse:
+        return JSONResponse(error_body("invalid_request_error", str(exc)), status_code=400)
 
     @app.exception_handler(UpstreamError)
     async def upstream_error(request: Request, exc: UpstreamError) -> JSONResponse:
@@ -163,11 +165,15 @@ def _install_routes(app: FastAPI, settings: Settings) -> None:
 
     @app.get("/v1/cache/repos/{repo}/stats")
     async def repo_stats(repo: str, request: Request) -> dict[str, Any]:
-        stats = await anyio.to_thread.run_sync(gateway(request).cache.stats, validate_repo(repo))
+        service = gateway(request)
+        stats = await anyio.to_thread.run_sync(service.cache.stats, validate_repo(repo))
+        spend = spend_summary(await anyio.to_thread.run_sync(service.upstream.spend, repo))
         return {
             "repo": stats.repo, "entries": stats.entries, "hits": stats.hits, "hits_exact": stats.hits_exact,
             "hits_semantic": stats.hits_semantic, "misses": stats.misses, "hit_rate": stats.hit_rate,
-            "tokens_saved": stats.tokens_saved, "cost_saved_usd": None,
+            "tokens_saved": stats.tokens_saved,
+            "cost_saved_usd": spend["total"]["saved_usd"] if spend["total"] else None,
+            "spend": spend,
         }  # fmt: skip
 
     @app.delete("/v1/cache/repos/{repo}")

@@ -1,0 +1,97 @@
+"""The sidecar with the tiered router as its miss path, against the stub provider over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from semcache.config import Settings
+from tests.servers import serve
+from tests.test_server import stream_events, streamed_text, upstream_calls
+
+
+def registry(path: Path, stub_url: str) -> Path:
+    def model(model_id: str, tier: str, fallback: str | None = None, price: float = 1.0) -> str:
+        lines = [f'[[models]]\nid = "{model_id}"\nbase_url = "{stub_url}/v1"\ntier = "{tier}"',
+                 f"input_per_1m = {price}\noutput_per_1m = {2 * price}\ncached_input_per_1m = 0.1",
+                 "max_context_tokens = 32000\ntimeout_s = 5.0"]  # fmt: skip
+        if fallback:
+            lines.append(f'fallback = "{fallback}"')
+        return "\n".join(lines)
+
+    path.write_text("\n\n".join([
+        '[router]\ndefault_tier = "standard"\nmin_confidence = 0.3',
+        "[retry]\nmax_attempts = 1\nbackoff_initial_s = 0.01\nbackoff_max_s = 0.02\njitter_s = 0.0",
+        '[tiers.bulk]\nmodel = "r-bulk"',
+        '[tiers.standard]\nmodel = "r-standard-500"',
+        '[tiers.structured]\nmodel = "r-structured"',
+        '[tiers.complex]\nmodel = "r-complex"',
+        model("r-bulk", "bulk", price=0.1),
+        model("r-standard-500", "standard", fallback="r-standard-backup"),
+        model("r-standard-backup", "standard"),
+        model("r-structured", "structured"),
+        model("r-complex", "complex", price=10.0),
+    ]))  # fmt: skip
+    return path
+
+
+@pytest.fixture
+def routed(settings: Settings, embedder, stub_url: str, tmp_path: Path) -> Iterator[str]:
+    from semcache.server import create_app
+
+    routed_settings = settings.model_copy(
+        update={"router_config": registry(tmp_path / "models.toml", stub_url)}
+    )
+    with serve(create_app(routed_settings, embedder=embedder)) as url:
+        yield url
+
+
+def ask(url: str, content: str, model: str = "auto", **extra: object) -> httpx.Response:
+    body = {"model": model, "messages": [{"role": "user", "content": content}], **extra}
+    return httpx.post(
+        f"{url}/v1/chat/completions", json=body, headers={"X-Semcache-Repo": "acme"}, timeout=30
+    )
+
+
+def test_auto_routes_falls_back_and_hits_record_savings(routed: str, stub_url: str) -> None:
+    miss = ask(routed, "What is the capital of Portugal?")
+    assert miss.status_code == 200 and miss.headers["x-semcache"] == "miss"
+    assert miss.headers["x-semcache-tier"] == "standard"
+    assert miss.headers["x-semcache-model"] == "r-standard-backup"  # the tier's model answered 500
+    assert miss.headers["x-semcache-attempts"] == "2"
+    assert float(miss.headers["x-semcache-cost-usd"]) > 0
+    hit = ask(routed, "what's the capital of Portugal?")
+    assert hit.headers["x-semcache"] == "hit-semantic"
+    assert float(hit.headers["x-semcache-saved-usd"]) == pytest.approx(
+        float(miss.headers["x-semcache-cost-usd"])
+    )
+    stats = httpx.get(f"{routed}/v1/cache/repos/acme/stats").json()
+    assert stats["cost_saved_usd"] == pytest.approx(float(hit.headers["x-semcache-saved-usd"]))
+    [tier] = stats["spend"]["tiers"]
+    assert (tier["tier"], tier["requests"], tier["hits"]) == ("standard", 1, 1)
+    assert tier["spend_usd"] == pytest.approx(float(miss.headers["x-semcache-cost-usd"]))
+
+
+def test_forced_tier_and_explicit_model(routed: str, stub_url: str) -> None:
+    forced = ask(routed, "Tell me a joke about sockets", semcache={"tier": "complex"})
+    assert (forced.headers["x-semcache-tier"], forced.headers["x-semcache-model"]) == ("complex", "r-complex")
+    explicit = ask(routed, "Tell me a joke about pipes", model="r-bulk")
+    assert explicit.headers["x-semcache-model"] == "r-bulk"
+    unknown = ask(routed, "Tell me a joke about pipes", model="no-such-model")
+    assert unknown.status_code == 400 and "no-such-model" in unknown.json()["error"]["message"]
+    bad_tier = ask(routed, "Tell me a joke", semcache={"tier": "platinum"})
+    assert bad_tier.status_code == 400
+
+
+def test_streaming_miss_through_the_router_is_stored(routed: str, stub_url: str) -> None:
+    miss = ask(routed, "Explain the CAP theorem briefly", stream=True)
+    assert miss.headers["x-semcache"] == "miss" and miss.headers["x-semcache-model"] == "r-standard-backup"
+    events = stream_events(miss)
+    assert events[-1] == "[DONE]"
+    hit = ask(routed, "Explain the CAP theorem briefly")
+    assert hit.headers["x-semcache"] == "hit-exact"
+    assert hit.json()["choices"][0]["message"]["content"] == streamed_text(events)
+    assert upstream_calls(stub_url, "r-standard-backup") >= 1
