@@ -85,7 +85,8 @@ def purge(
 
 @app.command()
 def stats(repo: Annotated[str | None, typer.Argument()] = None, data_dir: DataDir = None) -> None:
-    """Entries, hits, misses, hit rate and tokens saved, for one repo or all."""
+    """Entries, hits, misses, hit rate and tokens saved per repo; spend and savings per tier if routed."""
+    settings = _settings(data_dir)
     cache = _open_cache(data_dir)
     try:
         repos = [validate_repo(repo)] if repo else list(cache.repos())
@@ -96,10 +97,47 @@ def stats(repo: Annotated[str | None, typer.Argument()] = None, data_dir: DataDi
             table.add_row(name, str(s.entries), f"{s.hits} ({s.hits_exact}/{s.hits_semantic})", str(s.misses),
                           rate, str(s.tokens_saved))  # fmt: skip
         console.print(table)
+        if settings.router_config is not None and settings.ledger_path.exists():
+            console.print(_spend_table(settings, repo))
     except SemcacheError as exc:
         _fail(exc.message)
     finally:
         cache.close()
+
+
+def _spend_table(settings: Settings, repo: str | None) -> Table:
+    from prometheus_client import CollectorRegistry
+
+    from router import Ledger, load_registry
+
+    ledger = Ledger(settings.ledger_path, load_registry(settings.router_config), CollectorRegistry())
+    try:
+        rows = ledger.stats(repo)
+    finally:
+        ledger.close()
+    table = Table(
+        "repo", "tier", "routed requests", "spend $", "cache hits", "saved $", "hit rate", title="router"
+    )
+    for row in rows:
+        table.add_row(row.repo, row.tier, str(row.requests), f"{row.spend_usd:.4f}", str(row.hits),
+                      f"{row.saved_usd:.4f}", f"{row.hit_rate:.1%}")  # fmt: skip
+    return table
+
+
+@app.command("router-train", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def router_train(ctx: typer.Context, data_dir: DataDir = None) -> None:
+    """Train the router's tier classifier on prompt embeddings and report held-out accuracy.
+
+    Options after the command go to ``python -m router.train`` (--examples, --out, --test-size, --seed);
+    with a router configured, the ledger's routing feedback is added to the examples.
+    """
+    from router.train import main as train_main
+
+    settings = _settings(data_dir)
+    args = list(ctx.args)
+    if settings.router_config is not None and settings.ledger_path.exists() and "--ledger" not in args:
+        args += ["--ledger", str(settings.ledger_path), "--registry", str(settings.router_config)]
+    raise typer.Exit(code=train_main(args))
 
 
 @app.command()

@@ -95,3 +95,21 @@ def test_streaming_miss_through_the_router_is_stored(routed: str, stub_url: str)
     assert hit.headers["x-semcache"] == "hit-exact"
     assert hit.json()["choices"][0]["message"]["content"] == streamed_text(events)
     assert upstream_calls(stub_url, "r-standard-backup") >= 1
+
+
+def test_cli_stats_show_router_spend_and_savings(
+    settings: Settings, embedder, stub_url: str, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from semcache.cli import app as cli_app
+    from semcache.server import create_app
+
+    config = registry(tmp_path / "models.toml", stub_url)
+    with serve(create_app(settings.model_copy(update={"router_config": config}), embedder=embedder)) as url:
+        ask(url, "Summarize the plot of Hamlet", model="r-complex")
+        ask(url, "Summarize the plot of Hamlet", model="r-complex")
+    env = {"SEMCACHE_ROUTER_CONFIG": str(config)}
+    result = CliRunner().invoke(cli_app, ["stats", "acme", "--data-dir", str(settings.data_dir)], env=env)
+    assert result.exit_code == 0, result.output
+    assert "router" in result.output and "complex" in result.output and "50.0%" in result.output
