@@ -1,0 +1,56 @@
+"""The micro-batcher: concurrent callers share forward passes and each gets its own vector."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from semcache.embedding import MicroBatcher
+from tests.conftest import HashEmbedder
+
+
+class SlowCountingEmbedder(HashEmbedder):
+    """Records batch sizes; each forward pass takes a little while, as a real one does."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+        self._event = threading.Event()
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.batches.append(len(texts))
+        self._event.wait(0.01)
+        return super().encode(texts)
+
+
+def test_concurrent_callers_are_batched_and_get_their_own_vectors() -> None:
+    embedder = SlowCountingEmbedder()
+    batcher = MicroBatcher(embedder, max_batch=16)
+    texts = [f"prompt number {i} about topic {i % 7}" for i in range(64)]
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        vectors = list(pool.map(batcher.embed, texts))
+    batcher.close()
+    expected = HashEmbedder().encode(texts)
+    assert np.allclose(np.vstack(vectors), expected)
+    assert sum(embedder.batches) == 64 and max(embedder.batches) > 1 and max(embedder.batches) <= 16
+
+
+def test_a_failing_forward_pass_fails_every_waiting_caller() -> None:
+    class Broken(HashEmbedder):
+        def encode(self, texts: list[str]) -> np.ndarray:
+            raise RuntimeError("model crashed")
+
+    batcher = MicroBatcher(Broken())
+    with pytest.raises(RuntimeError, match="model crashed"):
+        batcher.embed("hello")
+    batcher.close()
+
+
+def test_real_model_vectors_are_normalized_and_paraphrases_are_close(embedder) -> None:
+    vectors = embedder.encode(["How do I reverse a list in Python?", "How can I reverse a list in python?",
+                               "What is the boiling point of water?"])  # fmt: skip
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    assert vectors[0] @ vectors[1] > 0.95 > 0.5 > vectors[0] @ vectors[2]
