@@ -109,29 +109,32 @@ class Gateway:
 
     async def chat(self, request: CacheRequest) -> Reply:
         """Answer a non-streaming request."""
-        self.cache.check(request)
-        lookup = await anyio.to_thread.run_sync(self.cache.lookup, request)
-        status = CacheStatus.of(lookup, request)
+        lookup, headers = await self._lookup(request)
         if lookup.hit is not None:
-            saved = await anyio.to_thread.run_sync(self.upstream.record_hit, lookup.hit.entry)
-            return Reply(served_from_cache(lookup.hit), {**status.headers(), **saved})
+            return Reply(served_from_cache(lookup.hit), headers)
         answer = await self.upstream.complete(request.body, request.repo, request.options.tier)
         await anyio.to_thread.run_sync(
             self.cache.store, request, answer.completion, lookup.embedding, answer.model
         )
-        return Reply(answer.completion, {**status.headers(), **answer.headers})
+        return Reply(answer.completion, {**headers, **answer.headers})
 
     async def chat_stream(self, request: CacheRequest) -> StreamReply:
         """Answer a streaming request: replay a hit, or pass the upstream stream through."""
-        self.cache.check(request)
-        lookup = await anyio.to_thread.run_sync(self.cache.lookup, request)
-        status = CacheStatus.of(lookup, request)
+        lookup, headers = await self._lookup(request)
         if lookup.hit is not None:
-            saved = await anyio.to_thread.run_sync(self.upstream.record_hit, lookup.hit.entry)
-            return StreamReply(replay(served_from_cache(lookup.hit)), {**status.headers(), **saved})
+            return StreamReply(replay(served_from_cache(lookup.hit)), headers)
         answer = await self.upstream.stream(request.body, request.repo, request.options.tier)
         events = self._pass_through(request, answer, lookup.embedding)
-        return StreamReply(events, {**status.headers(), **answer.headers})
+        return StreamReply(events, {**headers, **answer.headers})
+
+    async def _lookup(self, request: CacheRequest) -> tuple[Lookup, dict[str, str]]:
+        """Look the request up off the event loop; a hit is also accounted for upstream (savings)."""
+        self.cache.check(request)
+        lookup = await anyio.to_thread.run_sync(self.cache.lookup, request)
+        headers = CacheStatus.of(lookup, request).headers()
+        if lookup.hit is not None:
+            headers |= await anyio.to_thread.run_sync(self.upstream.record_hit, lookup.hit.entry)
+        return lookup, headers
 
     async def _pass_through(
         self, request: CacheRequest, answer: StreamAnswer, embedding: Any
