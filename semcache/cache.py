@@ -7,6 +7,7 @@ event loop never waits on embedding, FAISS or SQLite.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from semcache.errors import InvalidRequest, NotFound
 from semcache.index import IndexSet, Neighbor
 from semcache.keys import CacheRequest
 from semcache.store import Entry, NewEntry, RepoStats, Store
-from semcache.verifier import DecisionPolicy, Verifier, make_verifier
+from semcache.thresholds import Thresholds, load_shipped
+from semcache.verifier import MODEL_DIR, DecisionPolicy, Verifier, make_verifier
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,13 @@ class SemanticCache:
         self._batcher = MicroBatcher(embedder, settings.embed_max_batch, settings.embed_max_wait_ms / 1000)
         self._indexes = IndexSet(self._store, settings.index_dir, getattr(embedder, "dim", DIM))
         self._verifier = verifier or make_verifier(settings.verifier)
+        shipped = load_shipped(MODEL_DIR / "thresholds.json", self._verifier.name)
+        self.thresholds = Thresholds(self._store, self._verifier.name, shipped)
+
+    @property
+    def verifier(self) -> Verifier:
+        """The hit decision in use."""
+        return self._verifier
 
     @property
     def embedder(self) -> Embedder:
@@ -85,9 +94,10 @@ class SemanticCache:
 
     def start(self) -> None:
         """Load the embedding model and check every repo's index against the store."""
-        load = getattr(self._batcher.embedder, "load", None)
-        if load is not None:
-            load()
+        for model in (self._batcher.embedder, self._verifier):
+            load = getattr(model, "load", None)
+            if load is not None:
+                load()
         repos = self._indexes.load_all()
         log.info("cache ready: %d repos", len(repos))
 
@@ -115,14 +125,29 @@ class SemanticCache:
             raise InvalidRequest(f"semcache.ttl_s {ttl} is above the limit of {self.settings.max_ttl_s}")
 
     def policy(self, request: CacheRequest) -> DecisionPolicy:
-        """The decision policy for a request: its own override, else the settings."""
-        return DecisionPolicy(min_similarity=request.options.min_similarity or self.settings.min_similarity)
+        """The decision policy for a request, from its false-hit budget and its repo's tuned thresholds.
+
+        A request's ``min_similarity`` overrides the cosine floor (and, for the cosine verifier, the
+        threshold). Where no threshold was ever calibrated, the cosine verifier falls back to the
+        ``min_similarity`` setting and a trained one never hits.
+        """
+        budget = request.options.false_hit_budget or self.settings.false_hit_budget
+        tuned = self.thresholds.resolve(request.repo, budget)
+        floor = request.options.min_similarity
+        if self._verifier.name == "cosine":
+            threshold = floor or (tuned if tuned is not None else self.settings.min_similarity)
+            return DecisionPolicy(min_similarity=threshold, threshold=threshold)
+        return DecisionPolicy(
+            min_similarity=floor or self.settings.verify_min_similarity,
+            threshold=tuned if tuned is not None else math.inf,
+        )
 
     def lookup(self, request: CacheRequest, count: bool = True) -> Lookup:
         """Find a cached answer for ``request``: exact key first, then the semantic search."""
         if request.options.no_cache or not request.cacheable:
             return Lookup(hit=None)
-        self._indexes.sync_external()
+        if self._indexes.sync_external():
+            self.thresholds.refresh()
         now = self._clock()
         entry = self._store.get_exact(request.exact_key, now)
         if entry is not None:
@@ -142,7 +167,7 @@ class SemanticCache:
 
     def _semantic(self, request: CacheRequest, vector: np.ndarray, now: float) -> CacheHit | None:
         policy = self.policy(request)
-        floor = self._verifier.prefilter(policy)
+        floor = policy.min_similarity
         top_k = self.settings.top_k
         index = self._indexes.get(request.repo)
         wide = max(4 * top_k, 32)
@@ -153,13 +178,16 @@ class SemanticCache:
         if len(candidates) < top_k and len(neighbors) == wide and neighbors[-1].similarity >= floor:
             allowed = self._store.scope_ids(request.repo, request.scope_key, now)
             candidates = self._in_scope(request, index.search(vector, top_k, allowed), now)
-        for entry, similarity in candidates[:top_k]:
-            if similarity < floor:
-                break
-            decision = self._verifier.decide(request.prompt, entry, similarity, policy)
-            if decision.hit:
-                return CacheHit(entry, "semantic", similarity, decision.score)
-        return None
+        candidates = [c for c in candidates if c[1] >= floor][: self.settings.verify_top_n]
+        if not candidates:
+            return None
+        pairs = [(request.prompt, entry.prompt) for entry, _ in candidates]
+        scores = self._verifier.score(pairs, np.array([similarity for _, similarity in candidates]))
+        best = int(np.argmax(scores))
+        if scores[best] < policy.threshold:
+            return None
+        entry, similarity = candidates[best]
+        return CacheHit(entry, "semantic", similarity, float(scores[best]))
 
     def _in_scope(
         self, request: CacheRequest, neighbors: list[Neighbor], now: float

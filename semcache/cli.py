@@ -141,6 +141,71 @@ def router_train(ctx: typer.Context, data_dir: DataDir = None) -> None:
 
 
 @app.command()
+def tune(
+    pairs: Annotated[
+        Path, typer.Option("--pairs", help="JSONL of {a, b, label}: 1 if one answer serves both")
+    ],
+    budget: Annotated[float, typer.Option(help="largest share of served hits that may be wrong")] = 0.02,
+    repo: Annotated[str | None, typer.Option(help="tune this repo only (adds its wrong-hit reports)")] = None,
+    confidence: Annotated[float, typer.Option(help="Clopper-Pearson confidence of the bound")] = 0.95,
+    report_dir: Annotated[Path | None, typer.Option(help="default <data_dir>/reports")] = None,
+    save: Annotated[bool, typer.Option(help="store the fitted threshold")] = True,
+    data_dir: DataDir = None,
+) -> None:
+    """Fit the hit threshold so the false-hit rate's upper bound stays within BUDGET; write a report."""
+    from semcache.store import GLOBAL
+    from semcache.tuning import LabelledPair, load_pairs, plot, report, score_pairs
+    from semcache.tuning import tune as fit
+
+    if not 0 < budget < 1 or not 0.5 <= confidence < 1:
+        _fail("--budget must be in (0, 1) and --confidence in [0.5, 1)")
+    settings = _settings(data_dir)
+    cache = _open_cache(data_dir)
+    try:
+        target = validate_repo(repo) if repo else GLOBAL
+        labelled = load_pairs(pairs)
+        if repo:
+            labelled += [LabelledPair(f["query_prompt"], f["cached_prompt"], 0) for f in cache.feedback(repo)]
+        floor = settings.verify_min_similarity if cache.verifier.name != "cosine" else 0.0
+        scores = score_pairs(labelled, cache.embedder.encode, cache.verifier, floor)
+        result = fit(scores, cache.verifier.name, budget, confidence)
+        out = report_dir or settings.data_dir / "reports"
+        stem = f"tune-{repo or 'global'}-{cache.verifier.name}-{budget:g}"
+        _write_report(out / f"{stem}.json", report(result))
+        plot(result, out / f"{stem}.png")
+        _print_tune(result, out / f"{stem}.json")
+        if result.chosen is None:
+            _fail(f"no threshold keeps the {confidence:.0%} upper bound of the false-hit rate within {budget} "
+                  f"on these {result.pairs} pairs: add labelled pairs or allow a larger budget")  # fmt: skip
+        if save:
+            cache.thresholds.save(target, budget, result.chosen.threshold, result.pairs)
+            console.print(f"saved threshold {result.chosen.threshold:.4f} for {target} at budget {budget}")
+    except (SemcacheError, ValueError, OSError) as exc:
+        _fail(getattr(exc, "message", None) or str(exc))
+    finally:
+        cache.close()
+
+
+def _write_report(path: Path, payload: dict) -> None:
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2))
+
+
+def _print_tune(result, report_path: Path) -> None:
+    table = Table("decision", "threshold", "served", "precision", "recall", "false-hit rate", "upper bound")
+    for name, point in ((result.verifier, result.chosen), ("cosine", result.cosine_chosen)):
+        if point is None:
+            table.add_row(name, "none meets the budget", "", "", "", "", "")
+        else:
+            table.add_row(name, f"{point.threshold:.4f}", str(point.served), f"{point.precision:.3f}",
+                          f"{point.recall:.3f}", f"{point.false_hit_rate:.4f}", f"{point.false_hit_upper:.4f}")  # fmt: skip
+    console.print(table)
+    console.print(f"{result.pairs} pairs ({result.positives} positive); report: {report_path} (+ .png)")
+
+
+@app.command()
 def repos(data_dir: DataDir = None) -> None:
     """List the repos in the cache with their entry counts."""
     cache = _open_cache(data_dir)

@@ -31,7 +31,9 @@ class Settings(BaseSettings):
     default_ttl_s: float = Field(7 * 24 * 3600, gt=0, description="absolute lifetime of an entry")
     max_ttl_s: float = Field(365 * 24 * 3600, gt=0, description="largest ttl_s a request may ask for")
     max_entries_per_repo: int = Field(100_000, gt=0, description="past this, least recently hit go")
-    min_similarity: float = Field(0.90, gt=0, le=1, description="cosine a candidate must reach to hit")
+    min_similarity: float = Field(
+        0.90, gt=0, le=1, description="cosine threshold of the cosine verifier when no tuned one applies"
+    )
     top_k: int = Field(4, gt=0, le=64, description="candidates the decision looks at")
     max_prompt_chars: int = Field(200_000, gt=0, description="larger requests are refused with 413")
     sweep_interval_s: float = Field(60.0, gt=0, description="how often expired entries are swept")
@@ -40,6 +42,13 @@ class Settings(BaseSettings):
         0.0, ge=0, description="extra wait for company; 0 = batch whatever queued during the last pass"
     )
     verifier: str = Field("cosine", description="the hit decision; see semcache.verifier.VERIFIERS")
+    false_hit_budget: float = Field(
+        0.02, gt=0, lt=1, description="largest share of served hits that may be wrong (per request too)"
+    )
+    verify_min_similarity: float = Field(
+        0.5, gt=0, le=1, description="cosine pre-filter: candidates below it are never scored by the verifier"
+    )
+    verify_top_n: int = Field(2, gt=0, le=16, description="candidates the trained verifier scores per lookup")
 
     router_config: Path | None = Field(
         None, description="router registry TOML; when set, misses go through the tiered router"

@@ -71,7 +71,7 @@ class SentenceTransformerEmbedder:
         if self._model is None:
             self.load()
         vectors = self._model.encode(
-            texts, batch_size=max(1, len(texts)), normalize_embeddings=True, convert_to_numpy=True
+            texts, batch_size=min(max(1, len(texts)), 64), normalize_embeddings=True, convert_to_numpy=True
         )
         return np.asarray(vectors, dtype=np.float32)
 

@@ -154,11 +154,12 @@ class IndexSet:
             index.save(self.path(repo))
         return len(dirty)
 
-    def sync_external(self) -> None:
-        """Reconcile loaded indexes with changes another process (e.g. the CLI) made to the store."""
+    def sync_external(self) -> bool:
+        """Reconcile loaded indexes with changes another process (e.g. the CLI) made to the store;
+        returns whether there were any."""
         version = self._store.data_version()
         if version == self._data_version:
-            return
+            return False
         self._data_version = version
         generations = self._store.generations()
         with self.lock:
@@ -166,6 +167,7 @@ class IndexSet:
                 if generations.get(repo, 0) != self._generations.get(repo):
                     self._generations[repo] = generations.get(repo, 0)
                     self._reconcile(repo, index)
+        return True
 
     def _reconcile(self, repo: str, index: RepoIndex) -> None:
         truth = self._store.ids(repo)

@@ -43,6 +43,7 @@ class CacheOptions(BaseModel):
     context_files: list[ContextFile] = Field(default_factory=list, max_length=1000)
     ttl_s: float | None = Field(None, gt=0)
     min_similarity: float | None = Field(None, gt=0, le=1)
+    false_hit_budget: float | None = Field(None, gt=0, lt=1)
     no_cache: bool = False
     no_store: bool = False
     tier: str | None = Field(None, min_length=1, max_length=64, description="force a router tier")

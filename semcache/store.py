@@ -72,7 +72,19 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX feedback_repo ON feedback (repo);
     """,
+    """
+    CREATE TABLE thresholds (
+        repo TEXT NOT NULL,
+        verifier TEXT NOT NULL,
+        budget REAL NOT NULL,
+        threshold REAL NOT NULL,
+        pairs INTEGER NOT NULL,
+        fitted_at REAL NOT NULL,
+        PRIMARY KEY (repo, verifier, budget)
+    );
+    """,
 ]
+GLOBAL = "*"
 
 
 @dataclass(frozen=True)
@@ -273,6 +285,7 @@ class Store:
             count = db.execute("SELECT COUNT(*) FROM entries WHERE repo = ?", [repo]).fetchone()[0]
             db.execute("DELETE FROM entries WHERE repo = ?", [repo])
             db.execute("DELETE FROM feedback WHERE repo = ?", [repo])
+            db.execute("DELETE FROM thresholds WHERE repo = ?", [repo])
             generation = self._generation(db, repo)
             db.execute("DELETE FROM repo_stats WHERE repo = ?", [repo])
             # Keep the generation moving forward so a server notices the purge.
@@ -381,6 +394,21 @@ class Store:
     def feedback(self, repo: str) -> list[dict[str, Any]]:
         """The labelled pairs kept for a repo."""
         return self._read("SELECT * FROM feedback WHERE repo = ? ORDER BY id", [repo])
+
+    def save_threshold(self, repo: str, verifier: str, budget: float, threshold: float, pairs: int) -> None:
+        """Store a tuned threshold for a repo (or :data:`GLOBAL`), verifier and false-hit budget."""
+        row = {"repo": repo, "verifier": verifier, "budget": budget, "threshold": threshold, "pairs": pairs,
+               "fitted_at": time.time()}  # fmt: skip
+        with self._tx() as db:
+            db["thresholds"].insert(row, replace=True)
+
+    def thresholds(self, verifier: str) -> dict[str, dict[float, float]]:
+        """Tuned thresholds of a verifier: repo (or :data:`GLOBAL`) → budget → threshold."""
+        rows = self._read("SELECT repo, budget, threshold FROM thresholds WHERE verifier = ?", [verifier])
+        out: dict[str, dict[float, float]] = {}
+        for row in rows:
+            out.setdefault(row["repo"], {})[row["budget"]] = row["threshold"]
+        return out
 
     @staticmethod
     def _count(db: sqlite_utils.Database, repo: str, column: str, amount: int) -> None:

@@ -1,58 +1,126 @@
 """The hit decision: given a request and a retrieved candidate, is the cached answer right for it?
 
-The seam is :class:`Verifier`. Today the only implementation applies a cosine threshold; a trained,
-calibrated verifier plugs in here (registered in :data:`VERIFIERS`) without touching the server.
+The seam is :class:`Verifier`; implementations are registered in :data:`VERIFIERS`.
+
+- ``cross-encoder`` (default): a MiniLM cross-encoder fine-tuned on paraphrase pairs and rule-made hard
+  negatives (``scripts/train_verifier.py``), shipped as int8 ONNX in ``semcache/verifier_model``. It
+  scores the (request, candidate) pair jointly, so it sees negation, swapped roles and changed
+  identifiers that a single cosine cannot. Only candidates whose cosine passes a cheap pre-filter are
+  scored. A number guard refuses pairs whose numbers differ.
+- ``cosine``: a hit when the cosine similarity reaches a threshold (what every peer cache does).
 """
 
 from __future__ import annotations
 
+import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
-from semcache.store import Entry
+import numpy as np
+
+MODEL_DIR = Path(__file__).parent / "verifier_model"
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 
 
 @dataclass(frozen=True)
 class DecisionPolicy:
-    """The operator's (or the request's) strictness for one lookup."""
+    """The strictness of one lookup: candidates under the cosine ``min_similarity`` are not scored, and
+    a scored candidate hits when its score reaches ``threshold`` (for the cosine verifier the score is the
+    cosine, so both are the same number)."""
 
     min_similarity: float
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The verdict on one candidate: ``score`` is what was compared with the threshold."""
-
-    hit: bool
-    score: float
+    threshold: float
 
 
 class Verifier(Protocol):
     """Decides hit or miss for one (request, candidate) pair."""
 
-    def prefilter(self, policy: DecisionPolicy) -> float:
-        """The cosine below which no candidate can hit, so the search can stop early."""
-        ...
+    name: str
 
-    def decide(self, prompt: str, candidate: Entry, similarity: float, policy: DecisionPolicy) -> Decision:
-        """Whether ``candidate``'s answer serves ``prompt``."""
+    def score(self, pairs: list[tuple[str, str]], similarities: np.ndarray) -> np.ndarray:
+        """Scores for (query, cached prompt) pairs, higher = more likely the same answer."""
         ...
 
 
 class CosineVerifier:
     """A hit when the cosine similarity reaches ``policy.min_similarity``."""
 
-    def prefilter(self, policy: DecisionPolicy) -> float:
-        """Candidates below the threshold can never hit."""
-        return policy.min_similarity
+    name = "cosine"
 
-    def decide(self, prompt: str, candidate: Entry, similarity: float, policy: DecisionPolicy) -> Decision:
-        """Compare the cosine with the threshold."""
-        return Decision(hit=similarity >= policy.min_similarity, score=similarity)
+    def score(self, pairs: list[tuple[str, str]], similarities: np.ndarray) -> np.ndarray:
+        """The cosine itself."""
+        return np.asarray(similarities, dtype=np.float64)
 
 
-VERIFIERS: dict[str, Callable[[], Verifier]] = {"cosine": CosineVerifier}
+def numbers_differ(a: str, b: str) -> bool:
+    """Whether the two texts mention different numbers (a changed year, version, amount or port)."""
+    return sorted(_NUMBER.findall(a)) != sorted(_NUMBER.findall(b))
+
+
+class CrossEncoderVerifier:
+    """The trained cross-encoder on onnxruntime; thread-safe, loaded on first use."""
+
+    name = "cross-encoder"
+
+    def __init__(self, model_dir: Path = MODEL_DIR, max_length: int = 128, threads: int = 1) -> None:
+        self._dir = Path(model_dir)
+        self._max_length = max_length
+        self._threads = threads
+        self._session = None
+        self._tokenizer = None
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        """Load the ONNX model and tokenizer now."""
+        with self._lock:
+            if self._session is not None:
+                return
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+
+            if not (self._dir / "model.onnx").exists():
+                raise FileNotFoundError(f"no verifier model in {self._dir}; run scripts/train_verifier.py")
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = self._threads
+            tokenizer = Tokenizer.from_file(str(self._dir / "tokenizer.json"))
+            tokenizer.enable_truncation(self._max_length)
+            tokenizer.no_padding()
+            self._tokenizer = tokenizer
+            self._session = ort.InferenceSession(
+                str(self._dir / "model.onnx"), options, providers=["CPUExecutionProvider"]
+            )
+
+    def score(self, pairs: list[tuple[str, str]], similarities: np.ndarray | None = None) -> np.ndarray:
+        """Probabilities that each (query, cached prompt) pair shares its answer."""
+        if self._session is None:
+            self.load()
+        out = np.empty(len(pairs), dtype=np.float64)
+        for start in range(0, len(pairs), 64):
+            chunk = pairs[start : start + 64]
+            logits = self._session.run(None, self._encode(chunk))[0].reshape(-1)
+            probs = 1.0 / (1.0 + np.exp(-logits))
+            guard = np.array([numbers_differ(a, b) for a, b in chunk])
+            out[start : start + len(chunk)] = np.where(guard, 0.0, probs)
+        return out
+
+    def _encode(self, pairs: list[tuple[str, str]]) -> dict[str, np.ndarray]:
+        encodings = self._tokenizer.encode_batch(pairs)
+        width = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(encodings), width), dtype=np.int64)
+        mask, types = np.zeros_like(ids), np.zeros_like(ids)
+        for row, enc in enumerate(encodings):
+            n = len(enc.ids)
+            ids[row, :n], mask[row, :n], types[row, :n] = enc.ids, 1, enc.type_ids
+        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+
+
+VERIFIERS: dict[str, Callable[[], Verifier]] = {
+    "cosine": CosineVerifier,
+    "cross-encoder": CrossEncoderVerifier,
+}
 
 
 def make_verifier(name: str) -> Verifier:

@@ -216,7 +216,8 @@ words = st.lists(st.sampled_from(["alpha", "beta", "gamma", "delta", "list", "py
 
 
 def fast_cache(tmp_path: Path, name: str) -> SemanticCache:
-    return SemanticCache(Settings(data_dir=tmp_path / name), embedder=HashEmbedder(), clock=Clock())
+    settings = Settings(data_dir=tmp_path / name, verifier="cosine")
+    return SemanticCache(settings, embedder=HashEmbedder(), clock=Clock())
 
 
 @hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
