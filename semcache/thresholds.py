@@ -16,13 +16,14 @@ from semcache.store import GLOBAL, Store
 
 
 def load_shipped(path: Path, verifier: str) -> dict[float, float]:
-    """The shipped budget → threshold table for ``verifier`` (empty if none ships)."""
+    """The shipped budget → threshold table for ``verifier`` (empty if none ships).
+
+    The file holds ``{"tables": {verifier: {budget: threshold}}, ...}`` plus how it was calibrated.
+    """
     if not path.exists():
         return {}
-    data = json.loads(path.read_text())
-    if data.get("verifier") != verifier:
-        return {}
-    return {float(budget): float(threshold) for budget, threshold in data["thresholds"].items()}
+    table = json.loads(path.read_text()).get("tables", {}).get(verifier, {})
+    return {float(budget): float(threshold) for budget, threshold in table.items()}
 
 
 def _pick(table: dict[float, float], budget: float) -> float | None:

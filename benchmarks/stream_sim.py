@@ -1,0 +1,116 @@
+"""Stream simulation: feed a prompt stream with equivalence clusters (qqp_dev_stream.jsonl) through an
+empty cache — the real SemanticCache, SQLite and FAISS in-process — and count hits, wrong hits (an
+answer from another cluster) and the oracle's hits (prompts whose cluster was seen before), for cosine
+at several thresholds and for the calibrated verifier at several false-hit budgets.
+
+    python -m benchmarks.stream_sim --limit 6000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.common import DATA_DIR, machine, write_json
+from benchmarks.evalkit import PrecomputedEmbedder, embedder
+from semcache import SemanticCache, Settings, parse_chat_request
+
+
+class Clock:
+    """Advances one second per call, so entries are ordered and none expire."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        self.now += 1
+        return self.now
+
+
+def load_stream(path: Path, limit: int, seed: int) -> list[tuple[str, int]]:
+    """Whole clusters, drawn at random until ``limit`` prompts (so the oracle's hit rate stays that of the
+    full stream), in a seeded random order."""
+    clusters: dict[int, list[str]] = {}
+    for line in path.open():
+        row = json.loads(line)
+        clusters.setdefault(int(row["cluster"]), []).append(row["prompt"])
+    rng = random.Random(seed)
+    order = list(clusters)
+    rng.shuffle(order)
+    stream: list[tuple[str, int]] = []
+    for cluster in order:
+        if limit and len(stream) >= limit:
+            break
+        stream += [(prompt, cluster) for prompt in clusters[cluster]]
+    rng.shuffle(stream)
+    return stream
+
+
+def simulate(stream: list[tuple[str, int]], vectors: PrecomputedEmbedder, **settings: object) -> dict:
+    """Run the stream through an empty cache; store every miss with its cluster as the answer."""
+    hits = wrong = oracle = 0
+    seen: set[int] = set()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = SemanticCache(Settings(data_dir=Path(tmp), **settings), embedder=vectors, clock=Clock())
+        for prompt, cluster in stream:
+            oracle += cluster in seen
+            seen.add(cluster)
+            body = {"model": "sim", "messages": [{"role": "user", "content": prompt}]}
+            request = parse_chat_request(body, header_repo="sim")
+            found = cache.lookup(request)
+            if found.hit is not None:
+                hits += 1
+                wrong += found.hit.entry.response["choices"][0]["message"]["content"] != f"cluster-{cluster}"
+                continue
+            answer = {"object": "chat.completion", "model": "sim", "choices": [
+                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": f"cluster-{cluster}"}}]}  # fmt: skip
+            cache.store(request, answer, found.embedding)
+        cache.close()
+    n = len(stream)
+    return {"prompts": n, "hits": hits, "right": hits - wrong, "wrong": wrong, "oracle_hits": oracle,
+            "hit_rate": hits / n, "oracle_hit_rate": oracle / n, "wrong_share": wrong / hits if hits else 0.0,
+            "right_of_oracle": (hits - wrong) / oracle if oracle else 0.0,
+            "seconds": time.perf_counter() - started}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--stream", type=Path, default=DATA_DIR / "qqp_dev_stream.jsonl")
+    parser.add_argument(
+        "--limit", type=int, default=6000, help="about this many prompts, whole clusters (0 = all)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cosine", type=float, nargs="*", default=[0.8, 0.85, 0.9, 0.95])
+    parser.add_argument("--budgets", type=float, nargs="*", default=[0.01, 0.02, 0.05])
+    parser.add_argument("--out", type=Path, default=Path("results/stream_sim.json"))
+    args = parser.parse_args()
+    stream = load_stream(args.stream, args.limit, args.seed)
+    vectors = PrecomputedEmbedder([p for p, _ in stream], embedder())
+    runs = [{"decision": f"cosine >= {t}", **simulate(stream, vectors, verifier="cosine", min_similarity=t)}
+            for t in args.cosine]  # fmt: skip
+    runs += [{"decision": f"verifier, budget {b}", "budget": b,
+              **simulate(stream, vectors, verifier="cross-encoder", false_hit_budget=b)} for b in args.budgets]  # fmt: skip
+    table = Table("decision", "hits", "right", "wrong", "hit rate", "oracle hit rate", "wrong share of hits",
+                  "right hits / oracle", title=f"stream simulation, {len(stream)} prompts")  # fmt: skip
+    for r in runs:
+        table.add_row(r["decision"], str(r["hits"]), str(r["right"]), str(r["wrong"]), f"{r['hit_rate']:.1%}",
+                      f"{r['oracle_hit_rate']:.1%}", f"{r['wrong_share']:.2%}", f"{r['right_of_oracle']:.1%}")  # fmt: skip
+    console = Console(width=170)
+    console.print(table)
+    console.print(f"machine: {machine()}")
+    write_json(args.out, {"machine": machine(), "stream": args.stream.name, "runs": runs})
+    console.print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
