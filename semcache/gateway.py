@@ -66,12 +66,14 @@ class CacheStatus:
     state: Literal["hit-exact", "hit-semantic", "miss", "bypass"]
     similarity: float | None = None
     entry_id: int | None = None
+    score: float | None = None
 
     @classmethod
     def of(cls, lookup: Lookup, request: CacheRequest) -> CacheStatus:
         """Describe a lookup's outcome."""
         if lookup.hit is not None:
-            return cls(f"hit-{lookup.hit.kind}", lookup.hit.similarity, lookup.hit.entry.id)  # type: ignore[arg-type]
+            hit = lookup.hit
+            return cls(f"hit-{hit.kind}", hit.similarity, hit.entry.id, hit.score)  # type: ignore[arg-type]
         return cls("bypass" if request.options.no_cache or not request.cacheable else "miss")
 
     def headers(self) -> dict[str, str]:
@@ -81,6 +83,8 @@ class CacheStatus:
             headers["X-Semcache-Similarity"] = f"{self.similarity:.4f}"
         if self.entry_id is not None:
             headers["X-Semcache-Entry-Id"] = str(self.entry_id)
+        if self.score is not None:
+            headers["X-Semcache-Score"] = f"{self.score:.4f}"
         return headers
 
 
