@@ -192,14 +192,8 @@ class SemanticCache:
     def _in_scope(
         self, request: CacheRequest, neighbors: list[Neighbor], now: float
     ) -> list[tuple[Entry, float]]:
-        entries = self._store.get_many([n.id for n in neighbors])
-        return [
-            (entries[n.id], n.similarity)
-            for n in neighbors
-            if n.id in entries
-            and entries[n.id].scope_key == request.scope_key
-            and entries[n.id].expires_at > now
-        ]
+        entries = self._store.get_in_scope([n.id for n in neighbors], request.scope_key, now)
+        return [(entries[n.id], n.similarity) for n in neighbors if n.id in entries]
 
     # -- store ---------------------------------------------------------------------------------
 

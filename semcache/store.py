@@ -247,6 +247,17 @@ class Store:
         rows = self._read(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id IN ({marks})", list(ids))
         return {row["id"]: _entry(row) for row in rows}
 
+    def get_in_scope(self, ids: list[int], scope_key: str, now: float) -> dict[int, Entry]:
+        """The live entries among ``ids`` that belong to one scope."""
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._read(
+            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id IN ({marks}) AND scope_key = ? AND expires_at > ?",
+            [*ids, scope_key, now],
+        )
+        return {row["id"]: _entry(row) for row in rows}
+
     def get(self, repo: str, entry_id: int) -> Entry | None:
         """One entry of ``repo`` by id."""
         entry = self.get_many([entry_id]).get(entry_id)
