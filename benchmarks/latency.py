@@ -30,11 +30,8 @@ def timed(client: httpx.Client, url: str, prompt: str) -> tuple[float, str]:
     return elapsed, response.headers["x-semcache"]
 
 
-def run(pairs: list[dict], min_similarity: float) -> dict:
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        stub_and_sidecar(Path(tmp), min_similarity=str(min_similarity)) as base,
-    ):
+def run(pairs: list[dict], settings: dict[str, str]) -> dict:
+    with tempfile.TemporaryDirectory() as tmp, stub_and_sidecar(Path(tmp), **settings) as base:
         url = f"{base}/v1/chat/completions"
         with httpx.Client(headers={"X-Semcache-Repo": "bench"}, timeout=30) as client:
             warm = [timed(client, url, p["a"]) for p in pairs]
@@ -53,15 +50,17 @@ def main() -> None:
     )
     parser.add_argument("--pairs", type=int, default=300, help="paraphrase pairs to use")
     parser.add_argument("--data", type=Path, default=DATA_DIR / "gptcache_mock_pairs.jsonl")
-    parser.add_argument("--min-similarity", type=float, default=0.8)
+    parser.add_argument("--verifier", default="cross-encoder", help="cross-encoder or cosine")
+    parser.add_argument("--min-similarity", type=float, default=0.8, help="the cosine verifier's threshold")
+    parser.add_argument("--budget", type=float, default=0.2, help="false-hit budget of the trained verifier")
     parser.add_argument("--out", type=Path, default=Path("results/latency.json"))
     args = parser.parse_args()
-    result = {
-        "machine": machine(),
-        "pairs": args.pairs,
-        **run(read_jsonl(args.data, args.pairs), args.min_similarity),
-    }
-    table = Table("outcome", "n", "p50 ms", "p95 ms", "p99 ms", "mean ms", title="1 client, loopback HTTP")
+    settings = {"verifier": args.verifier, "min_similarity": str(args.min_similarity),
+                "false_hit_budget": str(args.budget)}  # fmt: skip
+    result = {"machine": machine(), "pairs": args.pairs, "settings": settings,
+              **run(read_jsonl(args.data, args.pairs), settings)}  # fmt: skip
+    title = f"1 client, loopback HTTP, verifier {args.verifier}"
+    table = Table("outcome", "n", "p50 ms", "p95 ms", "p99 ms", "mean ms", title=title)
     for state, stats in sorted(result["states"].items()):
         table.add_row(state, str(stats["n"]), *(f"{stats[k]:.2f}" for k in ("p50", "p95", "p99", "mean")))
     console = Console()

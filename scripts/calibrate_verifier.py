@@ -24,7 +24,7 @@ from benchmarks.evalkit import embedder  # noqa: E402
 from semcache.tuning import load_pairs, score_pairs, tune  # noqa: E402
 from semcache.verifier import MODEL_DIR, CrossEncoderVerifier  # noqa: E402
 
-BUDGETS = [0.005, 0.01, 0.02, 0.05, 0.1]
+BUDGETS = [0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3]
 
 
 def held_out(train_file: Path, provenance: dict, count: int, seed: int):

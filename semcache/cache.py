@@ -77,7 +77,9 @@ class SemanticCache:
         self._batcher = MicroBatcher(embedder, settings.embed_max_batch, settings.embed_max_wait_ms / 1000)
         self._indexes = IndexSet(self._store, settings.index_dir, getattr(embedder, "dim", DIM))
         self._verifier = verifier or make_verifier(settings.verifier)
-        shipped = load_shipped(MODEL_DIR / "thresholds.json", self._verifier.name)
+        # Shipped thresholds belong to the trained model; cosine uses its setting until tuned here.
+        trained = self._verifier.name != "cosine"
+        shipped = load_shipped(MODEL_DIR / "thresholds.json", self._verifier.name) if trained else {}
         self.thresholds = Thresholds(self._store, self._verifier.name, shipped)
 
     @property
@@ -179,7 +181,7 @@ class SemanticCache:
             allowed = self._store.scope_ids(request.repo, request.scope_key, now)
             candidates = self._in_scope(request, index.search(vector, top_k, allowed), now)
         candidates = [c for c in candidates if c[1] >= floor][: self.settings.verify_top_n]
-        if not candidates:
+        if not candidates or math.isinf(policy.threshold):  # nothing calibrated this strict: no hit
             return None
         pairs = [(request.prompt, entry.prompt) for entry, _ in candidates]
         scores = self._verifier.score(pairs, np.array([similarity for _, similarity in candidates]))

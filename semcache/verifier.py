@@ -6,13 +6,13 @@ The seam is :class:`Verifier`; implementations are registered in :data:`VERIFIER
   negatives (``scripts/train_verifier.py``), shipped as int8 ONNX in ``semcache/verifier_model``. It
   scores the (request, candidate) pair jointly, so it sees negation, swapped roles and changed
   identifiers that a single cosine cannot. Only candidates whose cosine passes a cheap pre-filter are
-  scored. A number guard refuses pairs whose numbers differ.
+  scored. Guards (``semcache.guards``) refuse pairs whose numbers, units, dates, identifiers or
+  opposite words differ, or whose roles are swapped.
 - ``cosine``: a hit when the cosine similarity reaches a threshold (what every peer cache does).
 """
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,8 +21,9 @@ from typing import Protocol
 
 import numpy as np
 
+from semcache.guards import tripped
+
 MODEL_DIR = Path(__file__).parent / "verifier_model"
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 
 
 @dataclass(frozen=True)
@@ -53,11 +54,6 @@ class CosineVerifier:
     def score(self, pairs: list[tuple[str, str]], similarities: np.ndarray) -> np.ndarray:
         """The cosine itself."""
         return np.asarray(similarities, dtype=np.float64)
-
-
-def numbers_differ(a: str, b: str) -> bool:
-    """Whether the two texts mention different numbers (a changed year, version, amount or port)."""
-    return sorted(_NUMBER.findall(a)) != sorted(_NUMBER.findall(b))
 
 
 class CrossEncoderVerifier:
@@ -102,7 +98,7 @@ class CrossEncoderVerifier:
             chunk = pairs[start : start + 64]
             logits = self._session.run(None, self._encode(chunk))[0].reshape(-1)
             probs = 1.0 / (1.0 + np.exp(-logits))
-            guard = np.array([numbers_differ(a, b) for a, b in chunk])
+            guard = np.array([tripped(a, b) is not None for a, b in chunk])
             out[start : start + len(chunk)] = np.where(guard, 0.0, probs)
         return out
 

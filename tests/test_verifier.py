@@ -1,0 +1,110 @@
+"""The shipped trained verifier: it refuses the adversarial set's traps, keeps its paraphrases, and
+is the sidecar's default decision with the false-hit budget honoured per request."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from semcache.config import Settings
+from semcache.guards import tripped
+from semcache.thresholds import load_shipped
+from semcache.tuning import load_pairs, score_pairs
+from semcache.verifier import MODEL_DIR, CrossEncoderVerifier
+from tests.servers import serve
+
+ADVERSARIAL = Path(__file__).resolve().parent.parent / "benchmarks" / "data" / "adversarial_pairs.jsonl"
+
+
+@pytest.fixture(scope="module")
+def verifier() -> CrossEncoderVerifier:
+    model = CrossEncoderVerifier()
+    model.load()
+    return model
+
+
+def test_the_model_ships_with_provenance_and_thresholds() -> None:
+    assert (MODEL_DIR / "model.onnx").stat().st_size < 40_000_000
+    assert "qqp_train.jsonl" in (MODEL_DIR / "provenance.json").read_text()
+    shipped = load_shipped(MODEL_DIR / "thresholds.json", "cross-encoder")
+    budgets = sorted(shipped)
+    assert budgets and all(shipped[a] >= shipped[b] for a, b in itertools.pairwise(budgets))
+
+
+def test_adversarial_negatives_are_refused_and_paraphrases_hit(
+    verifier: CrossEncoderVerifier, embedder
+) -> None:
+    pairs = load_pairs(ADVERSARIAL)
+    scores = score_pairs(pairs, embedder.encode, verifier, floor=0.5)
+    # The shipped threshold for a 20 % budget, as measured on Quora's noisy labels (see thresholds.json).
+    threshold = load_shipped(MODEL_DIR / "thresholds.json", "cross-encoder")[0.2]
+    served = scores.verifier >= threshold
+    negatives, positives = scores.labels == 0, scores.labels == 1
+    assert served[negatives].mean() <= 0.02
+    assert served[positives].mean() >= 0.5
+    cosine_served = scores.cosine >= 0.9
+    assert cosine_served[negatives].mean() > 0.3  # what a cosine cache would have served
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "guard"),
+    [
+        ("Install Python 3.11", "Install Python 3.12", "numbers"),
+        ("How long is 90 minutes in hours?", "How long is 90 seconds in hours?", "units"),
+        ("What meetings do I have on Monday?", "What meetings do I have on Tuesday?", "calendar"),
+        ("Sort the list in ascending order", "Sort the list in descending order", "opposites"),
+        ("Why does getUserById fail?", "Why does getUserByEmail fail?", "identifiers"),
+        ("What does the --force flag do?", "What does the --force-with-lease flag do?", "identifiers"),
+        ("Why does np.argmax return 0?", "Why does np.argmin return 0?", "identifiers"),
+        ("Convert Celsius to Fahrenheit", "Convert Fahrenheit to Celsius", "swapped"),
+        ("Is it safe to delete node_modules?", "Is it unsafe to delete node_modules?", "opposites"),
+        ("Translate 'good morning' into Spanish", "Translate 'good morning' into Italian", "languages"),
+        ("Read a file line by line in Python", "Read a file one line at a time in Python", None),
+        ("What is 15% of 240?", "Calculate 15 percent of 240", None),
+        (
+            "Difference between militants and terrorists?",
+            "Difference between terrorists and militants?",
+            None,
+        ),
+        ("Best Steam 5 dollar games?", "Best game on Steam under 5 dollars?", None),
+        ("How do I migrate from MySQL to PostgreSQL?", "Move a database from MySQL to Postgres", None),
+    ],
+)
+def test_guards(a: str, b: str, guard: str | None) -> None:
+    assert tripped(a, b) == guard
+
+
+def test_scores_are_probabilities_and_symmetric_enough(verifier: CrossEncoderVerifier) -> None:
+    a, b = "How do I reverse a list in Python?", "How can I reverse a list in python?"
+    forward, backward = verifier.score([(a, b), (b, a)], np.array([0.99, 0.99]))
+    assert 0.0 <= forward <= 1.0 and abs(forward - backward) < 0.2
+
+
+def test_the_sidecar_decides_with_the_verifier_and_the_request_budget(settings: Settings, embedder) -> None:
+    from semcache.server import create_app
+
+    # Quora's noisy labels certify only loose budgets; a tuned install would use its own thresholds.
+    trained = settings.model_copy(update={"verifier": "cross-encoder", "false_hit_budget": 0.2})
+    with serve(create_app(trained, embedder=embedder)) as url:
+
+        def ask(content: str, **options: object) -> httpx.Response:
+            body = {"model": "m-verify", "messages": [{"role": "user", "content": content}]}
+            if options:
+                body["semcache"] = options
+            return httpx.post(
+                f"{url}/v1/chat/completions", json=body, headers={"X-Semcache-Repo": "acme"}, timeout=30
+            )
+
+        assert ask("How do I cancel my subscription?").headers["x-semcache"] == "miss"
+        assert ask("How can I cancel my subscription?").headers["x-semcache"] == "hit-semantic"
+        assert ask("How do I renew my subscription?").headers["x-semcache"] == "miss"
+        assert ask("How do I not cancel my subscription?").headers["x-semcache"] == "miss"
+        # A budget stricter than anything calibrated never serves a semantic hit.
+        strict = ask("How can I cancel my subscription?", false_hit_budget=0.0001)
+        assert strict.headers["x-semcache"] == "miss"
+        bad = ask("How can I cancel my subscription?", false_hit_budget=1.5)
+        assert bad.status_code == 400 and "false_hit_budget" in bad.json()["error"]["message"]
