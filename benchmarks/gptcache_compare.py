@@ -390,7 +390,7 @@ def main() -> None:
         "--budgets",
         type=float,
         nargs="+",
-        default=[0.01, 0.02, 0.05],
+        default=[0.02, 0.15, 0.2, 0.3],
         help="false_hit_budget values of semcache's cross-encoder verifier",
     )
     parser.add_argument(
