@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     verify_min_similarity: float = Field(
         0.5, gt=0, le=1, description="cosine pre-filter: candidates below it are never scored by the verifier"
     )
-    verify_top_n: int = Field(2, gt=0, le=16, description="candidates the trained verifier scores per lookup")
+    verify_top_n: int = Field(1, gt=0, le=16, description="candidates the trained verifier scores per lookup")
 
     router_config: Path | None = Field(
         None, description="router registry TOML; when set, misses go through the tiered router"

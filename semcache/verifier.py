@@ -93,13 +93,13 @@ class CrossEncoderVerifier:
         """Probabilities that each (query, cached prompt) pair shares its answer."""
         if self._session is None:
             self.load()
-        out = np.empty(len(pairs), dtype=np.float64)
-        for start in range(0, len(pairs), 64):
-            chunk = pairs[start : start + 64]
-            logits = self._session.run(None, self._encode(chunk))[0].reshape(-1)
-            probs = 1.0 / (1.0 + np.exp(-logits))
-            guard = np.array([tripped(a, b) is not None for a, b in chunk])
-            out[start : start + len(chunk)] = np.where(guard, 0.0, probs)
+        # Guarded pairs score 0 without a forward pass; the rest run in chunks of 64.
+        out = np.zeros(len(pairs), dtype=np.float64)
+        open_pairs = [i for i, (a, b) in enumerate(pairs) if tripped(a, b) is None]
+        for start in range(0, len(open_pairs), 64):
+            chunk = open_pairs[start : start + 64]
+            logits = self._session.run(None, self._encode([pairs[i] for i in chunk]))[0].reshape(-1)
+            out[chunk] = 1.0 / (1.0 + np.exp(-logits))
         return out
 
     def _encode(self, pairs: list[tuple[str, str]]) -> dict[str, np.ndarray]:
