@@ -84,6 +84,17 @@ class SentenceTransformerEmbedder:
         return np.asarray(np.vstack(out), dtype=np.float32)
 
 
+def padded_inputs(encodings: list) -> dict[str, np.ndarray]:
+    """BERT inputs for a batch of ``tokenizers`` encodings, right-padded to the longest."""
+    width = max(len(e.ids) for e in encodings)
+    ids = np.zeros((len(encodings), width), dtype=np.int64)
+    mask, types = np.zeros_like(ids), np.zeros_like(ids)
+    for row, enc in enumerate(encodings):
+        n = len(enc.ids)
+        ids[row, :n], mask[row, :n], types[row, :n] = enc.ids, 1, enc.type_ids
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+
+
 def _onnx_encoder(model_dir: Path, max_tokens: int, threads: int):
     import onnxruntime as ort
     from tokenizers import Tokenizer
@@ -98,16 +109,9 @@ def _onnx_encoder(model_dir: Path, max_tokens: int, threads: int):
     )
 
     def encode(texts: list[str]) -> np.ndarray:
-        encodings = tokenizer.encode_batch(texts)
-        width = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(encodings), width), dtype=np.int64)
-        mask = np.zeros_like(ids)
-        for row, enc in enumerate(encodings):
-            ids[row, : len(enc.ids)], mask[row, : len(enc.ids)] = enc.ids, 1
-        hidden = session.run(
-            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        )[0]
-        weights = mask[..., None].astype(np.float32)
+        inputs = padded_inputs(tokenizer.encode_batch(texts))
+        hidden = session.run(None, inputs)[0]
+        weights = inputs["attention_mask"][..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
 

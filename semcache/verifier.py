@@ -21,6 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
+from semcache.embedding import padded_inputs
 from semcache.guards import tripped
 
 MODEL_DIR = Path(__file__).parent / "verifier_model"
@@ -103,14 +104,7 @@ class CrossEncoderVerifier:
         return out
 
     def _encode(self, pairs: list[tuple[str, str]]) -> dict[str, np.ndarray]:
-        encodings = self._tokenizer.encode_batch(pairs)
-        width = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(encodings), width), dtype=np.int64)
-        mask, types = np.zeros_like(ids), np.zeros_like(ids)
-        for row, enc in enumerate(encodings):
-            n = len(enc.ids)
-            ids[row, :n], mask[row, :n], types[row, :n] = enc.ids, 1, enc.type_ids
-        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        return padded_inputs(self._tokenizer.encode_batch(pairs))
 
 
 VERIFIERS: dict[str, Callable[[], Verifier]] = {
