@@ -20,7 +20,8 @@ from semcache.embedding import DIM, Embedder, MicroBatcher, SentenceTransformerE
 from semcache.errors import InvalidRequest, NotFound
 from semcache.index import IndexSet, Neighbor
 from semcache.keys import CacheRequest
-from semcache.store import Entry, NewEntry, RepoStats, Store
+from semcache.records import Entry, NewEntry, RepoStats
+from semcache.store import Store
 from semcache.thresholds import Thresholds, load_shipped
 from semcache.verifier import MODEL_DIR, DecisionPolicy, Verifier, make_verifier
 

@@ -18,7 +18,7 @@ import anyio.to_thread
 
 from semcache.cache import CacheHit, Lookup, SemanticCache
 from semcache.keys import CacheRequest
-from semcache.store import Entry
+from semcache.records import Entry
 
 
 @dataclass(frozen=True)

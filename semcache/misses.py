@@ -15,7 +15,7 @@ from router.upstream import OpenAIUpstream
 from semcache.config import Settings
 from semcache.embedding import Embedder
 from semcache.gateway import Answer, StreamAnswer
-from semcache.store import Entry
+from semcache.records import Entry
 
 
 class DirectUpstream:

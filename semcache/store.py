@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import numpy as np
 import sqlite_utils
 
 from semcache.errors import StoreError
+from semcache.records import Entry, NewEntry, RepoStats
 
 MIGRATIONS: list[str] = [
     """
@@ -85,65 +85,6 @@ MIGRATIONS: list[str] = [
     """,
 ]
 GLOBAL = "*"
-
-
-@dataclass(frozen=True)
-class NewEntry:
-    """An answer about to be stored."""
-
-    repo: str
-    scope_key: str
-    exact_key: str
-    prompt: str
-    response: dict[str, Any]
-    model: str
-    embedding: np.ndarray
-    expires_at: float
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    context_files: list[tuple[str, str]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Entry:
-    """A stored cache entry (without its vector)."""
-
-    id: int
-    repo: str
-    scope_key: str
-    exact_key: str
-    prompt: str
-    response: dict[str, Any]
-    model: str
-    prompt_tokens: int
-    completion_tokens: int
-    created_at: float
-    expires_at: float
-    hit_count: int
-    last_hit_at: float | None
-
-
-@dataclass(frozen=True)
-class RepoStats:
-    """Counters for one repo."""
-
-    repo: str
-    entries: int
-    hits_exact: int
-    hits_semantic: int
-    misses: int
-    tokens_saved: int
-
-    @property
-    def hits(self) -> int:
-        """Exact plus semantic hits."""
-        return self.hits_exact + self.hits_semantic
-
-    @property
-    def hit_rate(self) -> float | None:
-        """Hits over lookups, or None before the first lookup."""
-        lookups = self.hits + self.misses
-        return self.hits / lookups if lookups else None
 
 
 _ENTRY_COLUMNS = (
