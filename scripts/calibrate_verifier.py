@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import DATA_DIR  # noqa: E402
 from benchmarks.evalkit import embedder  # noqa: E402
 from semcache.tuning import load_pairs, score_pairs, tune  # noqa: E402
 from semcache.verifier import MODEL_DIR, CrossEncoderVerifier  # noqa: E402
@@ -45,9 +45,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(os.environ.get("SEMCACHE_EVAL_DATA", ROOT.parent / "shared" / "data")),
+        "--data-dir", type=Path, default=DATA_DIR, help="the evaluation data (SEMCACHE_EVAL_DATA)"
     )
     parser.add_argument("--model-dir", type=Path, default=MODEL_DIR)
     parser.add_argument("--pairs", type=int, default=8000, help="held-out pairs to calibrate on")

@@ -25,6 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import DATA_DIR  # noqa: E402
 from semcache.embedding import packaged_model_path  # noqa: E402
 from semcache.perturb import easy_positive, hard_negative  # noqa: E402
 
@@ -121,9 +122,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(os.environ.get("SEMCACHE_EVAL_DATA", ROOT.parent / "shared" / "data")),
+        "--data-dir", type=Path, default=DATA_DIR, help="the evaluation data (SEMCACHE_EVAL_DATA)"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "semcache" / "verifier_model")
     parser.add_argument("--limit", type=int, default=0, help="use only this many training pairs (0 = all)")
