@@ -44,8 +44,9 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.common import DATA_DIR, ROOT, machine, read_jsonl, write_json
+from benchmarks.evalkit import PrecomputedEmbedder
 from semcache import CacheRequest, SemanticCache, Settings, parse_chat_request
-from semcache.embedding import DIM, SentenceTransformerEmbedder, packaged_model_path
+from semcache.embedding import SentenceTransformerEmbedder, packaged_model_path
 from semcache.verifier import MODEL_DIR as VERIFIER_DIR
 
 GPTCACHE_VENV = ROOT / ".venv-gptcache"
@@ -190,28 +191,6 @@ def run_gptcache(
 
 
 # -- semcache --------------------------------------------------------------------------------------
-
-
-class PrecomputedEmbedder:
-    """Serves vectors computed once by the real embedder (same model, same ONNX backend as the
-    sidecar), so each configuration does not embed every text again."""
-
-    dim = DIM
-
-    def __init__(self, model: SentenceTransformerEmbedder) -> None:
-        self._model = model
-        self._vectors: dict[str, np.ndarray] = {}
-
-    def add(self, texts: list[str]) -> None:
-        # Sorted by length, so a batch pads to little more than its own texts.
-        todo = sorted({t for t in texts if t not in self._vectors}, key=len)
-        for start in range(0, len(todo), 256):
-            chunk = todo[start : start + 256]
-            self._vectors.update(zip(chunk, self._model.encode(chunk), strict=True))
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        self.add(texts)
-        return np.stack([self._vectors[t] for t in texts])
 
 
 def chat(text: str, **options: float) -> CacheRequest:

@@ -21,6 +21,7 @@ from rich.table import Table
 from benchmarks.common import DATA_DIR, machine, write_json
 from benchmarks.evalkit import PrecomputedEmbedder, embedder
 from semcache import SemanticCache, Settings, parse_chat_request
+from semcache.keys import normalize_prompt
 
 
 class Clock:
@@ -95,7 +96,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/stream_sim.json"))
     args = parser.parse_args()
     stream = load_stream(args.stream, args.limit, args.seed)
-    vectors = PrecomputedEmbedder([p for p, _ in stream], embedder())
+    vectors = PrecomputedEmbedder(embedder())
+    vectors.add([normalize_prompt(p) for p, _ in stream])  # the cache embeds the normalized prompt
     runs = [{"decision": f"cosine >= {t}", **simulate(stream, vectors, verifier="cosine", min_similarity=t)}
             for t in args.cosine]  # fmt: skip
     runs += [{"decision": f"verifier, budget {b}", "budget": b,

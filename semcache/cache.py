@@ -170,6 +170,8 @@ class SemanticCache:
 
     def _semantic(self, request: CacheRequest, vector: np.ndarray, now: float) -> CacheHit | None:
         policy = self.policy(request)
+        if math.isinf(policy.threshold):  # nothing calibrated this strict: no candidate can hit
+            return None
         floor = policy.min_similarity
         top_k = self.settings.top_k
         index = self._indexes.get(request.repo)
@@ -182,7 +184,7 @@ class SemanticCache:
             allowed = self._store.scope_ids(request.repo, request.scope_key, now)
             candidates = self._in_scope(request, index.search(vector, top_k, allowed), now)
         candidates = [c for c in candidates if c[1] >= floor][: self.settings.verify_top_n]
-        if not candidates or math.isinf(policy.threshold):  # nothing calibrated this strict: no hit
+        if not candidates:
             return None
         pairs = [(request.prompt, entry.prompt) for entry, _ in candidates]
         scores = self._verifier.score(pairs, np.array([similarity for _, similarity in candidates]))
