@@ -93,15 +93,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cosine", type=float, nargs="*", default=[0.8, 0.85, 0.9, 0.95])
     parser.add_argument("--budgets", type=float, nargs="*", default=[0.01, 0.02, 0.05])
+    parser.add_argument("--verify-top-n", type=int, default=2, help="candidates the verifier may score")
+    parser.add_argument("--embedding-precision", choices=["int8", "fp32"], default="int8")
     parser.add_argument("--out", type=Path, default=Path("results/stream_sim.json"))
     args = parser.parse_args()
     stream = load_stream(args.stream, args.limit, args.seed)
-    vectors = PrecomputedEmbedder(embedder())
+    vectors = PrecomputedEmbedder(embedder(args.embedding_precision))
     vectors.add([normalize_prompt(p) for p, _ in stream])  # the cache embeds the normalized prompt
     runs = [{"decision": f"cosine >= {t}", **simulate(stream, vectors, verifier="cosine", min_similarity=t)}
             for t in args.cosine]  # fmt: skip
     runs += [{"decision": f"verifier, budget {b}", "budget": b,
-              **simulate(stream, vectors, verifier="cross-encoder", false_hit_budget=b)} for b in args.budgets]  # fmt: skip
+              **simulate(stream, vectors, verifier="cross-encoder", false_hit_budget=b,
+                           verify_top_n=args.verify_top_n)} for b in args.budgets]  # fmt: skip
     table = Table("decision", "hits", "right", "wrong", "hit rate", "oracle hit rate", "wrong share of hits",
                   "right hits / oracle", title=f"stream simulation, {len(stream)} prompts")  # fmt: skip
     for r in runs:
@@ -110,7 +113,8 @@ def main() -> None:
     console = Console(width=170)
     console.print(table)
     console.print(f"machine: {machine()}")
-    write_json(args.out, {"machine": machine(), "stream": args.stream.name, "runs": runs})
+    write_json(args.out, {"machine": machine(), "stream": args.stream.name, "verify_top_n": args.verify_top_n,
+                          "embedding_precision": args.embedding_precision, "runs": runs})  # fmt: skip
     console.print(f"wrote {args.out}")
 
 

@@ -9,6 +9,7 @@ recall 0.50; and the calibrated operating point (the shipped threshold for a fal
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -85,17 +86,19 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=0.02, help="false-hit budget of the calibrated point")
     parser.add_argument("--floor", type=float, default=0.5, help="cosine pre-filter before the verifier")
     parser.add_argument("--verifier-dir", type=Path, default=MODEL_DIR)
+    parser.add_argument("--embedding-precision", choices=["int8", "fp32"], default="int8")
     parser.add_argument("--out", type=Path, default=Path("results/sweep.json"))
     args = parser.parse_args()
-    model, verifier = embedder(), CrossEncoderVerifier(args.verifier_dir)
+    model = embedder(args.embedding_precision)
+    verifier = CrossEncoderVerifier(args.verifier_dir, threads=os.cpu_count() or 1)
     thresholds = args.verifier_dir / "thresholds.json"
     shipped = {name: load_shipped(thresholds, name) for name in ("cosine", "cross-encoder")}
     results = [evaluate(p, args.limit, args.budget, args.floor, model, verifier, shipped) for p in args.pairs]
     print_table(results, args.budget)
     Console().print(f"machine: {machine()}")
-    write_json(
-        args.out, {"machine": machine(), "budget": args.budget, "floor": args.floor, "results": results}
-    )
+    payload = {"machine": machine(), "budget": args.budget, "floor": args.floor,
+               "embedding_precision": args.embedding_precision, "results": results}  # fmt: skip
+    write_json(args.out, payload)
     Console().print(f"wrote {args.out}")
 
 

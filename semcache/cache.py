@@ -74,10 +74,15 @@ class SemanticCache:
         self.settings = settings
         self._clock = clock
         self._store = Store(settings.db_path)
-        embedder = embedder or SentenceTransformerEmbedder(settings.model_dir, settings.embedding_backend)
+        embedder = embedder or SentenceTransformerEmbedder(
+            settings.model_dir,
+            settings.embedding_backend,
+            threads=settings.embedding_threads,
+            precision=settings.embedding_precision,
+        )
         self._batcher = MicroBatcher(embedder, settings.embed_max_batch, settings.embed_max_wait_ms / 1000)
         self._indexes = IndexSet(self._store, settings.index_dir, getattr(embedder, "dim", DIM))
-        self._verifier = verifier or make_verifier(settings.verifier)
+        self._verifier = verifier or make_verifier(settings.verifier, settings.verifier_threads)
         # Shipped thresholds belong to the trained model; cosine uses its setting until tuned here.
         trained = self._verifier.name != "cosine"
         shipped = load_shipped(MODEL_DIR / "thresholds.json", self._verifier.name) if trained else {}
@@ -183,16 +188,13 @@ class SemanticCache:
         if len(candidates) < top_k and len(neighbors) == wide and neighbors[-1].similarity >= floor:
             allowed = self._store.scope_ids(request.repo, request.scope_key, now)
             candidates = self._in_scope(request, index.search(vector, top_k, allowed), now)
-        candidates = [c for c in candidates if c[1] >= floor][: self.settings.verify_top_n]
-        if not candidates:
-            return None
-        pairs = [(request.prompt, entry.prompt) for entry, _ in candidates]
-        scores = self._verifier.score(pairs, np.array([similarity for _, similarity in candidates]))
-        best = int(np.argmax(scores))
-        if scores[best] < policy.threshold:
-            return None
-        entry, similarity = candidates[best]
-        return CacheHit(entry, "semantic", similarity, float(scores[best]))
+        # Most similar first, one at a time: a hit on the first candidate pays for one verifier pass;
+        # only candidates the verifier turned down cost another.
+        for entry, similarity in [c for c in candidates if c[1] >= floor][: self.settings.verify_top_n]:
+            score = float(self._verifier.score([(request.prompt, entry.prompt)], np.array([similarity]))[0])
+            if score >= policy.threshold:
+                return CacheHit(entry, "semantic", similarity, score)
+        return None
 
     def _in_scope(
         self, request: CacheRequest, neighbors: list[Neighbor], now: float

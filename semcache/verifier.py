@@ -107,15 +107,16 @@ class CrossEncoderVerifier:
         return padded_inputs(self._tokenizer.encode_batch(pairs))
 
 
-VERIFIERS: dict[str, Callable[[], Verifier]] = {
-    "cosine": CosineVerifier,
-    "cross-encoder": CrossEncoderVerifier,
+# Each factory takes the onnxruntime thread count (ignored by verifiers that run no model).
+VERIFIERS: dict[str, Callable[[int], Verifier]] = {
+    "cosine": lambda threads: CosineVerifier(),
+    "cross-encoder": lambda threads: CrossEncoderVerifier(threads=threads),
 }
 
 
-def make_verifier(name: str) -> Verifier:
+def make_verifier(name: str, threads: int = 1) -> Verifier:
     """Build the verifier registered under ``name``."""
     try:
-        return VERIFIERS[name]()
+        return VERIFIERS[name](threads)
     except KeyError:
         raise ValueError(f"unknown verifier {name!r}; known: {', '.join(sorted(VERIFIERS))}") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
@@ -14,6 +15,7 @@ from semcache.cache import SemanticCache, is_cacheable
 from semcache.config import Settings
 from semcache.errors import InvalidRequest, NotFound
 from semcache.keys import CacheRequest, parse_chat_request
+from semcache.store import GLOBAL
 from tests.conftest import HashEmbedder
 
 
@@ -261,3 +263,36 @@ def test_property_purging_a_never_touches_b(tmp_path: Path, a: list[str], b: lis
     for text in b:
         assert cache.lookup(request(text, repo="b"), count=False).hit is not None
     cache.close()
+
+
+class ScriptedVerifier:
+    """Turns down every candidate whose prompt says 'decoy'; records what it was asked to score."""
+
+    name = "scripted"
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def score(self, pairs: list[tuple[str, str]], similarities) -> np.ndarray:
+        self.asked += [candidate for _, candidate in pairs]
+        return np.array([0.0 if "decoy" in candidate else 1.0 for _, candidate in pairs])
+
+
+@pytest.mark.parametrize("top_n, expect_hit", [(1, False), (2, True)])
+def test_the_verifier_scores_candidates_best_first_until_one_hits(
+    settings: Settings, clock: Clock, top_n: int, expect_hit: bool
+) -> None:
+    verifier = ScriptedVerifier()
+    settings = settings.model_copy(update={"verify_top_n": top_n, "verify_min_similarity": 0.3})
+    cache = SemanticCache(settings, embedder=HashEmbedder(), verifier=verifier, clock=clock)
+    cache.start()
+    cache.thresholds.save(GLOBAL, settings.false_hit_budget, 0.5, pairs=10)
+    cache.store(request("reverse a list in python decoy"), completion("the decoy's answer"))
+    cache.store(request("reverse a list in python please now"), completion("reversed()"))
+    found = cache.lookup(request("reverse a list in python"))
+    cache.close()
+    assert verifier.asked[0] == "reverse a list in python decoy"  # the more similar one goes first
+    assert len(verifier.asked) == top_n
+    assert (found.hit is not None) == expect_hit
+    if expect_hit:
+        assert found.hit.entry.prompt == "reverse a list in python please now"

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from semcache.embedding import MicroBatcher
+from semcache.embedding import PRECISIONS, MicroBatcher, SentenceTransformerEmbedder
 from tests.conftest import HashEmbedder
 
 
@@ -54,3 +54,17 @@ def test_real_model_vectors_are_normalized_and_paraphrases_are_close(embedder) -
     assert vectors.shape == (3, 384) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
     assert vectors[0] @ vectors[1] > 0.95 > 0.5 > vectors[0] @ vectors[2]
+
+
+def test_int8_vectors_stay_close_to_fp32(model_dir, embedder) -> None:
+    texts = ["How do I reverse a list in Python?", "What is the boiling point of water at sea level?",
+             "Port the payment service from .NET to Java", "cancel my subscription"]  # fmt: skip
+    fp32 = SentenceTransformerEmbedder(model_dir, precision="fp32").encode(texts)
+    int8 = embedder.encode(texts)  # the default precision
+    assert (model_dir / "onnx" / PRECISIONS["int8"]).exists()
+    assert np.all((fp32 * int8).sum(axis=1) > 0.97)
+
+
+def test_an_unknown_precision_is_refused(model_dir) -> None:
+    with pytest.raises(ValueError, match="int8"):
+        SentenceTransformerEmbedder(model_dir, precision="fp8")
