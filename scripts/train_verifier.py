@@ -92,8 +92,9 @@ def train(rows, args, device: str):
     return model.cpu().eval(), tokenizer, steps, time.time() - started
 
 
-def export(model, tokenizer, out: Path, max_length: int) -> None:
-    """Write an int8 ONNX model and its tokenizer to ``out``."""
+def export(model, tokenizer, out: Path, keep_fp32: Path | None = None) -> None:
+    """Write an int8 ONNX model (per-channel weight scales) and its tokenizer to ``out``; the fp32 export
+    is kept at ``keep_fp32`` when given (to compare the two)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     out.mkdir(parents=True, exist_ok=True)
@@ -106,7 +107,10 @@ def export(model, tokenizer, out: Path, max_length: int) -> None:
             dynamic_axes={n: {0: "batch", 1: "seq"} for n in names} | {"logits": {0: "batch"}},
             opset_version=17, dynamo=False,
         )  # fmt: skip
-        quantize_dynamic(str(fp32), str(out / "model.onnx"), weight_type=QuantType.QInt8)
+        quantize_dynamic(str(fp32), str(out / "model.onnx"), weight_type=QuantType.QInt8, per_channel=True)
+        if keep_fp32 is not None:
+            keep_fp32.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(fp32, keep_fp32)
     tokenizer.save_pretrained(str(out))
     for extra in ("vocab.txt", "special_tokens_map.json", "tokenizer_config.json"):
         if not (out / extra).exists() and (packaged_model_path() / extra).exists():
@@ -132,6 +136,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=4e-5)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep-fp32", type=Path, default=None, help="also write the fp32 ONNX model here")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.manual_seed(args.seed)
@@ -145,7 +150,7 @@ def main() -> None:
     rows = pairs + augment(pairs, args.augment_share, rng)
     print(f"training on {len(rows)} pairs ({len(pairs)} from {train_file.name}) on {device}", flush=True)
     model, tokenizer, steps, seconds = train(rows, args, device)
-    export(model, tokenizer, args.out, args.max_length)
+    export(model, tokenizer, args.out, args.keep_fp32)
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
@@ -154,7 +159,7 @@ def main() -> None:
         "data": {train_file.name: sha256(train_file)}, "pairs": len(pairs), "augmented": len(rows) - len(pairs),
         "script": "scripts/train_verifier.py", "commit": commit, "args": {k: str(v) for k, v in vars(args).items()},
         "steps": steps, "train_seconds": round(seconds), "device": device, "torch": torch.__version__,
-        "export": "ONNX opset 17, dynamic int8 (onnxruntime quantize_dynamic)",
+        "export": "ONNX opset 17, dynamic int8, per-channel weight scales (onnxruntime quantize_dynamic)",
     }  # fmt: skip
     (args.out / "provenance.json").write_text(json.dumps(provenance, indent=2))
     print(json.dumps(provenance, indent=2))
