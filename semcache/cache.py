@@ -21,7 +21,7 @@ from semcache.errors import InvalidRequest, NotFound
 from semcache.index import IndexSet, Neighbor
 from semcache.keys import CacheRequest
 from semcache.records import Entry, NewEntry, RepoStats
-from semcache.store import Store
+from semcache.store import GLOBAL, Store
 from semcache.thresholds import Thresholds, load_shipped
 from semcache.verifier import MODEL_DIR, DecisionPolicy, Verifier, make_verifier
 
@@ -108,6 +108,12 @@ class SemanticCache:
                 load()
         repos = self._indexes.load_all()
         log.info("cache ready: %d repos", len(repos))
+        if not self.decision()["semantic_hits"]:
+            log.warning(
+                "no threshold of the %s verifier certifies false_hit_budget %s: only exact hits will be "
+                "served until `semcache tune` fits one (or a request asks for a budget that is certified)",
+                self._verifier.name, self.settings.false_hit_budget,
+            )  # fmt: skip
 
     def close(self) -> None:
         """Persist changed indexes and release resources."""
@@ -140,8 +146,10 @@ class SemanticCache:
         ``min_similarity`` setting and a trained one never hits.
         """
         budget = request.options.false_hit_budget or self.settings.false_hit_budget
-        tuned = self.thresholds.resolve(request.repo, budget)
-        floor = request.options.min_similarity
+        return self._policy(request.repo, budget, request.options.min_similarity)
+
+    def _policy(self, repo: str, budget: float, floor: float | None = None) -> DecisionPolicy:
+        tuned = self.thresholds.resolve(repo, budget)
         if self._verifier.name == "cosine":
             threshold = floor or (tuned if tuned is not None else self.settings.min_similarity)
             return DecisionPolicy(min_similarity=threshold, threshold=threshold)
@@ -149,6 +157,15 @@ class SemanticCache:
             min_similarity=floor or self.settings.verify_min_similarity,
             threshold=tuned if tuned is not None else math.inf,
         )
+
+    def decision(self, repo: str = GLOBAL) -> dict[str, Any]:
+        """How a request with the default budget is decided in ``repo``: verifier, budget, threshold
+        (None when no threshold certifies that budget, so only exact hits are served)."""
+        budget = self.settings.false_hit_budget
+        threshold = self._policy(repo, budget).threshold
+        return {"verifier": self._verifier.name, "false_hit_budget": budget,
+                "threshold": None if math.isinf(threshold) else threshold,
+                "semantic_hits": not math.isinf(threshold)}  # fmt: skip
 
     def lookup(self, request: CacheRequest, count: bool = True) -> Lookup:
         """Find a cached answer for ``request``: exact key first, then the semantic search."""

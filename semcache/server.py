@@ -155,8 +155,9 @@ def _install_routes(app: FastAPI, settings: Settings) -> None:
 
     @app.get("/healthz")
     async def healthz(request: Request) -> dict[str, Any]:
-        repos = await anyio.to_thread.run_sync(gateway(request).cache.repos)
-        return {"status": "ok", "repos": len(repos)}
+        cache = gateway(request).cache
+        repos = await anyio.to_thread.run_sync(cache.repos)
+        return {"status": "ok", "repos": len(repos), "decision": cache.decision()}
 
     @app.get("/v1/cache/repos")
     async def list_repos(request: Request) -> dict[str, Any]:

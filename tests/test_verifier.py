@@ -99,6 +99,8 @@ def test_the_sidecar_decides_with_the_verifier_and_the_request_budget(settings: 
                 f"{url}/v1/chat/completions", json=body, headers={"X-Semcache-Repo": "acme"}, timeout=30
             )
 
+        decision = httpx.get(f"{url}/healthz").json()["decision"]
+        assert decision["verifier"] == "cross-encoder" and decision["semantic_hits"]
         assert ask("How do I cancel my subscription?").headers["x-semcache"] == "miss"
         assert ask("How can I cancel my subscription?").headers["x-semcache"] == "hit-semantic"
         assert ask("How do I renew my subscription?").headers["x-semcache"] == "miss"
@@ -108,3 +110,13 @@ def test_the_sidecar_decides_with_the_verifier_and_the_request_budget(settings: 
         assert strict.headers["x-semcache"] == "miss"
         bad = ask("How can I cancel my subscription?", false_hit_budget=1.5)
         assert bad.status_code == 400 and "false_hit_budget" in bad.json()["error"]["message"]
+
+
+def test_a_budget_nothing_certifies_serves_only_exact_hits_and_says_so(settings: Settings, embedder) -> None:
+    from semcache.cache import SemanticCache
+
+    strict = settings.model_copy(update={"verifier": "cross-encoder", "false_hit_budget": 0.0001})
+    cache = SemanticCache(strict, embedder=embedder)
+    assert cache.decision() == {"verifier": "cross-encoder", "false_hit_budget": 0.0001, "threshold": None,
+                                "semantic_hits": False}  # fmt: skip
+    cache.close()
