@@ -217,6 +217,7 @@ def main() -> None:
     pairs, fresh = rows[: args.pairs], [r["a"] for r in rows[args.pairs : args.pairs + args.misses]]
     result: dict[str, Any] = {"machine": machine(), "args": {k: str(v) for k, v in vars(args).items()}}
     result["semcache"] = run_semcache(pairs, fresh, args)
+    write_json(args.out, result)  # kept should GPTCache's side fail
     if not args.no_gptcache:
         result["gptcache"] = run_gptcache([p["a"] for p in pairs], result["semcache"]["hit_queries"], args)
     console = Console(width=max(Console().width, 150))

@@ -102,7 +102,12 @@ async def _worker(
 ) -> None:
     while not stop():
         i = next(order) % len(target.bodies)
-        elapsed_s, response = await _timed_post(client, target, i)
+        start = time.perf_counter()
+        try:
+            elapsed_s, response = await _timed_post(client, target, i)
+        except httpx.TransportError as exc:  # a dropped connection is an outcome, not the end of the run
+            run.samples.append(Sample(i, time.perf_counter() - start, type(exc).__name__))
+            continue
         outcome = target.outcome(response) if response.status_code == 200 else str(response.status_code)
         run.samples.append(Sample(i, elapsed_s, outcome))
 
