@@ -12,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -49,14 +50,17 @@ def free_port() -> int:
 @contextmanager
 def process(
     args: list[str], health_url: str, env: dict[str, str] | None = None, timeout_s: float = 120
-) -> Iterator[None]:
+) -> Iterator[subprocess.Popen]:
     """Run a server process until the block exits; waits until ``health_url`` answers."""
-    # Output goes to a file: a pipe nobody reads would fill up and block the server.
+    # Output goes to a file: a pipe nobody reads would fill up and block the server. The working
+    # directory is this checkout, so `python -m semcache...` runs this checkout's code.
     with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            args, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
+        )
         try:
             _wait_healthy(proc, log, health_url, timeout_s)
-            yield
+            yield proc
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -78,9 +82,19 @@ def _wait_healthy(proc: subprocess.Popen, log: IO[bytes], health_url: str, timeo
         time.sleep(0.2)
 
 
+@dataclass(frozen=True)
+class Servers:
+    """The running stub provider and sidecar: base URLs and process ids."""
+
+    sidecar_url: str
+    stub_url: str
+    sidecar_pid: int
+    stub_pid: int
+
+
 @contextmanager
-def stub_and_sidecar(data_dir: Path, **settings: str) -> Iterator[str]:
-    """Start the stub provider and a sidecar using it; yields the sidecar's base URL."""
+def stub_and_sidecar(data_dir: Path, **settings: str) -> Iterator[Servers]:
+    """Start the stub provider and a sidecar using it (``settings``: SEMCACHE_* values by field name)."""
     stub_port, port = free_port(), free_port()
     stub = [sys.executable, str(ROOT / "scripts" / "stub_upstream.py"), "--port", str(stub_port)]
     env = {"HF_HUB_OFFLINE": "1", "SEMCACHE_UPSTREAM_BASE_URL": f"http://127.0.0.1:{stub_port}/v1",
@@ -96,10 +110,12 @@ def stub_and_sidecar(data_dir: Path, **settings: str) -> Iterator[str]:
         str(port),
     ]
     with (
-        process(stub, f"http://127.0.0.1:{stub_port}/_stub/calls"),
-        process(sidecar, f"http://127.0.0.1:{port}/healthz", env),
+        process(stub, f"http://127.0.0.1:{stub_port}/_stub/calls") as stub_proc,
+        process(sidecar, f"http://127.0.0.1:{port}/healthz", env) as sidecar_proc,
     ):
-        yield f"http://127.0.0.1:{port}"
+        yield Servers(
+            f"http://127.0.0.1:{port}", f"http://127.0.0.1:{stub_port}", sidecar_proc.pid, stub_proc.pid
+        )
 
 
 def percentiles_ms(samples_s: list[float]) -> dict[str, float]:

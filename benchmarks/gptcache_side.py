@@ -32,14 +32,18 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-# GPTCache pip-installs a missing optional dependency at run time with whatever `pip` is first on PATH
-# (not necessarily this venv's); refuse to start instead.
-_NEEDED = {"sqlalchemy": "sqlalchemy", "faiss": "faiss-cpu", "sentence_transformers": "sentence-transformers"}
-_missing = [package for module, package in _NEEDED.items() if importlib.util.find_spec(module) is None]
-if _missing:
-    sys.exit(
-        f"GPTCache's venv lacks {', '.join(_missing)}: {sys.prefix}/bin/pip install {' '.join(_missing)}"
-    )
+
+def require(needed: dict[str, str]) -> None:
+    """Exit unless every module (name → package) is installed: GPTCache pip-installs a missing optional
+    dependency at run time with whatever `pip` is first on PATH (not necessarily this venv's)."""
+    missing = [package for module, package in needed.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        sys.exit(
+            f"GPTCache's venv lacks {', '.join(missing)}: {sys.prefix}/bin/pip install {' '.join(missing)}"
+        )
+
+
+require({"sqlalchemy": "sqlalchemy", "faiss": "faiss-cpu", "sentence_transformers": "sentence-transformers"})
 
 from gptcache import Cache, Config  # noqa: E402
 from gptcache.adapter.api import get  # noqa: E402

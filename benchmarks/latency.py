@@ -1,71 +1,227 @@
-"""Hit latency over loopback HTTP, one client: exact hits and semantic hits against a warmed repo.
+"""Latency and throughput of the sidecar over loopback HTTP, and GPTCache's server side by side.
 
-Starts the stub provider and a sidecar (``semcache serve``) as separate processes, warms one repo with
-one side of GPTCache's paraphrase pairs (misses that go to the stub and are stored), then times exact
-repeats and the paraphrases (semantic lookups) one request at a time.
+Starts the stub provider and a sidecar (``semcache serve``) as processes and warms one repo with one
+side (``a``) of GPTCache's paraphrase pairs (misses that go to the stub and are stored). The other side
+(``b``) is asked once; the ``b`` answered ``hit-semantic`` are the semantic-hit queries of what follows:
 
-    python benchmarks/latency.py --pairs 300 --out results/latency.json
+1. one client: exact hits (the ``a`` again) and semantic hits, p50 / p95 / p99;
+2. closed-loop load (``benchmarks/loadgen.py``): semantic hits at 8 / 32 / 64 concurrent clients for
+   ``--duration`` seconds each (after ``--warmup`` seconds not counted): requests/s, p50 / p95 / p99, the
+   CPU used by the load generator, the sidecar and the stub, and the sidecar's event-loop lag in that
+   window (its ``semcache_event_loop_lag_seconds`` histogram from ``GET /metrics``, read before and after);
+3. miss overhead: prompts the cache has not seen, one client, each sent to the sidecar (miss → stub →
+   store) and the same body to the stub directly, alternating; p50 / p99 of both and the difference;
+4. GPTCache (unless ``--no-gptcache``): its server (``benchmarks/gptcache_http.py``, in
+   ``.venv-gptcache``) warmed with the same ``a``, asked the same semantic-hit queries at one client and
+   under the same load, on its ``/get`` route (blocking its event loop, as GPTCache ships it) and on
+   ``/get_threaded`` (the same lookup in a worker thread); semcache's figures as ratios to its best.
+
+Client, sidecar, stub and GPTCache share the machine's cores. Quick run (under a minute):
+
+    python -m benchmarks.latency --pairs 100 --single 100 --duration 2 --warmup 0.5 --misses 40 --no-gptcache
+    python -m benchmarks.latency --verifier cosine                   # the full run
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import os
 import tempfile
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
-from rich.table import Table
 
-from benchmarks.common import DATA_DIR, machine, percentiles_ms, read_jsonl, stub_and_sidecar, write_json
+from benchmarks.common import (
+    DATA_DIR,
+    ROOT,
+    Servers,
+    free_port,
+    machine,
+    percentiles_ms,
+    process,
+    read_jsonl,
+    stub_and_sidecar,
+    write_json,
+)
+from benchmarks.latency_report import print_report
+from benchmarks.loadgen import LoadRun, Target, json_bodies, load, paired
+from semcache.embedding import packaged_model_path
+
+GPTCACHE_VENV = ROOT / ".venv-gptcache"
+GPTCACHE_HTTP = Path(__file__).resolve().parent / "gptcache_http.py"
+REPO = {"X-Semcache-Repo": "bench"}
 
 
-def timed(client: httpx.Client, url: str, prompt: str) -> tuple[float, str]:
-    body = {"model": "bench", "messages": [{"role": "user", "content": prompt}]}
-    start = time.perf_counter()
-    response = client.post(url, json=body)
-    elapsed = time.perf_counter() - start
-    response.raise_for_status()
-    return elapsed, response.headers["x-semcache"]
+def chat_bodies(prompts: list[str]) -> list[bytes]:
+    return json_bodies([{"model": "bench", "messages": [{"role": "user", "content": p}]} for p in prompts])
 
 
-def run(pairs: list[dict], settings: dict[str, str]) -> dict:
-    with tempfile.TemporaryDirectory() as tmp, stub_and_sidecar(Path(tmp), **settings) as base:
-        url = f"{base}/v1/chat/completions"
-        with httpx.Client(headers={"X-Semcache-Repo": "bench"}, timeout=30) as client:
-            warm = [timed(client, url, p["a"]) for p in pairs]
-            exact = [timed(client, url, p["a"]) for p in pairs]
-            semantic = [timed(client, url, p["b"]) for p in pairs]
-    by_state: dict[str, list[float]] = {}
-    for elapsed, state in warm + exact + semantic:
-        by_state.setdefault(state, []).append(elapsed)
-    return {"states": {s: percentiles_ms(v) for s, v in by_state.items()},
-            "semantic_lookups": percentiles_ms([e for e, _ in semantic])}  # fmt: skip
+def semcache_outcome(response: httpx.Response) -> str:
+    return response.headers.get("x-semcache", "?")
+
+
+def gptcache_outcome(response: httpx.Response) -> str:
+    return "hit" if response.json().get("answer") else "miss"
+
+
+def once(target: Target, requests: int, pids: dict[str, int] | None = None) -> LoadRun:
+    """One client, ``requests`` requests through the target's bodies in order."""
+    return asyncio.run(load(target, 1, max_requests=requests, pids=pids))
+
+
+def loop_lag(base_url: str) -> dict[str, Any]:
+    """The sidecar's event-loop lag histogram (cumulative bucket counts, sum, count) and its max gauge."""
+    text = httpx.get(f"{base_url}/metrics", timeout=30).text
+    out: dict[str, Any] = {"buckets": {}}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "semcache_event_loop_lag_seconds_bucket":
+                out["buckets"][float(sample.labels["le"])] = sample.value
+            elif sample.name == "semcache_event_loop_lag_seconds_sum":
+                out["sum"] = sample.value
+            elif sample.name == "semcache_event_loop_lag_seconds_count":
+                out["count"] = sample.value
+            elif sample.name == "semcache_event_loop_lag_max_seconds":
+                out["max_since_start_ms"] = sample.value * 1000
+    return out
+
+
+def lag_between(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Lag in the window between two readings: samples, mean, and bucket bounds for p99 and max."""
+    count = after["count"] - before["count"]
+    window = {le: after["buckets"][le] - before["buckets"].get(le, 0) for le in sorted(after["buckets"])}
+
+    def bound(share: float) -> float:
+        return next(le for le, n in window.items() if n >= share * count) * 1000
+
+    return {"samples": int(count), "mean_ms": 1000 * (after["sum"] - before["sum"]) / max(count, 1),
+            "p99_le_ms": bound(0.99) if count else None, "max_le_ms": bound(1.0) if count else None,
+            "max_since_start_ms": after["max_since_start_ms"]}  # fmt: skip
+
+
+def load_levels(
+    target: Target, args: argparse.Namespace, pids: dict[str, int], lag_url: str | None = None
+) -> list[dict[str, Any]]:
+    """Closed-loop load at each client count: a warm-up that is not counted, then the measured run."""
+    levels = []
+    for clients in args.clients:
+        asyncio.run(load(target, clients, duration_s=args.warmup))
+        before = loop_lag(lag_url) if lag_url else None
+        run = asyncio.run(load(target, clients, duration_s=args.duration, pids=pids))
+        level = run.summary()
+        if lag_url:
+            level["loop_lag"] = lag_between(before, loop_lag(lag_url))
+        levels.append(level)
+    return levels
+
+
+def run_semcache(pairs: list[dict], fresh: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """Warm, then the one-client, load and miss-overhead measurements; returns them and the hit queries."""
+    settings = {"verifier": args.verifier, "min_similarity": str(args.min_similarity),
+                "false_hit_budget": str(args.budget)}  # fmt: skip
+    stored, queries = [p["a"] for p in pairs], [p["b"] for p in pairs]
+    with tempfile.TemporaryDirectory() as tmp, stub_and_sidecar(Path(tmp), **settings) as servers:
+        url = f"{servers.sidecar_url}/v1/chat/completions"
+        pids = {"sidecar": servers.sidecar_pid, "stub": servers.stub_pid}
+        warm = once(Target(url, chat_bodies(stored), semcache_outcome, REPO), len(stored))
+        asked = once(Target(url, chat_bodies(queries), semcache_outcome, REPO), len(queries))
+        hits = [queries[i] for i in dict.fromkeys(asked.bodies("hit-semantic"))]
+        if not hits:
+            raise SystemExit("no query was a semantic hit: loosen --min-similarity or --budget")
+        semantic = Target(url, chat_bodies(hits), semcache_outcome, REPO)
+        kept = [stored[i] for i in warm.bodies("miss")]  # near-duplicate a's were hits, not stored
+        exact = once(Target(url, chat_bodies(kept), semcache_outcome, REPO), args.single, pids)
+        single = once(semantic, args.single, pids)
+        levels = load_levels(semantic, args, pids, servers.sidecar_url)
+        misses = miss_overhead(servers, fresh)
+    return {"settings": settings, "warm": warm.summary(), "queries": asked.summary(), "hit_queries": hits,
+            "exact": exact.summary(), "semantic": single.summary(), "load": levels, "misses": misses}  # fmt: skip
+
+
+def miss_overhead(servers: Servers, prompts: list[str]) -> dict[str, Any]:
+    """Each new prompt to the sidecar (a miss goes to the stub and is stored) and straight to the stub."""
+    bodies = chat_bodies(prompts)
+    sidecar = Target(f"{servers.sidecar_url}/v1/chat/completions", bodies, semcache_outcome, REPO)
+    stub = Target(f"{servers.stub_url}/v1/chat/completions", bodies, semcache_outcome)
+    rows = asyncio.run(paired(sidecar, stub, len(bodies)))
+    kept = [(s, d) for s, d, outcome in rows if outcome == "miss"]  # a few new prompts are semantic hits
+    via, direct = percentiles_ms([s for s, _ in kept]), percentiles_ms([d for _, d in kept])
+    return {"asked": len(rows), "sidecar": via, "stub_direct": direct,
+            "overhead_ms": {k: via[k] - direct[k] for k in ("p50", "p95", "p99", "mean")} if kept else {}}  # fmt: skip
+
+
+@contextmanager
+def gptcache_server(python: Path, stored: list[str], threshold: float) -> Iterator[tuple[str, int]]:
+    """GPTCache's server in its venv, warmed with ``stored``; yields its base URL and process id."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="gptcache-http-") as tmp:
+        job = Path(tmp) / "job.json"
+        job.write_text(json.dumps({"model_dir": str(packaged_model_path()), "work_dir": str(Path(tmp) / "work"),
+                                   "stored": stored, "answers": [f"answer-{i}" for i in range(len(stored))],
+                                   "threshold": threshold, "port": port}))  # fmt: skip
+        # The venv's bin first on PATH: GPTCache shells out to `pip` when an extra is missing. One OpenMP
+        # thread, as semcache's FAISS searches: spinning OpenMP threads cost more than one query gains.
+        env = {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+               "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        with process([str(python), str(GPTCACHE_HTTP), str(job)], f"{base}/", env, timeout_s=600) as proc:
+            yield base, proc.pid
+
+
+def run_gptcache(stored: list[str], hits: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """GPTCache's server asked semcache's semantic-hit queries: one client on /get, then each route under load."""
+    bodies = json_bodies([{"prompt": q} for q in hits])
+    with gptcache_server(args.gptcache_python, stored, args.gptcache_threshold) as (base, pid):
+        targets = {
+            route: Target(f"{base}{route}", bodies, gptcache_outcome) for route in ("/get", "/get_threaded")
+        }
+        single = once(targets["/get"], args.single, {"gptcache": pid})
+        levels = {route: load_levels(t, args, {"gptcache": pid}) for route, t in targets.items()}
+    return {"threshold": args.gptcache_threshold, "single": single.summary(), "load": levels}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--pairs", type=int, default=300, help="paraphrase pairs to use")
+    parser.add_argument(
+        "--pairs", type=int, default=300, help="pairs whose a warms the cache (b: the queries)"
+    )
     parser.add_argument("--data", type=Path, default=DATA_DIR / "gptcache_mock_pairs.jsonl")
     parser.add_argument("--verifier", default="cross-encoder", help="cross-encoder or cosine")
     parser.add_argument("--min-similarity", type=float, default=0.8, help="the cosine verifier's threshold")
     parser.add_argument("--budget", type=float, default=0.2, help="false-hit budget of the trained verifier")
-    parser.add_argument("--out", type=Path, default=Path("results/latency.json"))
+    parser.add_argument("--single", type=int, default=400, help="requests per one-client measurement")
+    parser.add_argument("--clients", type=int, nargs="+", default=[8, 32, 64], help="concurrent clients")
+    parser.add_argument("--duration", type=float, default=8.0, help="measured seconds per client count")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of load not counted, before each")
+    parser.add_argument("--misses", type=int, default=150, help="new prompts for the miss overhead")
+    parser.add_argument("--no-gptcache", action="store_true", help="semcache only")
+    parser.add_argument("--gptcache-python", type=Path, default=GPTCACHE_VENV / "bin" / "python")
+    parser.add_argument("--gptcache-threshold", type=float, default=0.8,
+                        help="GPTCache's similarity_threshold (0.8, its default: cos >= 0.6)")  # fmt: skip
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "latency.json")
     args = parser.parse_args()
-    settings = {"verifier": args.verifier, "min_similarity": str(args.min_similarity),
-                "false_hit_budget": str(args.budget)}  # fmt: skip
-    result = {"machine": machine(), "pairs": args.pairs, "settings": settings,
-              **run(read_jsonl(args.data, args.pairs), settings)}  # fmt: skip
-    title = f"1 client, loopback HTTP, verifier {args.verifier}"
-    table = Table("outcome", "n", "p50 ms", "p95 ms", "p99 ms", "mean ms", title=title)
-    for state, stats in sorted(result["states"].items()):
-        table.add_row(state, str(stats["n"]), *(f"{stats[k]:.2f}" for k in ("p50", "p95", "p99", "mean")))
-    console = Console()
-    console.print(table)
-    console.print(f"machine: {result['machine']}")
+    if not args.no_gptcache and not args.gptcache_python.exists():
+        raise SystemExit(
+            f"{args.gptcache_python} is missing: see benchmarks/GPTCACHE.md, or pass --no-gptcache"
+        )
+    rows = read_jsonl(args.data)
+    pairs, fresh = rows[: args.pairs], [r["a"] for r in rows[args.pairs : args.pairs + args.misses]]
+    result: dict[str, Any] = {"machine": machine(), "args": {k: str(v) for k, v in vars(args).items()}}
+    result["semcache"] = run_semcache(pairs, fresh, args)
+    write_json(args.out, result)  # kept should GPTCache's side fail
+    if not args.no_gptcache:
+        result["gptcache"] = run_gptcache([p["a"] for p in pairs], result["semcache"]["hit_queries"], args)
+    console = Console(width=max(Console().width, 150))
+    result["targets"] = print_report(console, result)
     write_json(args.out, result)
     console.print(f"wrote {args.out}")
 

@@ -18,6 +18,7 @@ import anyio.to_thread
 
 from semcache.cache import CacheHit, Lookup, SemanticCache
 from semcache.keys import CacheRequest
+from semcache.metrics import SidecarMetrics
 from semcache.records import Entry
 
 
@@ -107,9 +108,12 @@ class StreamReply:
 class Gateway:
     """Cache first, upstream on a miss, store the answer."""
 
-    def __init__(self, cache: SemanticCache, upstream: Upstream) -> None:
+    def __init__(
+        self, cache: SemanticCache, upstream: Upstream, metrics: SidecarMetrics | None = None
+    ) -> None:
         self.cache = cache
         self.upstream = upstream
+        self.metrics = metrics or SidecarMetrics()
 
     async def chat(self, request: CacheRequest) -> Reply:
         """Answer a non-streaming request."""
@@ -134,8 +138,11 @@ class Gateway:
     async def _lookup(self, request: CacheRequest) -> tuple[Lookup, dict[str, str]]:
         """Look the request up off the event loop; a hit is also accounted for upstream (savings)."""
         self.cache.check(request)
+        started = time.perf_counter()
         lookup = await anyio.to_thread.run_sync(self.cache.lookup, request)
-        headers = CacheStatus.of(lookup, request).headers()
+        status = CacheStatus.of(lookup, request)
+        self.metrics.observe_lookup(status.state, time.perf_counter() - started)
+        headers = status.headers()
         if lookup.hit is not None:
             headers |= await anyio.to_thread.run_sync(self.upstream.record_hit, lookup.hit.entry)
         return lookup, headers

@@ -23,6 +23,7 @@ from semcache.embedding import Embedder
 from semcache.errors import InvalidRepo, InvalidRequest, NotFound, PromptTooLarge, SemcacheError, StoreError
 from semcache.gateway import Gateway, Upstream
 from semcache.keys import CacheRequest, parse_chat_request, validate_repo
+from semcache.metrics import CONTENT_TYPE_LATEST, SidecarMetrics, monitor_loop_lag
 from semcache.misses import build_upstream, spend_summary
 
 log = logging.getLogger(__name__)
@@ -62,18 +63,21 @@ def create_app(
     settings: Settings, *, upstream: Upstream | None = None, embedder: Embedder | None = None
 ) -> FastAPI:
     """Build the sidecar. Nothing is loaded until the app starts (lifespan)."""
+    metrics = SidecarMetrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cache = SemanticCache(settings, embedder=embedder)
         await anyio.to_thread.run_sync(cache.start)
         miss_path = upstream or build_upstream(settings, cache.embedder)
-        app.state.gateway = Gateway(cache, miss_path)
+        app.state.gateway = Gateway(cache, miss_path, metrics)
         sweeper = asyncio.create_task(_sweep_forever(cache, settings.sweep_interval_s))
+        lag_monitor = asyncio.create_task(monitor_loop_lag(metrics))
         try:
             yield
         finally:
             sweeper.cancel()
+            lag_monitor.cancel()
             if upstream is None:
                 await miss_path.aclose()
             await anyio.to_thread.run_sync(cache.close)
@@ -81,6 +85,11 @@ def create_app(
     app = FastAPI(title="semcache", version="0.1.0", lifespan=lifespan)
     _install_error_handlers(app)
     _install_routes(app, settings)
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
     return app
 
 
