@@ -43,7 +43,9 @@ class Settings(BaseSettings):
     top_k: int = Field(4, gt=0, le=64, description="candidates the decision looks at")
     max_prompt_chars: int = Field(200_000, gt=0, description="larger requests are refused with 413")
     sweep_interval_s: float = Field(60.0, gt=0, description="how often expired entries are swept")
-    embed_max_batch: int = Field(32, gt=0, description="most texts one forward pass embeds")
+    embed_max_batch: int = Field(
+        1, gt=0, description="most texts one forward pass embeds (on 2 cores batching costs more per text)"
+    )
     embed_max_wait_ms: float = Field(
         0.0, ge=0, description="extra wait for company; 0 = batch whatever queued during the last pass"
     )

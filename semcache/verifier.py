@@ -21,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-from semcache.embedding import padded_inputs
+from semcache.embedding import ort_session, padded_inputs
 from semcache.guards import tripped
 
 MODEL_DIR = Path(__file__).parent / "verifier_model"
@@ -75,20 +75,15 @@ class CrossEncoderVerifier:
         with self._lock:
             if self._session is not None:
                 return
-            import onnxruntime as ort
             from tokenizers import Tokenizer
 
             if not (self._dir / "model.onnx").exists():
                 raise FileNotFoundError(f"no verifier model in {self._dir}; run scripts/train_verifier.py")
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = self._threads
             tokenizer = Tokenizer.from_file(str(self._dir / "tokenizer.json"))
             tokenizer.enable_truncation(self._max_length)
             tokenizer.no_padding()
             self._tokenizer = tokenizer
-            self._session = ort.InferenceSession(
-                str(self._dir / "model.onnx"), options, providers=["CPUExecutionProvider"]
-            )
+            self._session = ort_session(self._dir / "model.onnx", self._threads)
 
     def score(self, pairs: list[tuple[str, str]], similarities: np.ndarray | None = None) -> np.ndarray:
         """Probabilities that each (query, cached prompt) pair shares its answer."""
