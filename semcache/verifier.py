@@ -13,6 +13,7 @@ The seam is :class:`Verifier`; implementations are registered in :data:`VERIFIER
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,13 +63,14 @@ class CrossEncoderVerifier:
 
     name = "cross-encoder"
 
-    def __init__(self, model_dir: Path = MODEL_DIR, max_length: int = 128, threads: int = 1) -> None:
+    def __init__(self, model_dir: Path = MODEL_DIR, max_length: int | None = None, threads: int = 1) -> None:
         self._dir = Path(model_dir)
         self._max_length = max_length
         self._threads = threads
         self._session = None
         self._tokenizer = None
         self._lock = threading.Lock()
+        self._running = threading.Lock()
 
     def load(self) -> None:
         """Load the ONNX model and tokenizer now."""
@@ -80,7 +82,7 @@ class CrossEncoderVerifier:
             if not (self._dir / "model.onnx").exists():
                 raise FileNotFoundError(f"no verifier model in {self._dir}; run scripts/train_verifier.py")
             tokenizer = Tokenizer.from_file(str(self._dir / "tokenizer.json"))
-            tokenizer.enable_truncation(self._max_length)
+            tokenizer.enable_truncation(self._max_length or trained_max_length(self._dir))
             tokenizer.no_padding()
             self._tokenizer = tokenizer
             self._session = ort_session(self._dir / "model.onnx", self._threads)
@@ -94,12 +96,23 @@ class CrossEncoderVerifier:
         open_pairs = [i for i, (a, b) in enumerate(pairs) if tripped(a, b) is None]
         for start in range(0, len(open_pairs), 64):
             chunk = open_pairs[start : start + 64]
-            logits = self._session.run(None, self._encode([pairs[i] for i in chunk]))[0].reshape(-1)
+            inputs = self._encode([pairs[i] for i in chunk])
+            with self._running:  # one forward pass at a time: concurrent ones only oversubscribe the cores
+                logits = self._session.run(None, inputs)[0].reshape(-1)
             out[chunk] = 1.0 / (1.0 + np.exp(-logits))
         return out
 
     def _encode(self, pairs: list[tuple[str, str]]) -> dict[str, np.ndarray]:
         return padded_inputs(self._tokenizer.encode_batch(pairs))
+
+
+def trained_max_length(model_dir: Path) -> int:
+    """The pair length (tokens) the model was trained at, from its provenance: inputs are truncated the
+    same way (longest side first), so the model never sees longer pairs than it learned on."""
+    try:
+        return int(json.loads((model_dir / "provenance.json").read_text())["args"]["max_length"])
+    except (OSError, KeyError, ValueError):
+        return 128
 
 
 # Each factory takes the onnxruntime thread count (ignored by verifiers that run no model).
