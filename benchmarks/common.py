@@ -49,14 +49,14 @@ def free_port() -> int:
 @contextmanager
 def process(
     args: list[str], health_url: str, env: dict[str, str] | None = None, timeout_s: float = 120
-) -> Iterator[None]:
+) -> Iterator[subprocess.Popen]:
     """Run a server process until the block exits; waits until ``health_url`` answers."""
     # Output goes to a file: a pipe nobody reads would fill up and block the server.
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_healthy(proc, log, health_url, timeout_s)
-            yield
+            yield proc
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -79,27 +79,30 @@ def _wait_healthy(proc: subprocess.Popen, log: IO[bytes], health_url: str, timeo
 
 
 @contextmanager
+def stub() -> Iterator[str]:
+    """Start the stub provider; yields its OpenAI base URL."""
+    port = free_port()
+    args = [sys.executable, str(ROOT / "scripts" / "stub_upstream.py"), "--port", str(port)]
+    with process(args, f"http://127.0.0.1:{port}/_stub/calls"):
+        yield f"http://127.0.0.1:{port}/v1"
+
+
+@contextmanager
+def sidecar(data_dir: Path, upstream_url: str, **settings: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Start ``semcache serve`` on ``data_dir`` against an upstream; yields its base URL and process."""
+    port = free_port()
+    env = {"HF_HUB_OFFLINE": "1", "SEMCACHE_UPSTREAM_BASE_URL": upstream_url,
+           **{f"SEMCACHE_{k.upper()}": v for k, v in settings.items()}}  # fmt: skip
+    args = [sys.executable, "-m", "semcache.cli", "serve", "--data-dir", str(data_dir), "--port", str(port)]
+    with process(args, f"http://127.0.0.1:{port}/healthz", env) as proc:
+        yield f"http://127.0.0.1:{port}", proc
+
+
+@contextmanager
 def stub_and_sidecar(data_dir: Path, **settings: str) -> Iterator[str]:
     """Start the stub provider and a sidecar using it; yields the sidecar's base URL."""
-    stub_port, port = free_port(), free_port()
-    stub = [sys.executable, str(ROOT / "scripts" / "stub_upstream.py"), "--port", str(stub_port)]
-    env = {"HF_HUB_OFFLINE": "1", "SEMCACHE_UPSTREAM_BASE_URL": f"http://127.0.0.1:{stub_port}/v1",
-           **{f"SEMCACHE_{k.upper()}": v for k, v in settings.items()}}  # fmt: skip
-    sidecar = [
-        sys.executable,
-        "-m",
-        "semcache.cli",
-        "serve",
-        "--data-dir",
-        str(data_dir),
-        "--port",
-        str(port),
-    ]
-    with (
-        process(stub, f"http://127.0.0.1:{stub_port}/_stub/calls"),
-        process(sidecar, f"http://127.0.0.1:{port}/healthz", env),
-    ):
-        yield f"http://127.0.0.1:{port}"
+    with stub() as upstream, sidecar(data_dir, upstream, **settings) as (base, _):
+        yield base
 
 
 def percentiles_ms(samples_s: list[float]) -> dict[str, float]:
