@@ -123,7 +123,9 @@ class IndexSet:
                 structure = ann.read(self.path(repo), self._dim, self.params)
                 rebuilt = structure is None
                 if structure is None:
-                    structure = self._build(repo, self.params.kind_for(self._store.count(repo)))
+                    # Exact first: seconds even at 1 M entries, where a graph takes minutes; the
+                    # sweep's maintain() turns it into a graph off the lock.
+                    structure = self._build(repo, "flat")
                 index = RepoIndex(structure)
                 index.dirty = rebuilt and structure.size > 0
                 self._generations[repo] = self._store.generations().get(repo, 0)

@@ -151,3 +151,16 @@ def test_the_cache_switches_to_hnsw_on_a_sweep_and_keeps_hitting(tmp_path: Path,
     assert hit is not None and hit.entry.prompt == "how do I parse a dict in python"
     assert cache.purge("acme") == len(prompts) and not (settings.index_dir / "acme.faiss").exists()
     cache.close()
+
+
+def test_a_lost_graph_is_rebuilt_exact_at_once_and_a_graph_again_by_maintenance(
+    store: Store, tmp_path: Path
+) -> None:
+    indexes, ids, vectors = hnsw_set(store, tmp_path)
+    indexes.save_dirty()
+    indexes.path("r").unlink()
+    again = IndexSet(store, tmp_path / "index", DIM, PARAMS)
+    index = again.get("r")
+    assert (index.kind, list(index.ids()), index.dirty) == ("flat", ids, True)
+    assert again.maintain() == ["r"] and index.kind == "hnsw"
+    assert [best(index, v)[0] for v in vectors] == ids
