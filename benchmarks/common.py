@@ -93,29 +93,43 @@ class Servers:
 
 
 @contextmanager
+def stub_process() -> Iterator[tuple[str, subprocess.Popen]]:
+    """Start the stub provider; yields its base URL (without /v1) and process."""
+    port = free_port()
+    args = [sys.executable, str(ROOT / "scripts" / "stub_upstream.py"), "--port", str(port)]
+    with process(args, f"http://127.0.0.1:{port}/_stub/calls") as proc:
+        yield f"http://127.0.0.1:{port}", proc
+
+
+@contextmanager
+def stub() -> Iterator[str]:
+    """Start the stub provider; yields its OpenAI base URL."""
+    with stub_process() as (url, _):
+        yield f"{url}/v1"
+
+
+@contextmanager
+def sidecar(data_dir: Path, upstream_url: str, **settings: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Start ``semcache serve`` on ``data_dir`` against an upstream; yields its base URL and process."""
+    port = free_port()
+    env = {"HF_HUB_OFFLINE": "1", "SEMCACHE_UPSTREAM_BASE_URL": upstream_url,
+           **{f"SEMCACHE_{k.upper()}": v for k, v in settings.items()}}  # fmt: skip
+    args = [sys.executable, "-m", "semcache.cli", "serve", "--data-dir", str(data_dir), "--port", str(port)]
+    with process(args, f"http://127.0.0.1:{port}/healthz", env) as proc:
+        yield f"http://127.0.0.1:{port}", proc
+
+
+@contextmanager
 def stub_and_sidecar(data_dir: Path, **settings: str) -> Iterator[Servers]:
     """Start the stub provider and a sidecar using it (``settings``: SEMCACHE_* values by field name)."""
-    stub_port, port = free_port(), free_port()
-    stub = [sys.executable, str(ROOT / "scripts" / "stub_upstream.py"), "--port", str(stub_port)]
-    env = {"HF_HUB_OFFLINE": "1", "SEMCACHE_UPSTREAM_BASE_URL": f"http://127.0.0.1:{stub_port}/v1",
-           **{f"SEMCACHE_{k.upper()}": v for k, v in settings.items()}}  # fmt: skip
-    sidecar = [
-        sys.executable,
-        "-m",
-        "semcache.cli",
-        "serve",
-        "--data-dir",
-        str(data_dir),
-        "--port",
-        str(port),
-    ]
     with (
-        process(stub, f"http://127.0.0.1:{stub_port}/_stub/calls") as stub_proc,
-        process(sidecar, f"http://127.0.0.1:{port}/healthz", env) as sidecar_proc,
+        stub_process() as (stub_url, stub_proc),
+        sidecar(data_dir, f"{stub_url}/v1", **settings) as (
+            base,
+            sidecar_proc,
+        ),
     ):
-        yield Servers(
-            f"http://127.0.0.1:{port}", f"http://127.0.0.1:{stub_port}", sidecar_proc.pid, stub_proc.pid
-        )
+        yield Servers(base, stub_url, sidecar_proc.pid, stub_proc.pid)
 
 
 def percentiles_ms(samples_s: list[float]) -> dict[str, float]:

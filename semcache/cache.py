@@ -18,7 +18,7 @@ import numpy as np
 from semcache.config import Settings
 from semcache.embedding import DIM, Embedder, MicroBatcher, SentenceTransformerEmbedder
 from semcache.errors import InvalidRequest, NotFound
-from semcache.index import IndexSet, Neighbor
+from semcache.index import AnnParams, IndexSet, Neighbor
 from semcache.keys import CacheRequest
 from semcache.records import Entry, NewEntry, RepoStats
 from semcache.store import GLOBAL, Store
@@ -81,7 +81,14 @@ class SemanticCache:
             precision=settings.embedding_precision,
         )
         self._batcher = MicroBatcher(embedder, settings.embed_max_batch, settings.embed_max_wait_ms / 1000)
-        self._indexes = IndexSet(self._store, settings.index_dir, getattr(embedder, "dim", DIM))
+        ann = AnnParams(
+            min_entries=settings.ann_min_entries,
+            m=settings.ann_m,
+            ef_construction=settings.ann_ef_construction,
+            ef_search=settings.ann_ef_search,
+            max_tombstone_fraction=settings.ann_max_tombstone_fraction,
+        )
+        self._indexes = IndexSet(self._store, settings.index_dir, getattr(embedder, "dim", DIM), ann)
         self._verifier = verifier or make_verifier(settings.verifier, settings.verifier_threads)
         # Shipped thresholds belong to the trained model; cosine uses its setting until tuned here.
         trained = self._verifier.name != "cosine"
@@ -122,11 +129,13 @@ class SemanticCache:
         self._store.close()
 
     def sweep(self) -> int:
-        """Remove expired entries from store and indexes, then persist changed indexes."""
+        """Remove expired entries from store and indexes, give each index the structure its size
+        calls for (exact or HNSW, see :meth:`IndexSet.maintain`), then persist changed indexes."""
         with self._indexes.lock:
             removed = self._store.expire(self._clock())
             for repo, ids in removed.items():
                 self._indexes.get(repo).remove(ids)
+        self._indexes.maintain()
         self._indexes.save_dirty()
         return sum(len(ids) for ids in removed.values())
 

@@ -41,6 +41,17 @@ class Settings(BaseSettings):
         0.90, gt=0, le=1, description="cosine threshold of the cosine verifier when no tuned one applies"
     )
     top_k: int = Field(4, gt=0, le=64, description="candidates the decision looks at")
+    ann_min_entries: int = Field(
+        50_000, gt=0, description="past this many entries a repo's index becomes an HNSW graph (exact below)"
+    )
+    ann_m: int = Field(32, ge=4, le=128, description="HNSW: graph neighbours per node (memory vs recall)")
+    ann_ef_construction: int = Field(
+        40, gt=0, description="HNSW: build-time search width (build time vs recall)"
+    )
+    ann_ef_search: int = Field(128, gt=0, description="HNSW: query-time search width (latency vs recall)")
+    ann_max_tombstone_fraction: float = Field(
+        0.1, gt=0, le=1, description="HNSW: rebuild the graph once removed entries pass this share of it"
+    )
     max_prompt_chars: int = Field(200_000, gt=0, description="larger requests are refused with 413")
     sweep_interval_s: float = Field(60.0, gt=0, description="how often expired entries are swept")
     embed_max_batch: int = Field(

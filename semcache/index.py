@@ -1,8 +1,10 @@
-"""Per-repo FAISS indexes over normalized vectors (inner product = cosine); ids are store row ids.
+"""Per-repo vector indexes over normalized vectors (inner product = cosine); ids are store row ids.
 
 The store is the truth and an index is derived: on load, and whenever another process has changed the
 store, an index is reconciled against the store's ids (stale ids removed, missing ones added from the
-stored vectors) and a missing or unreadable index file is rebuilt.
+stored vectors) and a missing or unreadable index file is rebuilt. A repo's index is exact (flat) up
+to ``AnnParams.min_entries`` and an HNSW graph past it; :meth:`IndexSet.maintain` switches structures
+and compacts graphs with many tombstones, building the new one from the store off the lock.
 """
 
 from __future__ import annotations
@@ -10,50 +12,55 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
-import faiss
 import numpy as np
 
+from semcache import ann
+from semcache.ann import AnnParams, Neighbor, VectorIndex
 from semcache.store import Store
+
+__all__ = ["AnnParams", "IndexSet", "Neighbor", "RepoIndex"]
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Neighbor:
-    """A vector found by a search: its store id and cosine similarity to the query."""
-
-    id: int
-    similarity: float
-
-
 class RepoIndex:
-    """One repo's exact inner-product index; every method is thread-safe."""
+    """One repo's index; every method is thread-safe. The structure behind it can be swapped."""
 
-    def __init__(self, dim: int, index: faiss.Index | None = None) -> None:
-        self._index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    def __init__(self, structure: VectorIndex) -> None:
+        self._structure = structure
         self._lock = threading.Lock()
         self.dirty = False
 
     @property
+    def kind(self) -> str:
+        """'flat' (exact) or 'hnsw' (approximate)."""
+        return self._structure.kind
+
+    @property
     def size(self) -> int:
-        """Number of vectors held."""
-        return int(self._index.ntotal)
+        """Number of live vectors held."""
+        return self._structure.size
+
+    @property
+    def tombstones(self) -> int:
+        """Removed vectors still in an HNSW graph (filtered out of searches until a rebuild)."""
+        return self._structure.tombstones
 
     def ids(self) -> np.ndarray:
-        """Sorted ids of the vectors held."""
+        """Sorted ids of the live vectors held."""
         with self._lock:
-            return np.sort(faiss.vector_to_array(self._index.id_map).astype(np.int64))
+            return self._structure.ids()
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add vectors under the given ids."""
         if len(ids) == 0:
             return
         with self._lock:
-            self._index.add_with_ids(
-                np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64)
+            ann.use_threads(len(ids))
+            self._structure.add(
+                np.asarray(ids, dtype=np.int64), np.ascontiguousarray(vectors, dtype=np.float32)
             )
             self.dirty = True
 
@@ -62,64 +69,47 @@ class RepoIndex:
         if len(ids) == 0:
             return 0
         with self._lock:
-            removed = self._index.remove_ids(np.asarray(ids, dtype=np.int64))
+            removed = self._structure.remove(np.asarray(ids, dtype=np.int64))
             self.dirty = self.dirty or removed > 0
-            return int(removed)
+            return removed
 
     def search(self, vector: np.ndarray, k: int, allowed: list[int] | None = None) -> list[Neighbor]:
         """The ``k`` nearest vectors, optionally only among ``allowed`` ids, best first."""
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
-        params = None
-        if allowed is not None:
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64)))
+        only = None if allowed is None else np.asarray(allowed, dtype=np.int64)
         with self._lock:
-            k = min(k, int(self._index.ntotal))
-            if k <= 0:
-                return []
-            scores, ids = self._index.search(query, k, params=params)
-        return [Neighbor(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
+            ann.use_threads(1)
+            return self._structure.search(query, k, only)
+
+    def replace(self, structure: VectorIndex) -> None:
+        """Swap in another structure holding the same entries."""
+        with self._lock:
+            self._structure = structure
+            self.dirty = True
 
     def save(self, path: Path) -> None:
         """Write the index atomically (temporary file, then rename)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         with self._lock:
-            faiss.write_index(self._index, str(tmp))
+            self._structure.write(tmp)
             self.dirty = False
         os.replace(tmp, path)
-
-    @classmethod
-    def load(cls, path: Path, dim: int) -> RepoIndex | None:
-        """Read an index file; None if it is missing, unreadable or of another dimension."""
-        if not path.exists():
-            return None
-        try:
-            index = faiss.read_index(str(path))
-        except RuntimeError as exc:
-            log.warning("index file %s is unreadable (%s); it will be rebuilt", path, exc)
-            return None
-        if index.d != dim or not isinstance(index, faiss.IndexIDMap2):
-            log.warning("index file %s does not match this build; it will be rebuilt", path)
-            return None
-        return cls(dim, index)
 
 
 class IndexSet:
     """The indexes of all repos, loaded lazily and kept in step with the store."""
 
-    def __init__(self, store: Store, index_dir: Path, dim: int) -> None:
+    def __init__(self, store: Store, index_dir: Path, dim: int, params: AnnParams | None = None) -> None:
         self._store = store
         self._dir = index_dir
         self._dim = dim
+        self.params = params or AnnParams()
         self._indexes: dict[str, RepoIndex] = {}
         self._generations: dict[str, int] = {}
         # Held across a store write and the matching index change, so a reconcile never sees half.
         self.lock = threading.RLock()
         self._data_version = store.data_version()
-        # A lookup searches with one query: FAISS's OpenMP threads then cost more than they save, and
-        # on busy cores they spin against the embedding (measured on 2 cores, a 1,000-vector search:
-        # 7-11 ms with 2 threads, 0.15 ms with 1). Concurrent requests keep the cores busy instead.
-        faiss.omp_set_num_threads(1)
 
     def path(self, repo: str) -> Path:
         """The file a repo's index is saved to."""
@@ -130,7 +120,14 @@ class IndexSet:
         with self.lock:
             index = self._indexes.get(repo)
             if index is None:
-                index = RepoIndex.load(self.path(repo), self._dim) or RepoIndex(self._dim)
+                structure = ann.read(self.path(repo), self._dim, self.params)
+                rebuilt = structure is None
+                if structure is None:
+                    # Exact first: seconds even at 1 M entries, where a graph takes minutes; the
+                    # sweep's maintain() turns it into a graph off the lock.
+                    structure = self._build(repo, "flat")
+                index = RepoIndex(structure)
+                index.dirty = rebuilt and structure.size > 0
                 self._generations[repo] = self._store.generations().get(repo, 0)
                 self._reconcile(repo, index)
                 self._indexes[repo] = index
@@ -158,6 +155,36 @@ class IndexSet:
             index.save(self.path(repo))
         return len(dirty)
 
+    def maintain(self) -> list[str]:
+        """Give every loaded index the structure its size calls for: HNSW past ``min_entries``, flat
+        again below half of it, and a fresh graph once tombstones pass ``max_tombstone_fraction``.
+        The new structure is built from the store without holding the lock, then reconciled with
+        the store under it and swapped in. Returns the repos rebuilt."""
+        with self.lock:
+            todo = [(repo, index, kind) for repo, index in self._indexes.items()
+                    if (kind := self._wanted(index)) is not None]  # fmt: skip
+        rebuilt = []
+        for repo, index, kind in todo:
+            structure = self._build(repo, kind)
+            with self.lock:
+                if self._indexes.get(repo) is not index:  # purged meanwhile
+                    continue
+                self._reconcile(repo, RepoIndex(structure))
+                index.replace(structure)
+            log.info("index of repo %s rebuilt as %s (%d entries)", repo, kind, index.size)
+            rebuilt.append(repo)
+        return rebuilt
+
+    def _wanted(self, index: RepoIndex) -> str | None:
+        kind = self.params.kind_for(index.size, index.kind)
+        if kind != index.kind:
+            return kind
+        crowded = index.tombstones > self.params.max_tombstone_fraction * max(index.size, 1)
+        return kind if kind == "hnsw" and crowded else None
+
+    def _build(self, repo: str, kind: str) -> VectorIndex:
+        return ann.build(kind, self._dim, self.params, self._store.vector_batches(repo))
+
     def sync_external(self) -> bool:
         """Reconcile loaded indexes with changes another process (e.g. the CLI) made to the store;
         returns whether there were any."""
@@ -181,9 +208,7 @@ class IndexSet:
         if len(stale):
             index.remove(stale)
         if len(missing):
-            ids, vectors = self._store.vectors(repo)
-            keep = np.isin(ids, missing)
-            index.add(ids[keep], vectors[keep])
+            index.add(*self._store.vectors_of(repo, missing))
         if len(stale) or len(missing):
             log.info(
                 "index of repo %s reconciled: %d stale removed, %d added", repo, len(stale), len(missing)

@@ -123,10 +123,11 @@ class Store:
             except sqlite3.Error as exc:
                 raise StoreError(f"store write failed: {exc}") from exc
 
-    def _read(self, sql: str, params: tuple | list = ()) -> list[dict[str, Any]]:
+    def _read(self, sql: str, params: tuple | list = (), plain: bool = False) -> list[Any]:
+        """Rows as dicts, or as plain tuples for bulk reads where a dict per row would dominate."""
         with self._lock:
             try:
-                return list(self.db.query(sql, params))
+                return self.db.execute(sql, params).fetchall() if plain else list(self.db.query(sql, params))
             except sqlite3.Error as exc:
                 raise StoreError(f"store read failed: {exc}") from exc
 
@@ -212,18 +213,33 @@ class Store:
         )
         return [r["id"] for r in rows]
 
-    def vectors(self, repo: str) -> tuple[np.ndarray, np.ndarray]:
-        """All (ids, vectors) of a repo, for rebuilding its index."""
-        rows = self._read("SELECT id, embedding FROM entries WHERE repo = ? ORDER BY id", [repo])
-        ids = np.fromiter((r["id"] for r in rows), dtype=np.int64, count=len(rows))
-        if not rows:
-            return ids, np.zeros((0, 0), dtype=np.float32)
-        return ids, np.vstack([np.frombuffer(r["embedding"], dtype=np.float32) for r in rows])
+    def count(self, repo: str) -> int:
+        """Number of entries of a repo."""
+        return int(self._read("SELECT COUNT(*) AS n FROM entries WHERE repo = ?", [repo])[0]["n"])
+
+    def vector_batches(self, repo: str, batch: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """All (ids, vectors) of a repo in id order, ``batch`` rows at a time (for rebuilding its index
+        without holding every vector twice, or the lock for the whole read)."""
+        last = 0
+        sql = "SELECT id, embedding FROM entries WHERE repo = ? AND id > ? ORDER BY id LIMIT ?"
+        while rows := self._read(sql, [repo, last, batch], plain=True):
+            yield _vectors(rows)
+            last = rows[-1][0]
+
+    def vectors_of(self, repo: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of the given entries of a repo (missing ids are left out)."""
+        rows: list[tuple] = []
+        for start in range(0, len(ids), 10_000):
+            chunk = [int(i) for i in ids[start : start + 10_000]]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT id, embedding FROM entries WHERE repo = ? AND id IN ({marks})"
+            rows += self._read(sql, [repo, *chunk], plain=True)
+        return _vectors(rows)
 
     def ids(self, repo: str) -> np.ndarray:
         """Sorted ids of all entries of a repo."""
-        rows = self._read("SELECT id FROM entries WHERE repo = ? ORDER BY id", [repo])
-        return np.fromiter((r["id"] for r in rows), dtype=np.int64, count=len(rows))
+        rows = self._read("SELECT id FROM entries WHERE repo = ? ORDER BY id", [repo], plain=True)
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     # -- removal -------------------------------------------------------------------------------
 
@@ -299,12 +315,11 @@ class Store:
 
     def stats(self, repo: str) -> RepoStats:
         """Counters and entry count for one repo (zeros for an unknown repo)."""
-        count = self._read("SELECT COUNT(*) AS n FROM entries WHERE repo = ?", [repo])[0]["n"]
         rows = self._read("SELECT * FROM repo_stats WHERE repo = ?", [repo])
         row = rows[0] if rows else {}
         return RepoStats(
             repo=repo,
-            entries=count,
+            entries=self.count(repo),
             hits_exact=row.get("hits_exact", 0),
             hits_semantic=row.get("hits_semantic", 0),
             misses=row.get("misses", 0),
@@ -377,6 +392,13 @@ class Store:
     def _generation(db: sqlite_utils.Database, repo: str) -> int:
         row = db.execute("SELECT generation FROM repo_stats WHERE repo = ?", [repo]).fetchone()
         return row[0] if row else 0
+
+
+def _vectors(rows: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    if not rows:
+        return ids, np.zeros((0, 0), dtype=np.float32)
+    return ids, np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
 
 
 def _entry(row: dict[str, Any]) -> Entry:

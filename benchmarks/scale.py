@@ -1,0 +1,314 @@
+"""Scale: one repo with 100 k and 1 M entries, exact (flat) index against the HNSW graph.
+
+Index part (synthetic vectors, one process per phase so each RSS is its own): vectors are drawn from a
+Gaussian fitted to real MiniLM embeddings of Quora questions (mean and full covariance), normalized.
+Queries are "paraphrases" (a stored vector plus noise of the same shape, cosine ~0.93 to it) and
+"novel" (fresh draws). For each size and structure: build time, save and load time, RSS after
+loading (the serving process) and its peak, lookup latency p50/p99 of ``RepoIndex.search`` (k=32, the
+cache's wide search), and for HNSW recall@1 against the exact search at several efSearch values.
+
+End-to-end part (real prompts and the real embedding model): a store of N entries in one repo (real
+Quora questions embedded for real, the rest synthetic), its index built and saved once, then a real
+``semcache serve`` is started and timed from process start to the first semantic hit over HTTP; then
+the repo is purged over HTTP and timed.
+
+    python -m benchmarks.scale --sizes 100000 1000000 --out results/scale.json
+    python -m benchmarks.scale --sizes 20000 --e2e-size 20000 --queries 200   # a quick run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.common import DATA_DIR, machine, percentiles_ms, read_jsonl, sidecar, stub, write_json
+from semcache import ann
+from semcache.config import Settings
+from semcache.embedding import SentenceTransformerEmbedder
+from semcache.index import AnnParams, RepoIndex
+from semcache.keys import parse_chat_request
+from semcache.records import NewEntry
+from semcache.store import Store
+
+REPO = "scale"
+WIDE_K = 32  # what SemanticCache searches first (max(4 * top_k, 32))
+
+
+def rss_mb() -> dict[str, float]:
+    """This process's resident set now and at its peak, in MB."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    return {
+        "rss_mb": int(fields["VmRSS"].split()[0]) / 1024,
+        "peak_rss_mb": int(fields["VmHWM"].split()[0]) / 1024,
+    }
+
+
+def real_prompts(n: int) -> list[str]:
+    rows = read_jsonl(DATA_DIR / "qqp_train.jsonl", limit=4 * n)
+    return list(dict.fromkeys(r["a"] for r in rows))[:n]
+
+
+def embed(model_dir: Path, texts: list[str]) -> np.ndarray:
+    embedder = SentenceTransformerEmbedder(model_dir)
+    return np.vstack([embedder.encode(texts[i : i + 64]) for i in range(0, len(texts), 64)])
+
+
+class Generator:
+    """Normalized draws from a Gaussian fitted to real embeddings."""
+
+    def __init__(self, real: np.ndarray, seed: int) -> None:
+        self.mean = real.mean(axis=0)
+        values, vectors = np.linalg.eigh(np.cov(real.T))
+        self.shape = (vectors * np.sqrt(np.clip(values, 0, None))).T.astype(np.float32)
+        self.rng = np.random.default_rng(seed)
+
+    def noise(self, n: int) -> np.ndarray:
+        return self.rng.standard_normal((n, len(self.mean)), dtype=np.float32) @ self.shape
+
+    def draw(self, n: int) -> np.ndarray:
+        out = np.empty((n, len(self.mean)), dtype=np.float32)
+        for start in range(0, n, 100_000):
+            chunk = self.mean + self.noise(min(100_000, n - start))
+            out[start : start + len(chunk)] = chunk / np.linalg.norm(chunk, axis=1, keepdims=True)
+        return out
+
+    def paraphrases(self, stored: np.ndarray) -> np.ndarray:
+        noise = self.noise(len(stored))
+        noise *= 0.4 / np.linalg.norm(noise, axis=1, keepdims=True)
+        out = stored + noise
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+# -- index part: one subprocess per phase ---------------------------------------------------------
+
+
+def phase_build(work: Path, kind: str, size: int, params: AnnParams) -> dict:
+    gen = Generator(np.load(work / "real.npy"), seed=size)
+    vectors = gen.draw(size)
+    ids = np.arange(1, size + 1, dtype=np.int64)
+    if kind == "flat":
+        picked = gen.rng.choice(size, np.load(work / "nq.npy")[0], replace=False)
+        np.save(work / "queries.npy", np.vstack([gen.paraphrases(vectors[picked]), gen.draw(len(picked))]))
+    start, start_cpu = time.perf_counter(), time.process_time()
+    batches = ((ids[s : s + 50_000], vectors[s : s + 50_000]) for s in range(0, size, 50_000))
+    index = RepoIndex(ann.build(kind, vectors.shape[1], params, batches))
+    built, built_cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    start = time.perf_counter()
+    index.save(work / f"{kind}.faiss")
+    return {"build_s": built, "build_cpu_s": built_cpu, "save_s": time.perf_counter() - start,
+            "build_peak_rss_mb": rss_mb()["peak_rss_mb"]}  # fmt: skip
+
+
+def phase_serve(work: Path, kind: str, params: AnnParams, ef_values: list[int]) -> dict:
+    start = time.perf_counter()
+    structure = ann.read(work / f"{kind}.faiss", 384, params)
+    assert structure is not None and structure.kind == kind
+    index = RepoIndex(structure)
+    out: dict = {"load_s": time.perf_counter() - start, **rss_mb()}
+    queries = np.load(work / "queries.npy")
+    half = len(queries) // 2
+    for ef in ef_values if kind == "hnsw" else [0]:
+        if ef and ef != params.ef_search:  # the first width is the one the file was read with
+            index.replace(ann.read(work / f"{kind}.faiss", 384, AnnParams(ef_search=ef)))
+        latencies, cpu, top = [], [], []
+        for query in queries:
+            start, start_cpu = time.perf_counter(), time.process_time()
+            found = index.search(query, WIDE_K)
+            latencies.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
+            top.append(found[0].similarity)
+        row = {"latency": percentiles_ms(latencies), "cpu": percentiles_ms(cpu)}
+        if kind == "flat":
+            np.save(work / "exact_top.npy", np.array(top))
+            row |= {"top1_similarity_paraphrase": float(np.mean(top[:half])),
+                    "top1_similarity_novel": float(np.mean(top[half:]))}  # fmt: skip
+        else:
+            exact = np.load(work / "exact_top.npy")
+            hit = np.array(top) >= exact - 1e-5  # a tie with the exact best counts as found
+            row |= {"recall_paraphrase": float(hit[:half].mean()), "recall_novel": float(hit[half:].mean())}
+        out[f"ef{ef}"] = row
+        # The serving process: the loaded index after its first round of lookups (before any re-read).
+        out.setdefault("serve_rss_mb", rss_mb()["rss_mb"])
+    return out
+
+
+def run_phase(*args: str) -> dict:
+    """Run one phase in a fresh interpreter; its last stdout line is the JSON result."""
+    done = subprocess.run([sys.executable, "-m", "benchmarks.scale", "--phase", *args],
+                          check=True, capture_output=True, text=True)  # fmt: skip
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def index_part(size: int, args: argparse.Namespace, real: np.ndarray) -> dict:
+    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+        work = Path(tmp)
+        np.save(work / "real.npy", real)
+        np.save(work / "nq.npy", np.array([args.queries // 2]))
+        common = [str(work), str(size), str(args.m), str(args.ef_construction), *map(str, args.ef_search)]
+        result = {}
+        for kind in ("flat", "hnsw"):
+            result[kind] = run_phase("build", kind, *common) | run_phase("serve", kind, *common)
+            (work / f"{kind}.faiss").unlink()
+        return result
+
+
+# -- end-to-end part ------------------------------------------------------------------------------
+
+
+def fill_store(data_dir: Path, size: int, prompts: list[str], real: np.ndarray) -> None:
+    """``size`` entries in one repo and scope: the real prompts first, synthetic vectors after."""
+    store = Store(Settings(data_dir=data_dir).db_path)
+    fillers = Generator(real, seed=7).draw(size - len(prompts))
+    answer = {
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}]
+    }
+    for i in range(size):
+        prompt = prompts[i] if i < len(prompts) else f"synthetic prompt {i}"
+        request = parse_chat_request(
+            {"model": "bench", "messages": [{"role": "user", "content": prompt}]}, header_repo=REPO
+        )
+        vector = real[i] if i < len(prompts) else fillers[i - len(prompts)]
+        store.insert(NewEntry(repo=REPO, scope_key=request.scope_key, exact_key=request.exact_key, prompt=prompt,
+                              response=answer, model="bench", embedding=vector, expires_at=time.time() + 1e6))  # fmt: skip
+    store.close()
+
+
+def build_index(data_dir: Path, settings: dict[str, str]) -> float:
+    """Open the cache once, so its index is built from the store (exact at start, then the structure
+    its size calls for, as the server's sweep would) and saved; returns the seconds taken."""
+    from semcache.cache import SemanticCache
+
+    cache = SemanticCache(Settings(data_dir=data_dir, **settings))
+    start = time.perf_counter()
+    cache.start()
+    cache.sweep()
+    cache.close()
+    return time.perf_counter() - start
+
+
+def e2e_part(size: int, args: argparse.Namespace, prompts: list[str], real: np.ndarray) -> dict:
+    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+        data_dir = Path(tmp)
+        (data_dir / "model").symlink_to(args.model_dir.resolve(), target_is_directory=True)
+        start = time.perf_counter()
+        fill_store(data_dir, size, prompts, real)
+        out: dict = {"entries": size, "fill_s": time.perf_counter() - start}
+        settings = {"verifier": "cosine", "min_similarity": "0.8"}
+        out["index_build_s"] = build_index(data_dir, settings)
+        saved = ann.read(Settings(data_dir=data_dir).index_dir / f"{REPO}.faiss", real.shape[1], AnnParams())
+        out["index_kind"] = saved.kind if saved is not None else "none"
+        body = {"model": "bench", "messages": [{"role": "user", "content": prompts[3].lower() + " please"}]}
+        with stub() as upstream:
+            start = time.perf_counter()
+            with sidecar(data_dir, upstream, **settings) as (base, proc):
+                out["healthy_s"] = time.perf_counter() - start
+                with httpx.Client(headers={"X-Semcache-Repo": REPO}, timeout=60) as client:
+                    reply = client.post(f"{base}/v1/chat/completions", json=body)
+                    out["first_hit_s"] = time.perf_counter() - start
+                    out["first_reply"] = reply.headers.get("x-semcache")
+                    status = Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+                    out["server_rss_mb"] = next(
+                        int(x.split()[1]) / 1024 for x in status if x.startswith("VmRSS")
+                    )
+                    start = time.perf_counter()
+                    client.delete(f"{base}/v1/cache/repos/{REPO}").raise_for_status()
+                    out["purge_s"] = time.perf_counter() - start
+        return out
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+
+def table(result: dict) -> Table:
+    out = Table(title=f"semcache scale ({result['machine']['cpu']}, {result['machine']['cores']} cores)")
+    for column in ("entries", "index", "efSearch", "build s (cpu)", "save s", "load s", "RSS MB (build peak)",
+                   "wall p50/p99 ms", "cpu p50/p99 ms", "recall@1 para", "recall@1 novel"):  # fmt: skip
+        out.add_column(column, justify="right")
+    for size, kinds in result["index"].items():
+        for kind, r in kinds.items():
+            for key, row in ((k, v) for k, v in r.items() if k.startswith("ef")):
+                recall = [
+                    f"{row[k]:.3f}" if k in row else "exact" for k in ("recall_paraphrase", "recall_novel")
+                ]
+                wall, cpu = row["latency"], row["cpu"]
+                out.add_row(f"{int(size):,}", kind, key[2:] if kind == "hnsw" else "-",
+                            f"{r['build_s']:.1f} ({r['build_cpu_s']:.0f})", f"{r['save_s']:.1f}", f"{r['load_s']:.2f}",
+                            f"{r['serve_rss_mb']:.0f} ({r['build_peak_rss_mb']:.0f})",
+                            f"{wall['p50']:.2f} / {wall['p99']:.2f}", f"{cpu['p50']:.2f} / {cpu['p99']:.2f}",
+                            *recall)  # fmt: skip
+    return out
+
+
+def e2e_table(e2e: dict) -> Table:
+    out = Table(title="end to end: a real `semcache serve` on one repo")
+    for column in ("entries", "fill s", "index build s", "start → healthy s", "start → first hit s", "reply",
+                   "server RSS MB", "purge s"):  # fmt: skip
+        out.add_column(column, justify="right")
+    out.add_row(f"{e2e['entries']:,}", f"{e2e['fill_s']:.0f}", f"{e2e['index_build_s']:.1f} ({e2e.get('index_kind')})", f"{e2e['healthy_s']:.2f}",
+                f"{e2e['first_hit_s']:.2f}", str(e2e["first_reply"]), f"{e2e['server_rss_mb']:.0f}",
+                f"{e2e['purge_s']:.2f}")  # fmt: skip
+    return out
+
+
+def run_phase_here(argv: list[str]) -> None:
+    name, kind, work, size, m, ef_construction, *ef_search = argv
+    params = AnnParams(m=int(m), ef_construction=int(ef_construction), ef_search=int(ef_search[0]))
+    if name == "build":
+        result = phase_build(Path(work), kind, int(size), params)
+    else:
+        result = phase_serve(Path(work), kind, params, [int(e) for e in ef_search])
+    print(json.dumps(result))
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--phase"]:
+        return run_phase_here(sys.argv[2:])
+    defaults = Settings()
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000], help="entries per run")
+    parser.add_argument(
+        "--queries", type=int, default=1000, help="lookups per run (half paraphrase, half novel)"
+    )
+    parser.add_argument("--m", type=int, default=defaults.ann_m, help="HNSW neighbours per node")
+    parser.add_argument("--ef-construction", type=int, default=defaults.ann_ef_construction)
+    parser.add_argument("--ef-search", type=int, nargs="+", default=[defaults.ann_ef_search, 64, 256, 512],
+                        help="HNSW search widths to measure (the first is used for the RSS)")  # fmt: skip
+    parser.add_argument(
+        "--e2e-size", type=int, default=100_000, help="entries for the end-to-end run; 0 skips it"
+    )
+    parser.add_argument("--real", type=int, default=3000, help="real questions embedded (Gaussian fit, e2e)")
+    parser.add_argument(
+        "--model-dir", type=Path, default=Path(".semcache/model"), help="ONNX export to reuse"
+    )
+    parser.add_argument("--tmp", type=Path, default=None, help="scratch folder (index files of ~2 GB at 1 M)")
+    parser.add_argument("--out", type=Path, default=Path("results/scale.json"))
+    args = parser.parse_args()
+    prompts = real_prompts(args.real)
+    real = embed(args.model_dir, prompts)
+    result: dict = {"machine": machine(), "args": {k: str(v) for k, v in vars(args).items()}, "index": {}}
+    for size in args.sizes:
+        result["index"][str(size)] = index_part(size, args, real)
+        write_json(args.out, result)
+    console = Console(width=200)
+    console.print(table(result))
+    if args.e2e_size:
+        result["e2e"] = e2e_part(args.e2e_size, args, prompts, real)
+        console.print(e2e_table(result["e2e"]))
+    write_json(args.out, result)
+    console.print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

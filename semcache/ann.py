@@ -1,0 +1,294 @@
+"""The vector structures behind a repo's index: exact (flat) below a size threshold, HNSW above it.
+
+Both map store row ids to normalized vectors (inner product = cosine) and share one interface, so
+:class:`semcache.index.RepoIndex` can swap one for the other. HNSW graphs cannot delete nodes: a
+removed id becomes a tombstone that every search filters out, and the graph is rebuilt from the store
+once tombstones pile up (see :meth:`semcache.index.IndexSet.maintain`). Tombstones are not saved: on
+load the store no longer holds those ids, so the reconcile marks them again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import faiss
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+# A filtered HNSW search widens efSearch by 1 / selectivity, up to this.
+MAX_FILTERED_EF = 4096
+
+
+@dataclass(frozen=True)
+class Neighbor:
+    """A vector found by a search: its store id and cosine similarity to the query."""
+
+    id: int
+    similarity: float
+
+
+@dataclass(frozen=True)
+class AnnParams:
+    """When a repo's index becomes HNSW, and how the graph is built and searched."""
+
+    min_entries: int = 50_000
+    m: int = 32
+    ef_construction: int = 40
+    ef_search: int = 64
+    max_tombstone_fraction: float = 0.1
+    # A restricted search over at most this many ids scores their vectors exactly; above it the
+    # filtered graph search is used, which is only reliable when the allowed ids are not too rare.
+    exact_restricted_max: int = 20_000
+
+    def kind_for(self, entries: int, current: str | None = None) -> str:
+        """The structure a repo of ``entries`` should use; halfway back down before HNSW is dropped,
+        so a repo near the threshold does not flip back and forth."""
+        if entries > self.min_entries:
+            return "hnsw"
+        if current == "hnsw" and entries > self.min_entries // 2:
+            return "hnsw"
+        return "flat"
+
+
+class VectorIndex(Protocol):
+    """What a repo's index structure offers; not thread-safe (RepoIndex locks around it)."""
+
+    kind: str
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def tombstones(self) -> int: ...
+
+    def ids(self) -> np.ndarray: ...
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
+
+    def remove(self, ids: np.ndarray) -> int: ...
+
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None) -> list[Neighbor]: ...
+
+    def write(self, path: Path) -> None: ...
+
+
+def use_threads(items: int) -> None:
+    """Pick the OpenMP threads of the calling thread's next FAISS calls (the setting is per thread):
+    one for a single query or a handful of vectors, where waking and spinning threads costs more
+    than the work itself (ten times the latency of a lookup on a busy two-core machine), every core
+    for bulk adds."""
+    faiss.omp_set_num_threads((os.cpu_count() or 1) if items >= 1000 else 1)
+
+
+def _neighbors(scores: np.ndarray, ids: np.ndarray) -> list[Neighbor]:
+    return [Neighbor(int(i), float(s)) for s, i in zip(scores, ids, strict=True) if i >= 0]
+
+
+class FlatIndex:
+    """Exact inner-product search over every vector."""
+
+    kind = "flat"
+
+    def __init__(self, index: faiss.IndexIDMap2) -> None:
+        self._index = index
+
+    @classmethod
+    def empty(cls, dim: int) -> FlatIndex:
+        return cls(faiss.IndexIDMap2(faiss.IndexFlatIP(dim)))
+
+    @property
+    def size(self) -> int:
+        return int(self._index.ntotal)
+
+    @property
+    def tombstones(self) -> int:
+        return 0
+
+    def ids(self) -> np.ndarray:
+        return np.sort(faiss.vector_to_array(self._index.id_map).astype(np.int64))
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        self._index.add_with_ids(vectors, ids)
+
+    def remove(self, ids: np.ndarray) -> int:
+        return int(self._index.remove_ids(ids))
+
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None) -> list[Neighbor]:
+        params = None if allowed is None else faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+        k = min(k, self.size)
+        if k <= 0:
+            return []
+        scores, ids = self._index.search(query, k, params=params)
+        return _neighbors(scores[0], ids[0])
+
+    def write(self, path: Path) -> None:
+        faiss.write_index(self._index, str(path))
+
+
+class SortedIds:
+    """A growing sorted set of int64 ids; appending larger ids (the usual case: row ids only grow)
+    is amortized O(1), anything else merges."""
+
+    def __init__(self, ids: np.ndarray) -> None:
+        self._buf = np.unique(np.asarray(ids, dtype=np.int64))
+        self._n = len(self._buf)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def array(self) -> np.ndarray:
+        return self._buf[: self._n]
+
+    def add(self, ids: np.ndarray) -> None:
+        ids = np.unique(ids)
+        if self._n and len(ids) and ids[0] <= self._buf[self._n - 1]:
+            self._buf = np.union1d(self.array(), ids)
+            self._n = len(self._buf)
+            return
+        if self._n + len(ids) > len(self._buf):
+            grown = np.empty(max(16, 2 * (self._n + len(ids))), dtype=np.int64)
+            grown[: self._n] = self.array()
+            self._buf = grown
+        self._buf[self._n : self._n + len(ids)] = ids
+        self._n += len(ids)
+
+    def contains(self, ids: np.ndarray) -> np.ndarray:
+        """A boolean mask: which of ``ids`` are in the set."""
+        held = self.array()
+        at = np.minimum(np.searchsorted(held, ids), max(self._n - 1, 0))
+        return (held[at] == ids) if self._n else np.zeros(len(ids), dtype=bool)
+
+
+class HnswIndex:
+    """Approximate search on an HNSW graph; removed ids are tombstones filtered out of every search."""
+
+    kind = "hnsw"
+
+    def __init__(self, index: faiss.IndexIDMap2, params: AnnParams) -> None:
+        self._index = index
+        self._ef_search = params.ef_search
+        self._exact_max = params.exact_restricted_max
+        self._held = SortedIds(faiss.vector_to_array(index.id_map))
+        self._dead = SortedIds(np.zeros(0, dtype=np.int64))
+        self._live_filter: tuple[faiss.IDSelector, ...] = ()
+
+    @classmethod
+    def empty(cls, dim: int, params: AnnParams) -> HnswIndex:
+        graph = faiss.IndexHNSWFlat(dim, params.m, faiss.METRIC_INNER_PRODUCT)
+        graph.hnsw.efConstruction = params.ef_construction
+        return cls(faiss.IndexIDMap2(graph), params)
+
+    @property
+    def size(self) -> int:
+        return len(self._held) - len(self._dead)
+
+    @property
+    def tombstones(self) -> int:
+        return len(self._dead)
+
+    def ids(self) -> np.ndarray:
+        return np.setdiff1d(self._held.array(), self._dead.array(), assume_unique=True)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        fresh = ~self._held.contains(ids)  # a held id (live or dead) is never added twice
+        if fresh.any():
+            self._index.add_with_ids(vectors[fresh], ids[fresh])
+            self._held.add(ids[fresh])
+
+    def remove(self, ids: np.ndarray) -> int:
+        ids = np.unique(ids)
+        gone = ids[self._held.contains(ids) & ~self._dead.contains(ids)]
+        if len(gone):
+            self._dead.add(gone)
+            self._live_filter = ()
+        return len(gone)
+
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None) -> list[Neighbor]:
+        if allowed is None:
+            return self._search_graph(query, k, self._live_selector(), self._ef_search)
+        allowed = np.unique(allowed)
+        allowed = allowed[self._held.contains(allowed) & ~self._dead.contains(allowed)]
+        if len(allowed) <= self._exact_max:
+            return self._search_exact(query, k, allowed)
+        widen = math.ceil(self.size / len(allowed))
+        selector = faiss.IDSelectorBatch(allowed)
+        return self._search_graph(query, k, selector, min(self._ef_search * widen, MAX_FILTERED_EF))
+
+    def _live_selector(self) -> faiss.IDSelector | None:
+        if not len(self._dead):
+            return None
+        if not self._live_filter:
+            dead = faiss.IDSelectorBatch(self._dead.array())
+            self._live_filter = (faiss.IDSelectorNot(dead), dead)  # keep the inner selector alive
+        return self._live_filter[0]
+
+    def _search_graph(
+        self, query: np.ndarray, k: int, selector: faiss.IDSelector | None, ef: int
+    ) -> list[Neighbor]:
+        k = min(k, self.size)
+        if k <= 0:
+            return []
+        params = faiss.SearchParametersHNSW(efSearch=max(ef, k))
+        if selector is not None:
+            params.sel = selector
+        scores, ids = self._index.search(query, k, params=params)
+        return _neighbors(scores[0], ids[0])
+
+    def _search_exact(self, query: np.ndarray, k: int, allowed: np.ndarray) -> list[Neighbor]:
+        if not len(allowed) or k <= 0:
+            return []
+        scores = self._index.reconstruct_batch(allowed) @ query[0]
+        top = np.argsort(-scores)[:k] if len(scores) <= k else np.argpartition(-scores, k)[:k]
+        top = top[np.argsort(-scores[top])]
+        return _neighbors(scores[top], allowed[top])
+
+    def write(self, path: Path) -> None:
+        faiss.write_index(self._index, str(path))
+
+
+def empty(kind: str, dim: int, params: AnnParams) -> VectorIndex:
+    """A new, empty structure of ``kind`` ('flat' or 'hnsw')."""
+    return HnswIndex.empty(dim, params) if kind == "hnsw" else FlatIndex.empty(dim)
+
+
+def build(
+    kind: str, dim: int, params: AnnParams, batches: Iterable[tuple[np.ndarray, np.ndarray]]
+) -> VectorIndex:
+    """A structure of ``kind`` filled batch by batch (so the store's vectors are never all in memory
+    twice)."""
+    index = empty(kind, dim, params)
+    for ids, vectors in batches:
+        use_threads(len(ids))
+        if len(ids):
+            index.add(
+                np.ascontiguousarray(ids, dtype=np.int64), np.ascontiguousarray(vectors, dtype=np.float32)
+            )
+    return index
+
+
+def read(path: Path, dim: int, params: AnnParams) -> VectorIndex | None:
+    """Read a saved structure; None if it is missing, unreadable or of another dimension or kind."""
+    if not path.exists():
+        return None
+    try:
+        index = faiss.read_index(str(path))
+    except RuntimeError as exc:
+        log.warning("index file %s is unreadable (%s); it will be rebuilt", path, exc)
+        return None
+    if index.d != dim or not isinstance(index, faiss.IndexIDMap2):
+        log.warning("index file %s does not match this build; it will be rebuilt", path)
+        return None
+    inner = faiss.downcast_index(index.index)
+    if isinstance(inner, faiss.IndexHNSWFlat):
+        return HnswIndex(index, params)
+    if isinstance(inner, faiss.IndexFlatIP):
+        return FlatIndex(index)
+    log.warning("index file %s holds an unknown structure; it will be rebuilt", path)
+    return None
