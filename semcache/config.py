@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     embed_max_wait_ms: float = Field(
         0.0, ge=0, description="extra wait for company; 0 = batch whatever queued during the last pass"
     )
+    worker_threads: int = Field(
+        8, gt=0, le=256, description="threads that run lookups and stores off the event loop"
+    )
     verifier: str = Field("cross-encoder", description="the hit decision; see semcache.verifier.VERIFIERS")
     false_hit_budget: float = Field(
         0.02, gt=0, lt=1, description="largest share of served hits that may be wrong (per request too)"

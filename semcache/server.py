@@ -67,6 +67,9 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Lookups and stores run on worker threads; a few keep 2 cores busy, and dozens only fight the
+        # event loop for the GIL (its lag under 64 clients).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         cache = SemanticCache(settings, embedder=embedder)
         await anyio.to_thread.run_sync(cache.start)
         miss_path = upstream or build_upstream(settings, cache.embedder)
