@@ -80,7 +80,9 @@ class SemanticCache:
             threads=settings.embedding_threads,
             precision=settings.embedding_precision,
         )
-        self._batcher = MicroBatcher(embedder, settings.embed_max_batch, settings.embed_max_wait_ms / 1000)
+        self._batcher = MicroBatcher(
+            embedder, settings.embed_max_batch, settings.embed_max_wait_ms / 1000, settings.embed_workers
+        )
         ann = AnnParams(
             min_entries=settings.ann_min_entries,
             m=settings.ann_m,

@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     embed_max_batch: int = Field(
         1, gt=0, description="most texts one forward pass embeds (on 2 cores batching costs more per text)"
     )
+    embed_workers: int = Field(2, gt=0, le=16, description="threads running embedding passes side by side")
     embed_max_wait_ms: float = Field(
         0.0, ge=0, description="extra wait for company; 0 = batch whatever queued during the last pass"
     )

@@ -68,3 +68,17 @@ def test_int8_vectors_stay_close_to_fp32(model_dir, embedder) -> None:
 def test_an_unknown_precision_is_refused(model_dir) -> None:
     with pytest.raises(ValueError, match="int8"):
         SentenceTransformerEmbedder(model_dir, precision="fp8")
+
+
+def test_several_workers_embed_side_by_side_and_all_stop_on_close() -> None:
+    embedder = SlowCountingEmbedder()
+    batcher = MicroBatcher(embedder, max_batch=1, workers=3)
+    texts = [f"prompt {i}" for i in range(30)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        vectors = list(pool.map(batcher.embed, texts))
+    assert np.allclose(np.vstack(vectors), HashEmbedder().encode(texts))
+    assert embedder.batches == [1] * 30
+    threads = list(batcher._threads)
+    assert len(threads) == 3 and all(t.is_alive() for t in threads)
+    batcher.close()
+    assert not any(t.is_alive() for t in threads)
