@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.common import DATA_DIR, machine, percentiles_ms, read_jsonl, sidecar, stub, write_json
+from benchmarks.evalkit import MODEL_DIR
 from semcache import ann
 from semcache.config import Settings
 from semcache.embedding import SentenceTransformerEmbedder
@@ -290,7 +291,10 @@ def main() -> None:
     )
     parser.add_argument("--real", type=int, default=3000, help="real questions embedded (Gaussian fit, e2e)")
     parser.add_argument(
-        "--model-dir", type=Path, default=Path(".semcache/model"), help="ONNX export to reuse"
+        "--model-dir",
+        type=Path,
+        default=MODEL_DIR,
+        help="ONNX export to reuse (shared with the other benchmarks)",
     )
     parser.add_argument("--tmp", type=Path, default=None, help="scratch folder (index files of ~2 GB at 1 M)")
     parser.add_argument("--out", type=Path, default=Path("results/scale.json"))
