@@ -17,10 +17,11 @@ from semcache.tuning import NOT_SERVED, LabelledPair, PairScores, load_pairs
 MODEL_DIR = Path(os.environ.get("SEMCACHE_BENCH_MODEL_DIR", ROOT / "results" / "model"))
 
 
-def embedder(precision: str = "int8") -> SentenceTransformerEmbedder:
-    """The packaged MiniLM on ONNX (exported once under results/model), int8 as the sidecar runs it."""
+def embedder(precision: str = "int8", model_dir: Path = MODEL_DIR) -> SentenceTransformerEmbedder:
+    """The packaged MiniLM on ONNX (exported once under ``model_dir``), int8 as the sidecar runs it, on
+    every core."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    model = SentenceTransformerEmbedder(MODEL_DIR, threads=os.cpu_count() or 1, precision=precision)
+    model = SentenceTransformerEmbedder(model_dir, threads=os.cpu_count() or 1, precision=precision)
     model.load()
     return model
 

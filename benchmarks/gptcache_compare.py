@@ -43,10 +43,10 @@ import numpy as np
 from rich.console import Console
 
 from benchmarks.common import DATA_DIR, ROOT, machine, read_jsonl, write_json
-from benchmarks.evalkit import PrecomputedEmbedder
+from benchmarks.evalkit import MODEL_DIR, PrecomputedEmbedder, embedder
 from benchmarks.gptcache_report import print_report, score, verdicts
 from semcache import CacheRequest, SemanticCache, Settings, parse_chat_request
-from semcache.embedding import SentenceTransformerEmbedder, packaged_model_path
+from semcache.embedding import packaged_model_path
 from semcache.verifier import MODEL_DIR as VERIFIER_DIR
 
 GPTCACHE_VENV = ROOT / ".venv-gptcache"
@@ -265,7 +265,7 @@ def main() -> None:
     parser.add_argument(
         "--model-dir",
         type=Path,
-        default=ROOT / "results" / "model",
+        default=MODEL_DIR,
         help="where semcache keeps its ONNX export of the embedding model (made on first use)",
     )
     parser.add_argument("--gptcache-python", type=Path, default=GPTCACHE_VENV / "bin" / "python")
@@ -302,8 +302,8 @@ def main() -> None:
     root = work_root()
 
     started = time.perf_counter()
-    embedder = PrecomputedEmbedder(SentenceTransformerEmbedder(args.model_dir, threads=os.cpu_count() or 1))
-    embedder.add([chat(t).prompt for d in datasets for t in d.stored + d.queries])
+    vectors = PrecomputedEmbedder(embedder(model_dir=args.model_dir))
+    vectors.add([chat(t).prompt for d in datasets for t in d.stored + d.queries])
     embed_s = time.perf_counter() - started
     runs = [("cosine", "min_similarity", args.cosine)]
     if (VERIFIER_DIR / "model.onnx").exists():
@@ -315,7 +315,7 @@ def main() -> None:
         result["skipped"] = f"semcache cross-encoder rows: {VERIFIER_DIR / 'model.onnx'} missing"
     for d in datasets:
         for verifier, knob, values in runs:
-            returned, notes = run_semcache(d, verifier, knob, values, embedder, root)
+            returned, notes = run_semcache(d, verifier, knob, values, vectors, root)
             for value in values:
                 rows.append(
                     {
@@ -347,7 +347,7 @@ def main() -> None:
                     }
                 )
         # Same model on both sides (semcache: its ONNX export; GPTCache: SBERT on torch): compare vectors.
-        ours = {d.name: embedder.encode([chat(t).prompt for t in d.stored]) for d in datasets}
+        ours = {d.name: vectors.encode([chat(t).prompt for t in d.stored]) for d in datasets}
         cosines = np.concatenate(
             [np.sum(ours[n] * v, axis=1) / np.linalg.norm(v, axis=1) for n, v in gpt["vectors"].items()]
         )

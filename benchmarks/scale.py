@@ -32,10 +32,9 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.common import DATA_DIR, machine, percentiles_ms, read_jsonl, sidecar, stub, write_json
-from benchmarks.evalkit import MODEL_DIR
+from benchmarks.evalkit import MODEL_DIR, embedder
 from semcache import ann
 from semcache.config import Settings
-from semcache.embedding import SentenceTransformerEmbedder
 from semcache.index import AnnParams, RepoIndex
 from semcache.keys import parse_chat_request
 from semcache.records import NewEntry
@@ -57,11 +56,6 @@ def rss_mb() -> dict[str, float]:
 def real_prompts(n: int) -> list[str]:
     rows = read_jsonl(DATA_DIR / "qqp_train.jsonl", limit=4 * n)
     return list(dict.fromkeys(r["a"] for r in rows))[:n]
-
-
-def embed(model_dir: Path, texts: list[str]) -> np.ndarray:
-    embedder = SentenceTransformerEmbedder(model_dir)
-    return np.vstack([embedder.encode(texts[i : i + 64]) for i in range(0, len(texts), 64)])
 
 
 class Generator:
@@ -300,7 +294,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/scale.json"))
     args = parser.parse_args()
     prompts = real_prompts(args.real)
-    real = embed(args.model_dir, prompts)
+    real = embedder(model_dir=args.model_dir).encode(prompts)
     result: dict = {"machine": machine(), "args": {k: str(v) for k, v in vars(args).items()}, "index": {}}
     for size in args.sizes:
         result["index"][str(size)] = index_part(size, args, real)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import DATA_DIR  # noqa: E402
 from benchmarks.evalkit import SPLIT_FILES, half  # noqa: E402
-from semcache.embedding import packaged_model_path  # noqa: E402
+from semcache.embedding import packaged_model_path, quantize_int8  # noqa: E402
 from semcache.perturb import easy_positive, hard_negative  # noqa: E402
 from semcache.tuning import load_pairs as load_labelled  # noqa: E402
 
@@ -107,8 +107,6 @@ def train(rows, args, device: str):
 def export(model, tokenizer, out: Path, keep_fp32: Path | None = None) -> None:
     """Write an int8 ONNX model (per-channel weight scales) and its tokenizer to ``out``; the fp32 export
     is kept at ``keep_fp32`` when given (to compare the two)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "model_fp32.onnx"
@@ -119,7 +117,7 @@ def export(model, tokenizer, out: Path, keep_fp32: Path | None = None) -> None:
             dynamic_axes={n: {0: "batch", 1: "seq"} for n in names} | {"logits": {0: "batch"}},
             opset_version=17, dynamo=False,
         )  # fmt: skip
-        quantize_dynamic(str(fp32), str(out / "model.onnx"), weight_type=QuantType.QInt8, per_channel=True)
+        quantize_int8(fp32, out / "model.onnx")
         if keep_fp32 is not None:
             keep_fp32.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(fp32, keep_fp32)

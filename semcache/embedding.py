@@ -83,7 +83,7 @@ class SentenceTransformerEmbedder:
             _export_onnx(self._model_dir)
         onnx_file = self._model_dir / "onnx" / PRECISIONS[self._precision]
         if not onnx_file.exists():
-            _quantize_int8(self._model_dir / "onnx" / "model.onnx", onnx_file)
+            quantize_int8(self._model_dir / "onnx" / "model.onnx", onnx_file)
         return _onnx_encoder(self._model_dir, onnx_file, self.max_tokens, self._threads)
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -152,9 +152,10 @@ def _export_onnx(target: Path) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _quantize_int8(source: Path, target: Path) -> None:
+def quantize_int8(source: Path, target: Path) -> None:
     """Dynamic int8 quantization with per-channel weight scales (per-tensor scales distort MiniLM's
-    vectors: cosine to fp32 0.96 on average, against 0.99 per channel); written once, atomically."""
+    vectors: cosine to fp32 0.96 on average, against 0.99 per channel); written atomically. Both
+    shipped models (the embedding and the verifier) are quantized by this one function."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     fd, scratch = tempfile.mkstemp(prefix=".quant-", suffix=".onnx", dir=target.parent)

@@ -183,22 +183,18 @@ class Store:
 
     def get_many(self, ids: list[int]) -> dict[int, Entry]:
         """Entries by id (missing ids are left out)."""
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        rows = self._read(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id IN ({marks})", list(ids))
-        return {row["id"]: _entry(row) for row in rows}
+        return self._entries_by_id(ids)
 
     def get_in_scope(self, ids: list[int], scope_key: str, now: float) -> dict[int, Entry]:
         """The live entries among ``ids`` that belong to one scope."""
+        return self._entries_by_id(ids, "AND scope_key = ? AND expires_at > ?", [scope_key, now])
+
+    def _entries_by_id(self, ids: list[int], extra: str = "", params: list | None = None) -> dict[int, Entry]:
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
-        rows = self._read(
-            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id IN ({marks}) AND scope_key = ? AND expires_at > ?",
-            [*ids, scope_key, now],
-        )
-        return {row["id"]: _entry(row) for row in rows}
+        sql = f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id IN ({marks}) {extra}"
+        return {row["id"]: _entry(row) for row in self._read(sql, [*ids, *(params or [])])}
 
     def get(self, repo: str, entry_id: int) -> Entry | None:
         """One entry of ``repo`` by id."""
