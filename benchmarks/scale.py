@@ -163,7 +163,7 @@ def index_part(size: int, args: argparse.Namespace, real: np.ndarray) -> dict:
 def fill_store(data_dir: Path, size: int, prompts: list[str], real: np.ndarray) -> None:
     """``size`` entries in one repo and scope: the real prompts first, synthetic vectors after."""
     store = Store(Settings(data_dir=data_dir).db_path)
-    fillers = Generator(real, seed=7).draw(size - len(prompts))
+    fillers = Generator(real, seed=7).draw(max(size - len(prompts), 0))
     answer = {
         "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}]
     }
