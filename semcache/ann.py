@@ -41,7 +41,7 @@ class AnnParams:
     min_entries: int = 50_000
     m: int = 32
     ef_construction: int = 40
-    ef_search: int = 64
+    ef_search: int = 128  # the same defaults as Settings.ann_*
     max_tombstone_fraction: float = 0.1
     # A restricted search over at most this many ids scores their vectors exactly; above it the
     # filtered graph search is used, which is only reliable when the allowed ids are not too rare.
