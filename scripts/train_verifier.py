@@ -60,11 +60,18 @@ def augment(
     return extra
 
 
-def batches(rows: list[tuple[str, str, int]], size: int, rng: random.Random):
+def batches(rows: list[tuple[str, str, int]], size: int, rng: random.Random, pool: int = 64):
+    """Shuffled batches of similar-length pairs: each run of ``pool`` batches is sorted by length before it
+    is cut, so padding (the batch pads to its longest pair) wastes little compute; batch order is shuffled."""
     order = list(range(len(rows)))
     rng.shuffle(order)
-    for start in range(0, len(order), size):
-        chunk = [rows[i] for i in order[start : start + size]]
+    cut = []
+    for start in range(0, len(order), size * pool):
+        run = sorted(order[start : start + size * pool], key=lambda i: len(rows[i][0]) + len(rows[i][1]))
+        cut += [run[i : i + size] for i in range(0, len(run), size)]
+    rng.shuffle(cut)
+    for ids in cut:
+        chunk = [rows[i] for i in ids]
         # Both orders: the decision must not depend on which side is the query.
         yield [(b, a) if rng.random() < 0.5 else (a, b) for a, b, _ in chunk], [float(r[2]) for r in chunk]
 
