@@ -1,11 +1,12 @@
-"""Scale: one repo with 100 k and 1 M entries, exact (flat) index against the HNSW graph.
+"""Scale: one repo with 100 k and 1 M entries, exact (flat) index against IVF lists and the HNSW graph.
 
 Index part (synthetic vectors, one process per phase so each RSS is its own): vectors are drawn from a
 Gaussian fitted to real MiniLM embeddings of Quora questions (mean and full covariance), normalized.
 Queries are "paraphrases" (a stored vector plus noise of the same shape, cosine ~0.93 to it) and
 "novel" (fresh draws). For each size and structure: build time, save and load time, RSS after
 loading (the serving process) and its peak, lookup latency p50/p99 of ``RepoIndex.search`` (k=32, the
-cache's wide search), and for HNSW recall@1 against the exact search at several efSearch values.
+cache's wide search), and for IVF / HNSW recall@1 against the exact search at several search widths
+(IVF: nprobe, lists scanned; HNSW: efSearch).
 
 End-to-end part (real prompts and the real embedding model): a store of N entries in one repo (real
 Quora questions embedded for real, the rest synthetic), its index built and saved once, then a real
@@ -33,7 +34,7 @@ from rich.table import Table
 
 from benchmarks.common import DATA_DIR, machine, percentiles_ms, read_jsonl, sidecar, stub, write_json
 from benchmarks.evalkit import MODEL_DIR, embedder
-from semcache import ann
+from semcache import ivf, structures
 from semcache.config import Settings
 from semcache.index import AnnParams, RepoIndex
 from semcache.keys import parse_chat_request
@@ -95,8 +96,11 @@ def phase_build(work: Path, kind: str, size: int, params: AnnParams) -> dict:
         picked = gen.rng.choice(size, np.load(work / "nq.npy")[0], replace=False)
         np.save(work / "queries.npy", np.vstack([gen.paraphrases(vectors[picked]), gen.draw(len(picked))]))
     start, start_cpu = time.perf_counter(), time.process_time()
-    batches = ((ids[s : s + 50_000], vectors[s : s + 50_000]) for s in range(0, size, 50_000))
-    index = RepoIndex(ann.build(kind, vectors.shape[1], params, batches))
+    batches = [(ids[s : s + 50_000], vectors[s : s + 50_000]) for s in range(0, size, 50_000)]
+    sample = None
+    if kind == "ivf":  # as IndexSet does: a sample spread over the repo, then the lists filled
+        sample = structures.training_sample(batches, size, ivf.POINTS_PER_LIST * ivf.lists_for(size))
+    index = RepoIndex(structures.build(kind, vectors.shape[1], params, batches, sample, size))
     built, built_cpu = time.perf_counter() - start, time.process_time() - start_cpu
     start = time.perf_counter()
     index.save(work / f"{kind}.faiss")
@@ -104,32 +108,40 @@ def phase_build(work: Path, kind: str, size: int, params: AnnParams) -> dict:
             "build_peak_rss_mb": rss_mb()["peak_rss_mb"]}  # fmt: skip
 
 
-def phase_serve(work: Path, kind: str, params: AnnParams, ef_values: list[int]) -> dict:
+def phase_serve(work: Path, kind: str, params: AnnParams, widths: list[int]) -> dict:
     start = time.perf_counter()
-    structure = ann.read(work / f"{kind}.faiss", 384, params)
+    structure = structures.read(work / f"{kind}.faiss", 384, params)
     assert structure is not None and structure.kind == kind
     index = RepoIndex(structure)
     out: dict = {"load_s": time.perf_counter() - start, **rss_mb()}
     queries = np.load(work / "queries.npy")
     half = len(queries) // 2
-    for ef in ef_values if kind == "hnsw" else [0]:
-        if ef and ef != params.ef_search:  # the first width is the one the file was read with
-            index.replace(ann.read(work / f"{kind}.faiss", 384, AnnParams(ef_search=ef)))
-        latencies, cpu, top = [], [], []
+    for ef in widths if kind != "flat" else [0]:
+        if ef and ef != widths[0]:  # the first width is the one the file was read with
+            index.replace(
+                structures.read(
+                    work / f"{kind}.faiss", 384, phase_params(kind, params.m, params.ef_construction, ef)
+                )
+            )
+        latencies, cpu, top, top_ids = [], [], [], []
         for query in queries:
             start, start_cpu = time.perf_counter(), time.process_time()
             found = index.search(query, WIDE_K)
             latencies.append(time.perf_counter() - start)
             cpu.append(time.process_time() - start_cpu)
             top.append(found[0].similarity)
+            top_ids.append(found[0].id)
         row = {"latency": percentiles_ms(latencies), "cpu": percentiles_ms(cpu)}
         if kind == "flat":
-            np.save(work / "exact_top.npy", np.array(top))
+            np.save(work / "exact_top.npy", np.array([top, top_ids]))
             row |= {"top1_similarity_paraphrase": float(np.mean(top[:half])),
                     "top1_similarity_novel": float(np.mean(top[half:]))}  # fmt: skip
         else:
-            exact = np.load(work / "exact_top.npy")
-            hit = np.array(top) >= exact - 1e-5  # a tie with the exact best counts as found
+            exact, exact_ids = np.load(work / "exact_top.npy")
+            # The exact best, or a tie with it (IVF's int8 similarities are close, not equal: ids count)
+            same = np.array(top_ids) == exact_ids
+            hit = same | (np.array(top) >= exact - 1e-5)
+            row["similarity_error_max"] = float(np.abs(np.array(top) - exact)[same].max(initial=0.0))
             row |= {"recall_paraphrase": float(hit[:half].mean()), "recall_novel": float(hit[half:].mean())}
         out[f"ef{ef}"] = row
         # The serving process: the loaded index after its first round of lookups (before any re-read).
@@ -149,9 +161,10 @@ def index_part(size: int, args: argparse.Namespace, real: np.ndarray) -> dict:
         work = Path(tmp)
         np.save(work / "real.npy", real)
         np.save(work / "nq.npy", np.array([args.queries // 2]))
-        common = [str(work), str(size), str(args.m), str(args.ef_construction), *map(str, args.ef_search)]
         result = {}
-        for kind in ("flat", "hnsw"):
+        for kind in ("flat", *args.structures):
+            widths = args.nprobe if kind == "ivf" else args.ef_search
+            common = [str(work), str(size), str(args.m), str(args.ef_construction), *map(str, widths)]
             result[kind] = run_phase("build", kind, *common) | run_phase("serve", kind, *common)
             (work / f"{kind}.faiss").unlink()
         return result
@@ -200,7 +213,9 @@ def e2e_part(size: int, args: argparse.Namespace, prompts: list[str], real: np.n
         out: dict = {"entries": size, "fill_s": time.perf_counter() - start}
         settings = {"verifier": "cosine", "min_similarity": "0.8"}
         out["index_build_s"] = build_index(data_dir, settings)
-        saved = ann.read(Settings(data_dir=data_dir).index_dir / f"{REPO}.faiss", real.shape[1], AnnParams())
+        saved = structures.read(
+            Settings(data_dir=data_dir).index_dir / f"{REPO}.faiss", real.shape[1], AnnParams()
+        )
         out["index_kind"] = saved.kind if saved is not None else "none"
         body = {"model": "bench", "messages": [{"role": "user", "content": prompts[3].lower() + " please"}]}
         with stub() as upstream:
@@ -226,8 +241,8 @@ def e2e_part(size: int, args: argparse.Namespace, prompts: list[str], real: np.n
 
 def table(result: dict) -> Table:
     out = Table(title=f"semcache scale ({result['machine']['cpu']}, {result['machine']['cores']} cores)")
-    for column in ("entries", "index", "efSearch", "build s (cpu)", "save s", "load s", "RSS MB (build peak)",
-                   "wall p50/p99 ms", "cpu p50/p99 ms", "recall@1 para", "recall@1 novel"):  # fmt: skip
+    for column in ("entries", "index", "width", "build s (cpu)", "save s", "load s", "RSS MB (build peak)",
+                   "wall p50/p99 ms", "cpu p50/p99 ms", "recall@1 para", "recall@1 novel", "max |Δcos|"):  # fmt: skip
         out.add_column(column, justify="right")
     for size, kinds in result["index"].items():
         for kind, r in kinds.items():
@@ -236,11 +251,12 @@ def table(result: dict) -> Table:
                     f"{row[k]:.3f}" if k in row else "exact" for k in ("recall_paraphrase", "recall_novel")
                 ]
                 wall, cpu = row["latency"], row["cpu"]
-                out.add_row(f"{int(size):,}", kind, key[2:] if kind == "hnsw" else "-",
+                width = {"hnsw": f"ef {key[2:]}", "ivf": f"nprobe {key[2:]}"}.get(kind, "-")
+                out.add_row(f"{int(size):,}", kind, width,
                             f"{r['build_s']:.1f} ({r['build_cpu_s']:.0f})", f"{r['save_s']:.1f}", f"{r['load_s']:.2f}",
                             f"{r['serve_rss_mb']:.0f} ({r['build_peak_rss_mb']:.0f})",
                             f"{wall['p50']:.2f} / {wall['p99']:.2f}", f"{cpu['p50']:.2f} / {cpu['p99']:.2f}",
-                            *recall)  # fmt: skip
+                            *recall, f"{row.get('similarity_error_max', 0):.4f}")  # fmt: skip
     return out
 
 
@@ -255,13 +271,19 @@ def e2e_table(e2e: dict) -> Table:
     return out
 
 
+def phase_params(kind: str, m: int, ef_construction: int, width: int) -> AnnParams:
+    """The parameters of one measured structure; ``width`` is efSearch for HNSW and nprobe for IVF."""
+    return AnnParams(structure=kind if kind != "flat" else "ivf", m=m, ef_construction=ef_construction,
+                     ef_search=width, nprobe=width)  # fmt: skip
+
+
 def run_phase_here(argv: list[str]) -> None:
-    name, kind, work, size, m, ef_construction, *ef_search = argv
-    params = AnnParams(m=int(m), ef_construction=int(ef_construction), ef_search=int(ef_search[0]))
+    name, kind, work, size, m, ef_construction, *widths = argv
+    params = phase_params(kind, int(m), int(ef_construction), int(widths[0]))
     if name == "build":
         result = phase_build(Path(work), kind, int(size), params)
     else:
-        result = phase_serve(Path(work), kind, params, [int(e) for e in ef_search])
+        result = phase_serve(Path(work), kind, params, [int(w) for w in widths])
     print(json.dumps(result))
 
 
@@ -276,6 +298,10 @@ def main() -> None:
     parser.add_argument(
         "--queries", type=int, default=1000, help="lookups per run (half paraphrase, half novel)"
     )
+    parser.add_argument("--structures", nargs="+", choices=["ivf", "hnsw"], default=["ivf", "hnsw"],
+                        help="approximate structures measured against the exact one")  # fmt: skip
+    parser.add_argument("--nprobe", type=int, nargs="+", default=[defaults.ann_nprobe, 32, 128],
+                        help="IVF lists scanned per query (the first is used for the RSS)")  # fmt: skip
     parser.add_argument("--m", type=int, default=defaults.ann_m, help="HNSW neighbours per node")
     parser.add_argument("--ef-construction", type=int, default=defaults.ann_ef_construction)
     parser.add_argument("--ef-search", type=int, nargs="+", default=[defaults.ann_ef_search, 64, 256, 512],

@@ -1,7 +1,10 @@
-"""The vector structures behind a repo's index: exact (flat) below a size threshold, HNSW above it.
+"""The vector structures behind a repo's index: exact (flat) below a size threshold, IVF (the default) or
+HNSW above it.
 
-Both map store row ids to normalized vectors (inner product = cosine) and share one interface, so
-:class:`semcache.index.RepoIndex` can swap one for the other. HNSW graphs cannot delete nodes: a
+All map store row ids to normalized vectors (inner product = cosine) and share one interface, so
+:class:`semcache.index.RepoIndex` can swap one for the other. IVF keeps its vectors int8-quantized in
+about 4 * sqrt(n) k-means lists and scans the ``nprobe`` lists nearest a query; its lists are refitted
+once the repo has doubled or halved since they were made. HNSW graphs cannot delete nodes: a
 removed id becomes a tombstone that every search filters out, and the graph is rebuilt from the store
 once tombstones pile up (see :meth:`semcache.index.IndexSet.maintain`). Tombstones are not saved: on
 load the store no longer holds those ids, so the reconcile marks them again.
@@ -9,18 +12,14 @@ load the store no longer holds those ids, so the reconcile marks them again.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import faiss
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 # A filtered HNSW search widens efSearch by 1 / selectivity, up to this.
 MAX_FILTERED_EF = 4096
@@ -36,9 +35,12 @@ class Neighbor:
 
 @dataclass(frozen=True)
 class AnnParams:
-    """When a repo's index becomes HNSW, and how the graph is built and searched."""
+    """When a repo's index becomes approximate, which structure it becomes, and how that is built and
+    searched."""
 
     min_entries: int = 50_000
+    structure: str = "ivf"  # or "hnsw"
+    nprobe: int = 64
     m: int = 32
     ef_construction: int = 40
     ef_search: int = 128  # the same defaults as Settings.ann_*
@@ -51,9 +53,9 @@ class AnnParams:
         """The structure a repo of ``entries`` should use; halfway back down before HNSW is dropped,
         so a repo near the threshold does not flip back and forth."""
         if entries > self.min_entries:
-            return "hnsw"
-        if current == "hnsw" and entries > self.min_entries // 2:
-            return "hnsw"
+            return self.structure
+        if current == self.structure and entries > self.min_entries // 2:
+            return self.structure
         return "flat"
 
 
@@ -67,6 +69,9 @@ class VectorIndex(Protocol):
 
     @property
     def tombstones(self) -> int: ...
+
+    @property
+    def sized_for(self) -> int: ...
 
     def ids(self) -> np.ndarray: ...
 
@@ -87,7 +92,7 @@ def use_threads(items: int) -> None:
     faiss.omp_set_num_threads((os.cpu_count() or 1) if items >= 1000 else 1)
 
 
-def _neighbors(scores: np.ndarray, ids: np.ndarray) -> list[Neighbor]:
+def found_neighbors(scores: np.ndarray, ids: np.ndarray) -> list[Neighbor]:
     return [Neighbor(int(i), float(s)) for s, i in zip(scores, ids, strict=True) if i >= 0]
 
 
@@ -95,6 +100,7 @@ class FlatIndex:
     """Exact inner-product search over every vector."""
 
     kind = "flat"
+    sized_for = 0
 
     def __init__(self, index: faiss.IndexIDMap2) -> None:
         self._index = index
@@ -126,7 +132,7 @@ class FlatIndex:
         if k <= 0:
             return []
         scores, ids = self._index.search(query, k, params=params)
-        return _neighbors(scores[0], ids[0])
+        return found_neighbors(scores[0], ids[0])
 
     def write(self, path: Path) -> None:
         faiss.write_index(self._index, str(path))
@@ -170,6 +176,7 @@ class HnswIndex:
     """Approximate search on an HNSW graph; removed ids are tombstones filtered out of every search."""
 
     kind = "hnsw"
+    sized_for = 0
 
     def __init__(self, index: faiss.IndexIDMap2, params: AnnParams) -> None:
         self._index = index
@@ -239,7 +246,7 @@ class HnswIndex:
         if selector is not None:
             params.sel = selector
         scores, ids = self._index.search(query, k, params=params)
-        return _neighbors(scores[0], ids[0])
+        return found_neighbors(scores[0], ids[0])
 
     def _search_exact(self, query: np.ndarray, k: int, allowed: np.ndarray) -> list[Neighbor]:
         if not len(allowed) or k <= 0:
@@ -247,48 +254,7 @@ class HnswIndex:
         scores = self._index.reconstruct_batch(allowed) @ query[0]
         top = np.argsort(-scores)[:k] if len(scores) <= k else np.argpartition(-scores, k)[:k]
         top = top[np.argsort(-scores[top])]
-        return _neighbors(scores[top], allowed[top])
+        return found_neighbors(scores[top], allowed[top])
 
     def write(self, path: Path) -> None:
         faiss.write_index(self._index, str(path))
-
-
-def empty(kind: str, dim: int, params: AnnParams) -> VectorIndex:
-    """A new, empty structure of ``kind`` ('flat' or 'hnsw')."""
-    return HnswIndex.empty(dim, params) if kind == "hnsw" else FlatIndex.empty(dim)
-
-
-def build(
-    kind: str, dim: int, params: AnnParams, batches: Iterable[tuple[np.ndarray, np.ndarray]]
-) -> VectorIndex:
-    """A structure of ``kind`` filled batch by batch (so the store's vectors are never all in memory
-    twice)."""
-    index = empty(kind, dim, params)
-    for ids, vectors in batches:
-        use_threads(len(ids))
-        if len(ids):
-            index.add(
-                np.ascontiguousarray(ids, dtype=np.int64), np.ascontiguousarray(vectors, dtype=np.float32)
-            )
-    return index
-
-
-def read(path: Path, dim: int, params: AnnParams) -> VectorIndex | None:
-    """Read a saved structure; None if it is missing, unreadable or of another dimension or kind."""
-    if not path.exists():
-        return None
-    try:
-        index = faiss.read_index(str(path))
-    except RuntimeError as exc:
-        log.warning("index file %s is unreadable (%s); it will be rebuilt", path, exc)
-        return None
-    if index.d != dim or not isinstance(index, faiss.IndexIDMap2):
-        log.warning("index file %s does not match this build; it will be rebuilt", path)
-        return None
-    inner = faiss.downcast_index(index.index)
-    if isinstance(inner, faiss.IndexHNSWFlat):
-        return HnswIndex(index, params)
-    if isinstance(inner, faiss.IndexFlatIP):
-        return FlatIndex(index)
-    log.warning("index file %s holds an unknown structure; it will be rebuilt", path)
-    return None

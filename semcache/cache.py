@@ -85,6 +85,8 @@ class SemanticCache:
         )
         ann = AnnParams(
             min_entries=settings.ann_min_entries,
+            structure=settings.ann_structure,
+            nprobe=settings.ann_nprobe,
             m=settings.ann_m,
             ef_construction=settings.ann_ef_construction,
             ef_search=settings.ann_ef_search,

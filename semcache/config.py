@@ -42,8 +42,12 @@ class Settings(BaseSettings):
     )
     top_k: int = Field(4, gt=0, le=64, description="candidates the decision looks at")
     ann_min_entries: int = Field(
-        50_000, gt=0, description="past this many entries a repo's index becomes an HNSW graph (exact below)"
+        50_000, gt=0, description="past this many entries a repo's index becomes approximate (exact below)"
     )
+    ann_structure: Literal["ivf", "hnsw"] = Field(
+        "ivf", description="the approximate structure: IVF lists of int8 vectors, or an HNSW graph"
+    )
+    ann_nprobe: int = Field(64, gt=0, description="IVF: lists scanned per query (latency vs recall)")
     ann_m: int = Field(32, ge=4, le=128, description="HNSW: graph neighbours per node (memory vs recall)")
     ann_ef_construction: int = Field(
         40, gt=0, description="HNSW: build-time search width (build time vs recall)"

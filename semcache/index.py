@@ -3,8 +3,9 @@
 The store is the truth and an index is derived: on load, and whenever another process has changed the
 store, an index is reconciled against the store's ids (stale ids removed, missing ones added from the
 stored vectors) and a missing or unreadable index file is rebuilt. A repo's index is exact (flat) up
-to ``AnnParams.min_entries`` and an HNSW graph past it; :meth:`IndexSet.maintain` switches structures
-and compacts graphs with many tombstones, building the new one from the store off the lock.
+to ``AnnParams.min_entries`` and approximate past it (IVF lists by default, or an HNSW graph);
+:meth:`IndexSet.maintain` switches structures, refits IVF lists once a repo has doubled or halved, and
+compacts graphs with many tombstones, building the new structure from the store off the lock.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semcache import ann
+from semcache import ann, ivf, structures
 from semcache.ann import AnnParams, Neighbor, VectorIndex
 from semcache.store import Store
 
@@ -35,8 +36,13 @@ class RepoIndex:
 
     @property
     def kind(self) -> str:
-        """'flat' (exact) or 'hnsw' (approximate)."""
+        """'flat' (exact), 'ivf' or 'hnsw' (approximate)."""
         return self._structure.kind
+
+    @property
+    def sized_for(self) -> int:
+        """The repo size the structure was shaped for (IVF's lists); 0 where size does not matter."""
+        return self._structure.sized_for
 
     @property
     def size(self) -> int:
@@ -120,7 +126,7 @@ class IndexSet:
         with self.lock:
             index = self._indexes.get(repo)
             if index is None:
-                structure = ann.read(self.path(repo), self._dim, self.params)
+                structure = structures.read(self.path(repo), self._dim, self.params)
                 rebuilt = structure is None
                 if structure is None:
                     # Exact first: seconds even at 1 M entries, where a graph takes minutes; the
@@ -179,11 +185,23 @@ class IndexSet:
         kind = self.params.kind_for(index.size, index.kind)
         if kind != index.kind:
             return kind
-        crowded = index.tombstones > self.params.max_tombstone_fraction * max(index.size, 1)
-        return kind if kind == "hnsw" and crowded else None
+        if kind == "hnsw":
+            crowded = index.tombstones > self.params.max_tombstone_fraction * max(index.size, 1)
+            return kind if crowded else None
+        if kind == "ivf":
+            sized_for = index.sized_for or 1
+            return kind if not sized_for / 2 <= index.size <= 2 * sized_for else None
+        return None
 
     def _build(self, repo: str, kind: str) -> VectorIndex:
-        return ann.build(kind, self._dim, self.params, self._store.vector_batches(repo))
+        sample, entries = None, 0
+        if kind == "ivf":
+            entries = len(self._store.ids(repo))
+            want = ivf.POINTS_PER_LIST * ivf.lists_for(entries)
+            sample = structures.training_sample(self._store.vector_batches(repo), entries, want)
+        return structures.build(
+            kind, self._dim, self.params, self._store.vector_batches(repo), sample, entries
+        )
 
     def sync_external(self) -> bool:
         """Reconcile loaded indexes with changes another process (e.g. the CLI) made to the store;

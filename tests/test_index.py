@@ -1,4 +1,4 @@
-"""Per-repo indexes past the ANN threshold: real FAISS (HNSW) over a real SQLite store."""
+"""Per-repo indexes past the ANN threshold: real FAISS (IVF and HNSW) over a real SQLite store."""
 
 from __future__ import annotations
 
@@ -16,7 +16,13 @@ from tests.conftest import HashEmbedder
 from tests.test_cache import completion, request
 
 DIM = 16
-PARAMS = AnnParams(min_entries=40, m=8, ef_construction=40, ef_search=64, exact_restricted_max=10)
+PARAMS = AnnParams(
+    min_entries=40, structure="hnsw", m=8, ef_construction=40, ef_search=64, exact_restricted_max=10
+)
+IVF = AnnParams(min_entries=40, structure="ivf", nprobe=4, exact_restricted_max=10)
+STRUCTURES = {"hnsw": PARAMS, "ivf": IVF}
+# IVF holds int8 codes: similarities are close to, not equal to, the exact ones.
+TOLERANCE = {"hnsw": 1e-5, "ivf": 2e-2}
 
 
 def unit(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -44,8 +50,15 @@ def store(tmp_path: Path) -> Store:
     return Store(tmp_path / "semcache.db")
 
 
-def hnsw_set(store: Store, tmp_path: Path, n: int = 60) -> tuple[IndexSet, list[int], np.ndarray]:
-    indexes = IndexSet(store, tmp_path / "index", DIM, PARAMS)
+@pytest.fixture(params=list(STRUCTURES))
+def structure(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def hnsw_set(
+    store: Store, tmp_path: Path, n: int = 60, structure: str = "hnsw"
+) -> tuple[IndexSet, list[int], np.ndarray]:
+    indexes = IndexSet(store, tmp_path / "index", DIM, STRUCTURES[structure])
     vectors = unit(np.random.default_rng(0), n)
     ids = put(store, indexes, vectors)
     assert indexes.get("r").kind == "flat"  # switching waits for maintenance, off the insert path
@@ -57,12 +70,14 @@ def best(index: RepoIndex, vector: np.ndarray, k: int = 1, allowed: list[int] | 
     return [n.id for n in index.search(vector, k, allowed)]
 
 
-def test_index_becomes_hnsw_past_the_threshold_and_finds_every_entry(store: Store, tmp_path: Path) -> None:
-    indexes, ids, vectors = hnsw_set(store, tmp_path)
+def test_index_becomes_approximate_past_the_threshold_and_finds_every_entry(
+    store: Store, tmp_path: Path, structure: str
+) -> None:
+    indexes, ids, vectors = hnsw_set(store, tmp_path, structure=structure)
     index = indexes.get("r")
-    assert (index.kind, index.size, index.tombstones) == ("hnsw", 60, 0)
+    assert (index.kind, index.size, index.tombstones) == (structure, 60, 0)
     assert [best(index, v)[0] for v in vectors] == ids
-    assert index.search(vectors[0], 1)[0].similarity == pytest.approx(1.0, abs=1e-5)
+    assert index.search(vectors[0], 1)[0].similarity == pytest.approx(1.0, abs=TOLERANCE[structure])
     assert indexes.maintain() == []  # nothing left to do
 
 
@@ -88,9 +103,9 @@ def test_removed_entries_become_tombstones_until_a_rebuild(store: Store, tmp_pat
 
 @pytest.mark.parametrize("allowed_n", [6, 30])  # exact over the allowed vectors, and the filtered graph
 def test_restricted_search_returns_the_best_allowed_entries(
-    store: Store, tmp_path: Path, allowed_n: int
+    store: Store, tmp_path: Path, allowed_n: int, structure: str
 ) -> None:
-    indexes, ids, vectors = hnsw_set(store, tmp_path)
+    indexes, ids, vectors = hnsw_set(store, tmp_path, structure=structure)
     index = indexes.get("r")
     index.remove([ids[1]])
     allowed = [ids[1], *ids[2 : 2 + allowed_n], 10_000]  # a removed and an unknown id are ignored
@@ -100,11 +115,15 @@ def test_restricted_search_returns_the_best_allowed_entries(
     expected = list(live[np.argsort(-scores)][:3])
     found = index.search(query, 3, allowed)
     assert [n.id for n in found] == expected
-    assert [n.similarity for n in found] == pytest.approx(sorted(scores, reverse=True)[:3], abs=1e-5)
+    assert [n.similarity for n in found] == pytest.approx(
+        sorted(scores, reverse=True)[:3], abs=TOLERANCE[structure]
+    )
 
 
-def test_a_saved_graph_loads_without_a_rebuild_and_is_reconciled(store: Store, tmp_path: Path) -> None:
-    indexes, ids, vectors = hnsw_set(store, tmp_path)
+def test_a_saved_index_loads_without_a_rebuild_and_is_reconciled(
+    store: Store, tmp_path: Path, structure: str
+) -> None:
+    indexes, ids, vectors = hnsw_set(store, tmp_path, structure=structure)
     indexes.get("r").remove([ids[0]])
     store.delete("r", ids[0])
     assert indexes.save_dirty() == 1
@@ -112,16 +131,19 @@ def test_a_saved_graph_loads_without_a_rebuild_and_is_reconciled(store: Store, t
     other = Store(store_path := tmp_path / "semcache.db")
     other.delete("r", ids[1])
     added = put(other, None, unit(np.random.default_rng(1), 2))
-    again = IndexSet(Store(store_path), tmp_path / "index", DIM, PARAMS)
+    again = IndexSet(Store(store_path), tmp_path / "index", DIM, STRUCTURES[structure])
     index = again.get("r")
-    assert index.kind == "hnsw"
+    assert index.kind == structure
     assert list(index.ids()) == [*ids[2:], *added]
-    assert index.tombstones == 2  # read from the file (a rebuilt graph has none), stale ids marked again
+    # A graph read from its file (a rebuilt one has none) marks the stale ids again; IVF removes them.
+    assert index.tombstones == (2 if structure == "hnsw" else 0)
     assert best(index, vectors[5]) == [ids[5]]
 
 
-def test_a_running_set_reconciles_a_graph_with_another_process(store: Store, tmp_path: Path) -> None:
-    indexes, ids, vectors = hnsw_set(store, tmp_path)
+def test_a_running_set_reconciles_an_index_with_another_process(
+    store: Store, tmp_path: Path, structure: str
+) -> None:
+    indexes, ids, vectors = hnsw_set(store, tmp_path, structure=structure)
     other = Store(tmp_path / "semcache.db")
     other.delete("r", ids[3])
     fresh = unit(np.random.default_rng(2), 3)
@@ -134,9 +156,11 @@ def test_a_running_set_reconciles_a_graph_with_another_process(store: Store, tmp
     assert indexes.sync_external() and index.size == 0 and index.search(vectors[0], 4) == []
 
 
-def test_the_cache_switches_to_hnsw_on_a_sweep_and_keeps_hitting(tmp_path: Path, stub_url: str) -> None:
+def test_the_cache_switches_structure_on_a_sweep_and_keeps_hitting(
+    tmp_path: Path, stub_url: str, structure: str
+) -> None:
     settings = Settings(data_dir=tmp_path / "data", upstream_base_url=f"{stub_url}/v1", verifier="cosine",
-                        min_similarity=0.85, ann_min_entries=10, ann_m=8)  # fmt: skip
+                        min_similarity=0.85, ann_min_entries=10, ann_m=8, ann_structure=structure)  # fmt: skip
     prompts = [f"how do I {verb} a {noun} in python" for verb in ("sort", "copy", "print", "parse")
                for noun in ("list", "dict", "string", "file")]  # fmt: skip
     cache = SemanticCache(settings, embedder=HashEmbedder())
@@ -147,20 +171,44 @@ def test_the_cache_switches_to_hnsw_on_a_sweep_and_keeps_hitting(tmp_path: Path,
     cache.close()
     cache = SemanticCache(settings, embedder=HashEmbedder())
     cache.start()
+    assert cache._indexes.get("acme").kind == structure  # loaded from its file
     hit = cache.lookup(request("how do I parse a dict in python please")).hit
     assert hit is not None and hit.entry.prompt == "how do I parse a dict in python"
     assert cache.purge("acme") == len(prompts) and not (settings.index_dir / "acme.faiss").exists()
     cache.close()
 
 
-def test_a_lost_graph_is_rebuilt_exact_at_once_and_a_graph_again_by_maintenance(
-    store: Store, tmp_path: Path
+def test_a_lost_index_is_rebuilt_exact_at_once_and_approximate_again_by_maintenance(
+    store: Store, tmp_path: Path, structure: str
 ) -> None:
-    indexes, ids, vectors = hnsw_set(store, tmp_path)
+    indexes, ids, vectors = hnsw_set(store, tmp_path, structure=structure)
     indexes.save_dirty()
     indexes.path("r").unlink()
-    again = IndexSet(store, tmp_path / "index", DIM, PARAMS)
+    again = IndexSet(store, tmp_path / "index", DIM, STRUCTURES[structure])
     index = again.get("r")
     assert (index.kind, list(index.ids()), index.dirty) == ("flat", ids, True)
-    assert again.maintain() == ["r"] and index.kind == "hnsw"
+    assert again.maintain() == ["r"] and index.kind == structure
     assert [best(index, v)[0] for v in vectors] == ids
+
+
+def test_ivf_removes_for_real_and_refits_its_lists_once_the_repo_doubles(
+    store: Store, tmp_path: Path
+) -> None:
+    indexes, ids, vectors = hnsw_set(store, tmp_path, structure="ivf")
+    index = indexes.get("r")
+    sized_for = index.sized_for
+    assert 30 <= sized_for <= 60
+    for entry_id in ids[:6]:
+        store.delete("r", entry_id)
+    assert index.remove(ids[:6]) == 6 and index.remove(ids[:6]) == 0
+    assert (index.size, index.tombstones, list(index.ids())) == (54, 0, ids[6:])
+    assert not set(best(index, vectors[0], k=10)) & set(ids[:6])
+    assert indexes.maintain() == []  # still the size its lists were made for
+    more = put(store, indexes, unit(np.random.default_rng(3), 2 * sized_for))
+    assert indexes.maintain() == ["r"] and index.kind == "ivf" and index.sized_for > sized_for
+    assert list(index.ids()) == [*ids[6:], *more]
+    assert [best(index, v)[0] for v in vectors[6:]] == ids[6:]
+    for entry_id in [*ids[6:], *more][:-15]:
+        store.delete("r", entry_id)
+    index.remove([*ids[6:], *more][:-15])
+    assert indexes.maintain() == ["r"] and index.kind == "flat"  # below half the threshold: exact again
