@@ -60,6 +60,15 @@ def half(pairs: list[LabelledPair], part: str) -> list[LabelledPair]:
     return [p for p in pairs if hashlib.sha1(f"{p.a}\x00{p.b}".encode()).digest()[0] % 2 == want]
 
 
+def train_split(count: int, limit: int, hold_out: int, seed: int) -> tuple[list[int], list[int]]:
+    """Which of ``count`` training pairs the verifier trains on and which are held out to calibrate it:
+    a seeded shuffle, the first ``hold_out`` held out, up to ``limit`` of the rest (0 = all) trained on."""
+    order = list(range(count))
+    random.Random(seed).shuffle(order)
+    held, rest = order[:hold_out], order[hold_out:]
+    return (rest[:limit] if limit else rest), held
+
+
 def sample_pairs(path: Path, limit: int, seed: int = 0) -> list[LabelledPair]:
     """A seeded sample of up to ``limit`` labelled pairs (all when limit is 0); of a split file, only
     its evaluation half."""

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import DATA_DIR  # noqa: E402
-from benchmarks.evalkit import embedder  # noqa: E402
+from benchmarks.evalkit import embedder, train_split  # noqa: E402
 from semcache.tuning import load_pairs, score_pairs, tune  # noqa: E402
 from semcache.verifier import MODEL_DIR, CrossEncoderVerifier  # noqa: E402
 
@@ -28,15 +28,23 @@ BUDGETS = [0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3]
 
 
 def held_out(train_file: Path, provenance: dict, count: int, seed: int):
+    """Up to ``count`` qqp_train pairs the model was not trained on, rebuilt from its provenance."""
     pairs = load_pairs(train_file)
     args = provenance["args"]
-    limit = int(args["limit"])
-    used = (
-        set(random.Random(int(args["seed"])).sample(range(len(pairs)), limit))
-        if limit
-        else set(range(len(pairs)))
-    )
-    rest = [p for i, p in enumerate(pairs) if i not in used]
+    limit, train_seed = int(args["limit"]), int(args["seed"])
+    if "hold_out" in args:
+        rest = [pairs[i] for i in train_split(len(pairs), limit, int(args["hold_out"]), train_seed)[1]]
+    else:  # models trained before --hold-out: a seeded sample of ``limit`` pairs, the rest unused
+        used = (
+            set(random.Random(train_seed).sample(range(len(pairs)), limit))
+            if limit
+            else set(range(len(pairs)))
+        )
+        rest = [p for i, p in enumerate(pairs) if i not in used]
+    if not rest:
+        raise SystemExit(
+            "the model was trained on every qqp_train pair: retrain with --hold-out to calibrate"
+        )
     return random.Random(seed).sample(rest, min(count, len(rest)))
 
 

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import DATA_DIR  # noqa: E402
-from benchmarks.evalkit import SPLIT_FILES, half  # noqa: E402
+from benchmarks.evalkit import SPLIT_FILES, half, train_split  # noqa: E402
 from semcache.embedding import packaged_model_path, quantize_int8  # noqa: E402
 from semcache.perturb import easy_positive, hard_negative  # noqa: E402
 from semcache.tuning import load_pairs as load_labelled  # noqa: E402
@@ -147,6 +147,8 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "semcache" / "verifier_model")
     parser.add_argument("--limit", type=int, default=0, help="use only this many training pairs (0 = all)")
+    parser.add_argument("--hold-out", type=int, default=8000,
+                        help="qqp_train pairs kept out of training for scripts/calibrate_verifier.py")  # fmt: skip
     parser.add_argument(
         "--also", nargs="*", default=list(SPLIT_FILES), help="train halves of these files join qqp_train"
     )
@@ -164,9 +166,8 @@ def main() -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     train_file = args.data_dir / "qqp_train.jsonl"
     rng = random.Random(args.seed)
-    pairs = load_pairs(train_file)
-    if args.limit:
-        pairs = rng.sample(pairs, args.limit)
+    every = load_pairs(train_file)
+    pairs = [every[i] for i in train_split(len(every), args.limit, args.hold_out, args.seed)[0]]
     pairs += train_halves(args.data_dir, args.also)
     rows = pairs + augment(pairs, args.augment_share, rng)
     print(f"training on {len(rows)} pairs ({len(pairs)} from {train_file.name} and {args.also}) on {device}",

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from benchmarks.evalkit import train_split
 from semcache.calibration import clopper_pearson_upper, fit_threshold, summary, sweep
 from semcache.cli import app as cli_app
 from semcache.store import GLOBAL, Store
@@ -97,3 +98,12 @@ def test_tune_cli_fits_saves_reports_and_uses_wrong_hit_reports(tmp_path: Path, 
         cli_app, [*args[:-4], "--budget", "0.0001", "--data-dir", str(settings.data_dir)], env=env
     )
     assert failing.exit_code == 1 and "no threshold" in failing.output
+
+
+def test_the_verifier_trains_and_calibrates_on_disjoint_qqp_pairs() -> None:
+    train, held = train_split(1000, 0, 200, seed=0)
+    assert len(held) == 200 and len(train) == 800 and not set(train) & set(held)
+    assert sorted(train + held) == list(range(1000))
+    assert train_split(1000, 0, 200, seed=0) == (train, held)  # rebuilt the same from provenance
+    limited, held_again = train_split(1000, 300, 200, seed=0)
+    assert held_again == held and limited == train[:300]
