@@ -76,9 +76,8 @@ class IvfIndex:
 
     def remove(self, ids: np.ndarray) -> int:
         ids = np.unique(ids).astype(np.int64)
-        return int(
-            self._index.remove_ids(faiss.IDSelectorArray(len(ids), faiss.swig_ptr(ids)))
-        )  # hashtable: by id
+        by_id = faiss.IDSelectorArray(len(ids), faiss.swig_ptr(ids))  # what the id hash table removes by
+        return int(self._index.remove_ids(by_id))
 
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None) -> list[Neighbor]:
         k = min(k, self.size)
@@ -89,8 +88,9 @@ class IvfIndex:
             allowed = np.unique(allowed)
             if len(allowed) <= self._exact_max:
                 return self._search_exact(query, k, allowed)
-            widen = math.ceil(self.size / len(allowed))
-            params.nprobe = min(self._nprobe * widen, self._index.nlist)
+            # Filtering does not move the nearest allowed vector to another list (unlike a graph, whose
+            # paths it cuts), but it is farther than the nearest overall: twice the lists.
+            params.nprobe = min(2 * self._nprobe, self._index.nlist)
             params.sel = selector = faiss.IDSelectorBatch(allowed)  # noqa: F841 (kept alive for the call)
         scores, ids = self._index.search(query, k, params=params)
         return found_neighbors(scores[0], ids[0])
