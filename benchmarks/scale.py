@@ -300,7 +300,7 @@ def main() -> None:
     )
     parser.add_argument("--structures", nargs="+", choices=["ivf", "hnsw"], default=["ivf", "hnsw"],
                         help="approximate structures measured against the exact one")  # fmt: skip
-    parser.add_argument("--nprobe", type=int, nargs="+", default=[defaults.ann_nprobe, 32, 128],
+    parser.add_argument("--nprobe", type=int, nargs="+", default=[defaults.ann_nprobe, 64, 128],
                         help="IVF lists scanned per query (the first is used for the RSS)")  # fmt: skip
     parser.add_argument("--m", type=int, default=defaults.ann_m, help="HNSW neighbours per node")
     parser.add_argument("--ef-construction", type=int, default=defaults.ann_ef_construction)

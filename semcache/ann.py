@@ -40,7 +40,7 @@ class AnnParams:
 
     min_entries: int = 50_000
     structure: str = "ivf"  # or "hnsw"
-    nprobe: int = 64
+    nprobe: int = 96
     m: int = 32
     ef_construction: int = 40
     ef_search: int = 128  # the same defaults as Settings.ann_*

@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     ann_structure: Literal["ivf", "hnsw"] = Field(
         "ivf", description="the approximate structure: IVF lists of int8 vectors, or an HNSW graph"
     )
-    ann_nprobe: int = Field(64, gt=0, description="IVF: lists scanned per query (latency vs recall)")
+    ann_nprobe: int = Field(96, gt=0, description="IVF: lists scanned per query (latency vs recall)")
     ann_m: int = Field(32, ge=4, le=128, description="HNSW: graph neighbours per node (memory vs recall)")
     ann_ef_construction: int = Field(
         40, gt=0, description="HNSW: build-time search width (build time vs recall)"

@@ -1,9 +1,9 @@
 """IVF: a repo's vectors int8-quantized in k-means lists, searched by scanning the lists nearest a query.
 
 About 4 * sqrt(n) lists for n entries, so a list holds about sqrt(n) / 4 vectors and a search scans
-``nprobe`` of them. Measured on 1 M synthetic MiniLM-like vectors (benchmarks/scale.py): recall@1 0.994 at
-nprobe 64 in about 1.6 ms, in a quarter of the memory of the float vectors, built in about three minutes
-on two cores where an HNSW graph took twelve. Removal is real (no tombstones); the lists are refitted
+``nprobe`` of them. Measured on 1 M synthetic MiniLM-like vectors (benchmarks/scale.py, 2 cores): recall@1
+0.995 at nprobe 96 in 2.3 ms (p50), 557 MB serving (the float vectors alone take 1.5 GB), built in 70 s
+where an HNSW graph took 12 min and needed efSearch 512 (6 ms) for recall 0.99. Removal is real (no tombstones); the lists are refitted
 once the repo has doubled or halved since they were made (see :meth:`semcache.index.IndexSet.maintain`).
 """
 
