@@ -3,8 +3,9 @@
 About 4 * sqrt(n) lists for n entries, so a list holds about sqrt(n) / 4 vectors and a search scans
 ``nprobe`` of them. Measured on 1 M synthetic MiniLM-like vectors (benchmarks/scale.py, 2 cores): recall@1
 0.995 at nprobe 96 in 2.3 ms (p50), 557 MB serving (the float vectors alone take 1.5 GB), built in 70 s
-where an HNSW graph took 12 min and needed efSearch 512 (6 ms) for recall 0.99. Removal is real (no tombstones); the lists are refitted
-once the repo has doubled or halved since they were made (see :meth:`semcache.index.IndexSet.maintain`).
+where an HNSW graph took 12 min and needed efSearch 512 (6 ms) for recall 0.99. Removal is real (no
+tombstones); the lists are refitted once the repo has doubled or halved since they were made (see
+:meth:`semcache.index.IndexSet.maintain`).
 """
 
 from __future__ import annotations
