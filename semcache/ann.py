@@ -1,10 +1,9 @@
-"""The vector structures behind a repo's index: exact (flat) below a size threshold, IVF (the default) or
-HNSW above it.
+"""The vector structures behind a repo's index, and the interface they share: exact (flat) below a size
+threshold, IVF (the default, in :mod:`semcache.ivf`) or HNSW above it; :mod:`semcache.structures` makes
+and reads them.
 
-All map store row ids to normalized vectors (inner product = cosine) and share one interface, so
-:class:`semcache.index.RepoIndex` can swap one for the other. IVF keeps its vectors int8-quantized in
-about 4 * sqrt(n) k-means lists and scans the ``nprobe`` lists nearest a query; its lists are refitted
-once the repo has doubled or halved since they were made. HNSW graphs cannot delete nodes: a
+All map store row ids to normalized vectors (inner product = cosine), so
+:class:`semcache.index.RepoIndex` can swap one for the other. HNSW graphs cannot delete nodes: a
 removed id becomes a tombstone that every search filters out, and the graph is rebuilt from the store
 once tombstones pile up (see :meth:`semcache.index.IndexSet.maintain`). Tombstones are not saved: on
 load the store no longer holds those ids, so the reconcile marks them again.
