@@ -85,9 +85,11 @@ def train(rows, args, device: str):
     )
 
     tokenizer = AutoTokenizer.from_pretrained(str(packaged_model_path()))
-    model = AutoModelForSequenceClassification.from_pretrained(str(packaged_model_path()), num_labels=1).to(
-        device
-    )
+    model = AutoModelForSequenceClassification.from_pretrained(str(packaged_model_path()), num_labels=1)
+    if args.layers:  # a shallower, faster model: the first ``layers`` transformer layers of MiniLM
+        model.bert.encoder.layer = model.bert.encoder.layer[: args.layers]
+        model.config.num_hidden_layers = args.layers
+    model = model.to(device)
     steps = args.epochs * ((len(rows) + args.batch - 1) // args.batch)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     schedule = get_linear_schedule_with_warmup(optimizer, int(0.1 * steps), steps)
@@ -158,6 +160,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=4e-5)
     parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument(
+        "--layers", type=int, default=0, help="keep only the first N of MiniLM's 6 layers (0 = all)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep-fp32", type=Path, default=None, help="also write the fp32 ONNX model here")
     args = parser.parse_args()
