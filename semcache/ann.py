@@ -95,6 +95,15 @@ def found_neighbors(scores: np.ndarray, ids: np.ndarray) -> list[Neighbor]:
     return [Neighbor(int(i), float(s)) for s, i in zip(scores, ids, strict=True) if i >= 0]
 
 
+def exact_top(vectors: np.ndarray, query: np.ndarray, k: int, ids: np.ndarray) -> list[Neighbor]:
+    """The ``k`` of ``vectors`` (stored under ``ids``) most similar to ``query``, best first: how a
+    restricted search over a few allowed ids is scored."""
+    scores = vectors @ query[0]
+    top = np.argsort(-scores)[:k] if len(scores) <= k else np.argpartition(-scores, k)[:k]
+    top = top[np.argsort(-scores[top])]
+    return found_neighbors(scores[top], ids[top])
+
+
 class FlatIndex:
     """Exact inner-product search over every vector."""
 
@@ -250,10 +259,7 @@ class HnswIndex:
     def _search_exact(self, query: np.ndarray, k: int, allowed: np.ndarray) -> list[Neighbor]:
         if not len(allowed) or k <= 0:
             return []
-        scores = self._index.reconstruct_batch(allowed) @ query[0]
-        top = np.argsort(-scores)[:k] if len(scores) <= k else np.argpartition(-scores, k)[:k]
-        top = top[np.argsort(-scores[top])]
-        return found_neighbors(scores[top], allowed[top])
+        return exact_top(self._index.reconstruct_batch(allowed), query, k, allowed)
 
     def write(self, path: Path) -> None:
         faiss.write_index(self._index, str(path))

@@ -171,7 +171,7 @@ class IndexSet:
                     if (kind := self._wanted(index)) is not None]  # fmt: skip
         rebuilt = []
         for repo, index, kind in todo:
-            structure = self._build(repo, kind)
+            structure = self._build(repo, kind, index.size)
             with self.lock:
                 if self._indexes.get(repo) is not index:  # purged meanwhile
                     continue
@@ -193,10 +193,11 @@ class IndexSet:
             return kind if not sized_for / 2 <= index.size <= 2 * sized_for else None
         return None
 
-    def _build(self, repo: str, kind: str) -> VectorIndex:
-        sample, entries = None, 0
+    def _build(self, repo: str, kind: str, entries: int = 0) -> VectorIndex:
+        """A structure of ``kind`` from the store's vectors; IVF's lists are sized for ``entries`` (the
+        reconciled index's size, so the store's ids are not read again)."""
+        sample = None
         if kind == "ivf":
-            entries = len(self._store.ids(repo))
             want = ivf.POINTS_PER_LIST * ivf.lists_for(entries)
             sample = structures.training_sample(self._store.vector_batches(repo), entries, want)
         return structures.build(

@@ -16,7 +16,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from semcache.ann import AnnParams, Neighbor, found_neighbors
+from semcache.ann import AnnParams, Neighbor, exact_top, found_neighbors
 
 # k-means places a list well from this many sample points; more only slows the fit.
 POINTS_PER_LIST = 64
@@ -104,9 +104,7 @@ class IvfIndex:
             if not len(allowed):
                 return []
             vectors = self._index.reconstruct_batch(allowed)
-        scores = vectors @ query[0]
-        top = np.argsort(-scores)[:k]
-        return found_neighbors(scores[top], allowed[top])
+        return exact_top(vectors, query, k, allowed)
 
     def _holds(self, entry_id: int) -> bool:
         try:
