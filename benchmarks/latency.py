@@ -126,6 +126,8 @@ def run_semcache(pairs: list[dict], fresh: list[str], args: argparse.Namespace) 
     """Warm, then the one-client, load and miss-overhead measurements; returns them and the hit queries."""
     settings = {"verifier": args.verifier, "min_similarity": str(args.min_similarity),
                 "false_hit_budget": str(args.budget)}  # fmt: skip
+    if args.verifier_dir:
+        settings["verifier_dir"] = str(args.verifier_dir)
     stored, queries = [p["a"] for p in pairs], [p["b"] for p in pairs]
     with tempfile.TemporaryDirectory() as tmp, stub_and_sidecar(Path(tmp), **settings) as servers:
         url = f"{servers.sidecar_url}/v1/chat/completions"
@@ -196,6 +198,7 @@ def main() -> None:
     )
     parser.add_argument("--data", type=Path, default=DATA_DIR / "gptcache_mock_pairs.jsonl")
     parser.add_argument("--verifier", default="cross-encoder", help="cross-encoder or cosine")
+    parser.add_argument("--verifier-dir", type=Path, help="another trained cross-encoder (default: shipped)")
     parser.add_argument("--min-similarity", type=float, default=0.8, help="the cosine verifier's threshold")
     parser.add_argument("--budget", type=float, default=0.2, help="false-hit budget of the trained verifier")
     parser.add_argument("--single", type=int, default=400, help="requests per one-client measurement")

@@ -22,8 +22,8 @@ from semcache.index import AnnParams, IndexSet, Neighbor
 from semcache.keys import CacheRequest
 from semcache.records import Entry, NewEntry, RepoStats
 from semcache.store import GLOBAL, Store
-from semcache.thresholds import Thresholds, load_shipped
-from semcache.verifier import MODEL_DIR, DecisionPolicy, Verifier, make_verifier
+from semcache.thresholds import Thresholds
+from semcache.verifier import DecisionPolicy, Verifier, make_verifier
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +93,13 @@ class SemanticCache:
             max_tombstone_fraction=settings.ann_max_tombstone_fraction,
         )
         self._indexes = IndexSet(self._store, settings.index_dir, getattr(embedder, "dim", DIM), ann)
-        self._verifier = verifier or make_verifier(settings.verifier, settings.verifier_threads)
-        # Shipped thresholds belong to the trained model; cosine uses its setting until tuned here.
-        trained = self._verifier.name != "cosine"
-        shipped = load_shipped(MODEL_DIR / "thresholds.json", self._verifier.name) if trained else {}
-        self.thresholds = Thresholds(self._store, self._verifier.name, shipped)
+        self._verifier = verifier or make_verifier(
+            settings.verifier, settings.verifier_threads, settings.verifier_dir
+        )
+        # Tuned thresholds are kept per model: one fitted for another model is never applied to this one.
+        self.thresholds = Thresholds(
+            self._store, self._verifier.model_id, self._verifier.shipped_thresholds()
+        )
 
     @property
     def verifier(self) -> Verifier:
@@ -118,7 +120,10 @@ class SemanticCache:
             if load is not None:
                 load()
         repos = self._indexes.load_all()
-        log.info("cache ready: %d repos", len(repos))
+        log.info("cache ready: %d repos, verifier %s", len(repos), self._verifier.model_id)
+        for other in self.thresholds.orphaned():
+            log.warning("thresholds tuned for %s are not used by %s; run `semcache tune` again",
+                        other, self._verifier.model_id)  # fmt: skip
         if not self.decision()["semantic_hits"]:
             log.warning(
                 "no threshold of the %s verifier certifies false_hit_budget %s: only exact hits will be "
@@ -176,7 +181,7 @@ class SemanticCache:
         (None when no threshold certifies that budget, so only exact hits are served)."""
         budget = self.settings.false_hit_budget
         threshold = self._policy(repo, budget).threshold
-        return {"verifier": self._verifier.name, "false_hit_budget": budget,
+        return {"verifier": self._verifier.name, "model": self._verifier.model_id, "false_hit_budget": budget,
                 "threshold": None if math.isinf(threshold) else threshold,
                 "semantic_hits": not math.isinf(threshold)}  # fmt: skip
 

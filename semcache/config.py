@@ -69,6 +69,11 @@ class Settings(BaseSettings):
         8, gt=0, le=256, description="threads that run lookups and stores off the event loop"
     )
     verifier: str = Field("cross-encoder", description="the hit decision; see semcache.verifier.VERIFIERS")
+    verifier_dir: Path | None = Field(
+        None,
+        description="a cross-encoder trained with scripts/train_verifier.py and calibrated with "
+        "scripts/calibrate_verifier.py, used instead of the shipped one (default: semcache/verifier_model)",
+    )
     false_hit_budget: float = Field(
         0.02, gt=0, lt=1, description="largest share of served hits that may be wrong (per request too)"
     )

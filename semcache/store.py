@@ -365,6 +365,10 @@ class Store:
         with self._tx() as db:
             db["thresholds"].insert(row, replace=True)
 
+    def threshold_models(self) -> list[str]:
+        """Every verifier model that has tuned thresholds stored."""
+        return [row["verifier"] for row in self._read("SELECT DISTINCT verifier FROM thresholds", [])]
+
     def thresholds(self, verifier: str) -> dict[str, dict[float, float]]:
         """Tuned thresholds of a verifier: repo (or :data:`GLOBAL`) → budget → threshold."""
         rows = self._read("SELECT repo, budget, threshold FROM thresholds WHERE verifier = ?", [verifier])

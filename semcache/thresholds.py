@@ -42,6 +42,14 @@ class Thresholds:
         self._tuned: dict[str, dict[float, float]] = {}
         self.refresh()
 
+    def orphaned(self) -> list[str]:
+        """Other models of the same verifier with tuned thresholds here, which this model does not use
+        (they were fitted to another model's scores; ``semcache tune`` fits this one's)."""
+        family = self._verifier.split("@")[0]
+        return [
+            m for m in self._store.threshold_models() if m != self._verifier and m.split("@")[0] == family
+        ]
+
     def refresh(self) -> None:
         """Re-read the tuned thresholds from the store."""
         tuned = self._store.thresholds(self._verifier)

@@ -13,6 +13,7 @@ The seam is :class:`Verifier`; implementations are registered in :data:`VERIFIER
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Callable
@@ -24,6 +25,7 @@ import numpy as np
 
 from semcache.embedding import ort_session, padded_inputs
 from semcache.guards import tripped
+from semcache.thresholds import load_shipped
 
 MODEL_DIR = Path(__file__).parent / "verifier_model"
 
@@ -42,9 +44,16 @@ class Verifier(Protocol):
     """Decides hit or miss for one (request, candidate) pair."""
 
     name: str
+    # What a score means: tuned thresholds are stored under it, so a threshold fitted for one model is
+    # never applied to another (a retrained or swapped model starts from its own shipped table).
+    model_id: str
 
     def score(self, pairs: list[tuple[str, str]], similarities: np.ndarray) -> np.ndarray:
         """Scores for (query, cached prompt) pairs, higher = more likely the same answer."""
+        ...
+
+    def shipped_thresholds(self) -> dict[float, float]:
+        """The budget → threshold table calibrated with the model (empty when none ships)."""
         ...
 
 
@@ -52,10 +61,15 @@ class CosineVerifier:
     """A hit when the cosine similarity reaches ``policy.min_similarity``."""
 
     name = "cosine"
+    model_id = "cosine"
 
     def score(self, pairs: list[tuple[str, str]], similarities: np.ndarray) -> np.ndarray:
         """The cosine itself."""
         return np.asarray(similarities, dtype=np.float64)
+
+    def shipped_thresholds(self) -> dict[float, float]:
+        """None: the cosine threshold is a setting until ``semcache tune`` fits one."""
+        return {}
 
 
 class CrossEncoderVerifier:
@@ -71,6 +85,25 @@ class CrossEncoderVerifier:
         self._tokenizer = None
         self._lock = threading.Lock()
         self._running = threading.Lock()
+        self._model_id: str | None = None
+
+    @property
+    def model_id(self) -> str:
+        """``cross-encoder@`` and the first 12 hex digits of the model file's SHA-256."""
+        if self._model_id is None:
+            digest = hashlib.sha256(self._model_file().read_bytes()).hexdigest()
+            self._model_id = f"{self.name}@{digest[:12]}"
+        return self._model_id
+
+    def shipped_thresholds(self) -> dict[float, float]:
+        """The table ``scripts/calibrate_verifier.py`` wrote beside the model."""
+        return load_shipped(self._dir / "thresholds.json", self.name)
+
+    def _model_file(self) -> Path:
+        model_file = self._dir / "model.onnx"
+        if not model_file.exists():
+            raise FileNotFoundError(f"no verifier model in {self._dir}; run scripts/train_verifier.py")
+        return model_file
 
     def load(self) -> None:
         """Load the ONNX model and tokenizer now."""
@@ -79,13 +112,12 @@ class CrossEncoderVerifier:
                 return
             from tokenizers import Tokenizer
 
-            if not (self._dir / "model.onnx").exists():
-                raise FileNotFoundError(f"no verifier model in {self._dir}; run scripts/train_verifier.py")
+            model_file = self._model_file()
             tokenizer = Tokenizer.from_file(str(self._dir / "tokenizer.json"))
             tokenizer.enable_truncation(self._max_length or trained_max_length(self._dir))
             tokenizer.no_padding()
             self._tokenizer = tokenizer
-            self._session = ort_session(self._dir / "model.onnx", self._threads)
+            self._session = ort_session(model_file, self._threads)
 
     def score(self, pairs: list[tuple[str, str]], similarities: np.ndarray | None = None) -> np.ndarray:
         """Probabilities that each (query, cached prompt) pair shares its answer."""
@@ -115,16 +147,17 @@ def trained_max_length(model_dir: Path) -> int:
         return 128
 
 
-# Each factory takes the onnxruntime thread count (ignored by verifiers that run no model).
-VERIFIERS: dict[str, Callable[[int], Verifier]] = {
-    "cosine": lambda threads: CosineVerifier(),
-    "cross-encoder": lambda threads: CrossEncoderVerifier(threads=threads),
+# Each factory takes the onnxruntime thread count and a model directory (None: the shipped model); both
+# are ignored by verifiers that run no model.
+VERIFIERS: dict[str, Callable[[int, Path | None], Verifier]] = {
+    "cosine": lambda threads, model_dir: CosineVerifier(),
+    "cross-encoder": lambda threads, model_dir: CrossEncoderVerifier(model_dir or MODEL_DIR, threads=threads),
 }
 
 
-def make_verifier(name: str, threads: int = 1) -> Verifier:
-    """Build the verifier registered under ``name``."""
+def make_verifier(name: str, threads: int = 1, model_dir: Path | None = None) -> Verifier:
+    """Build the verifier registered under ``name``, on ``model_dir``'s model if given."""
     try:
-        return VERIFIERS[name](threads)
+        return VERIFIERS[name](threads, model_dir)
     except KeyError:
         raise ValueError(f"unknown verifier {name!r}; known: {', '.join(sorted(VERIFIERS))}") from None

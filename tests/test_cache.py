@@ -269,9 +269,13 @@ class ScriptedVerifier:
     """Turns down every candidate whose prompt says 'decoy'; records what it was asked to score."""
 
     name = "scripted"
+    model_id = "scripted"
 
     def __init__(self) -> None:
         self.asked: list[str] = []
+
+    def shipped_thresholds(self) -> dict[float, float]:
+        return {}
 
     def score(self, pairs: list[tuple[str, str]], similarities) -> np.ndarray:
         self.asked += [candidate for _, candidate in pairs]

@@ -4,6 +4,8 @@ is the sidecar's default decision with the false-hit budget honoured per request
 from __future__ import annotations
 
 import itertools
+import json
+import shutil
 from pathlib import Path
 
 import httpx
@@ -119,6 +121,41 @@ def test_a_budget_nothing_certifies_serves_only_exact_hits_and_says_so(settings:
 
     strict = settings.model_copy(update={"verifier": "cross-encoder", "false_hit_budget": 0.0001})
     cache = SemanticCache(strict, embedder=embedder)
-    assert cache.decision() == {"verifier": "cross-encoder", "false_hit_budget": 0.0001, "threshold": None,
-                                "semantic_hits": False}  # fmt: skip
+    assert cache.decision() == {"verifier": "cross-encoder", "model": cache.verifier.model_id,
+                                "false_hit_budget": 0.0001, "threshold": None, "semantic_hits": False}  # fmt: skip
+    assert cache.verifier.model_id.startswith("cross-encoder@")
     cache.close()
+
+
+def retrained_copy(target: Path, thresholds: dict[str, float]) -> Path:
+    """The shipped verifier under ``target`` as if retrained (other model bytes), with its own table."""
+    import onnx
+
+    shutil.copytree(MODEL_DIR, target)
+    model = onnx.load(str(target / "model.onnx"))
+    model.doc_string = "retrained"
+    onnx.save(model, str(target / "model.onnx"))
+    (target / "thresholds.json").write_text(json.dumps({"tables": {"cross-encoder": thresholds}}))
+    return target
+
+
+def test_tuned_thresholds_belong_to_one_model_and_verifier_dir_swaps_it(settings: Settings, tmp_path) -> None:
+    from semcache.cache import SemanticCache
+    from semcache.store import GLOBAL
+
+    shipped = SemanticCache(
+        settings.model_copy(update={"verifier": "cross-encoder", "false_hit_budget": 0.05})
+    )
+    shipped.thresholds.save(GLOBAL, 0.05, 0.95, pairs=100)
+    assert shipped.decision()["threshold"] == 0.95
+    shipped_id = shipped.verifier.model_id
+    shipped.close()
+
+    other_dir = retrained_copy(tmp_path / "retrained", {"0.3": 0.4})
+    update = {"verifier": "cross-encoder", "false_hit_budget": 0.05, "verifier_dir": other_dir}
+    other = SemanticCache(settings.model_copy(update=update))
+    # The threshold tuned for the shipped model is not applied to the retrained one, and start-up names it.
+    assert other.verifier.model_id not in (shipped_id, "") and other.thresholds.orphaned() == [shipped_id]
+    assert other.decision()["threshold"] is None
+    assert other.thresholds.resolve(GLOBAL, 0.3) == 0.4  # the retrained model's own shipped table
+    other.close()
