@@ -224,18 +224,22 @@ class SemanticCache:
             allowed = self._store.scope_ids(request.repo, request.scope_key, now)
             candidates = self._in_scope(request, index.search(vector, top_k, allowed), now)
         # Most similar first, one at a time: a hit on the first candidate pays for one verifier pass;
-        # only candidates the verifier turned down cost another.
-        for entry, similarity in [c for c in candidates if c[1] >= floor][: self.settings.verify_top_n]:
+        # only candidates the verifier turned down cost another. Only these few entries are read whole.
+        chosen = [n for n in candidates if n.similarity >= floor][: self.settings.verify_top_n]
+        entries = self._store.get_many([n.id for n in chosen])
+        for neighbor in chosen:
+            entry = entries.get(neighbor.id)
+            if entry is None:  # deleted since the scope check
+                continue
+            similarity = neighbor.similarity
             score = float(self._verifier.score([(request.prompt, entry.prompt)], np.array([similarity]))[0])
             if score >= policy.threshold:
                 return CacheHit(entry, "semantic", similarity, score)
         return None
 
-    def _in_scope(
-        self, request: CacheRequest, neighbors: list[Neighbor], now: float
-    ) -> list[tuple[Entry, float]]:
-        entries = self._store.get_in_scope([n.id for n in neighbors], request.scope_key, now)
-        return [(entries[n.id], n.similarity) for n in neighbors if n.id in entries]
+    def _in_scope(self, request: CacheRequest, neighbors: list[Neighbor], now: float) -> list[Neighbor]:
+        live = self._store.in_scope([n.id for n in neighbors], request.scope_key, now)
+        return [n for n in neighbors if n.id in live]
 
     # -- store ---------------------------------------------------------------------------------
 

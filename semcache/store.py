@@ -185,16 +185,20 @@ class Store:
         """Entries by id (missing ids are left out)."""
         return self._entries_by_id(ids)
 
-    def get_in_scope(self, ids: list[int], scope_key: str, now: float) -> dict[int, Entry]:
-        """The live entries among ``ids`` that belong to one scope."""
-        return self._entries_by_id(ids, "AND scope_key = ? AND expires_at > ?", [scope_key, now])
+    def in_scope(self, ids: list[int], scope_key: str, now: float) -> set[int]:
+        """Which of ``ids`` are live entries of one scope (ids only: nothing is decoded)."""
+        if not ids:
+            return set()
+        marks = ",".join("?" * len(ids))
+        sql = f"SELECT id FROM entries WHERE id IN ({marks}) AND scope_key = ? AND expires_at > ?"
+        return {row[0] for row in self._read(sql, [*ids, scope_key, now], plain=True)}
 
-    def _entries_by_id(self, ids: list[int], extra: str = "", params: list | None = None) -> dict[int, Entry]:
+    def _entries_by_id(self, ids: list[int]) -> dict[int, Entry]:
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
-        sql = f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id IN ({marks}) {extra}"
-        return {row["id"]: _entry(row) for row in self._read(sql, [*ids, *(params or [])])}
+        sql = f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id IN ({marks})"
+        return {row["id"]: _entry(row) for row in self._read(sql, ids)}
 
     def get(self, repo: str, entry_id: int) -> Entry | None:
         """One entry of ``repo`` by id."""
