@@ -83,15 +83,7 @@ class SemanticCache:
         self._batcher = MicroBatcher(
             embedder, settings.embed_max_batch, settings.embed_max_wait_ms / 1000, settings.embed_workers
         )
-        ann = AnnParams(
-            min_entries=settings.ann_min_entries,
-            structure=settings.ann_structure,
-            nprobe=settings.ann_nprobe,
-            m=settings.ann_m,
-            ef_construction=settings.ann_ef_construction,
-            ef_search=settings.ann_ef_search,
-            max_tombstone_fraction=settings.ann_max_tombstone_fraction,
-        )
+        ann = AnnParams.of(settings)
         self._indexes = IndexSet(self._store, settings.index_dir, getattr(embedder, "dim", DIM), ann)
         self._verifier = verifier or make_verifier(
             settings.verifier, settings.verifier_threads, settings.verifier_dir
