@@ -131,7 +131,7 @@ class IndexSet:
                 if structure is None:
                     # Exact first: seconds even at 1 M entries, where a graph takes minutes; the
                     # sweep's maintain() turns it into a graph off the lock.
-                    structure = self._build(repo, "flat")
+                    structure = self._build(repo, "flat", self._store.count(repo))
                 index = RepoIndex(structure)
                 index.dirty = rebuilt and structure.size > 0
                 self._generations[repo] = self._store.generations().get(repo, 0)
@@ -196,13 +196,14 @@ class IndexSet:
     def _build(self, repo: str, kind: str, entries: int = 0) -> VectorIndex:
         """A structure of ``kind`` from the store's vectors; IVF's lists are sized for ``entries`` (the
         reconciled index's size, so the store's ids are not read again)."""
-        sample = None
-        if kind == "ivf":
-            want = ivf.POINTS_PER_LIST * ivf.lists_for(entries)
-            sample = structures.training_sample(self._store.vector_batches(repo), entries, want)
-        return structures.build(
-            kind, self._dim, self.params, self._store.vector_batches(repo), sample, entries
-        )
+        batches = self._store.vector_batches(repo)
+        if kind != "ivf":
+            return structures.build(kind, self._dim, self.params, batches, None, entries)
+        want = ivf.POINTS_PER_LIST * ivf.lists_for(entries)
+        # The sample is passed without a name here, so build() can free it once the lists are fitted.
+        return structures.build(kind, self._dim, self.params, batches,
+                                structures.training_sample(self._store.vector_batches(repo), entries, want),
+                                entries)  # fmt: skip
 
     def sync_external(self) -> bool:
         """Reconcile loaded indexes with changes another process (e.g. the CLI) made to the store;

@@ -212,3 +212,21 @@ def test_ivf_removes_for_real_and_refits_its_lists_once_the_repo_doubles(
         store.delete("r", entry_id)
     index.remove([*ids[6:], *more][:-15])
     assert indexes.maintain() == ["r"] and index.kind == "flat"  # below half the threshold: exact again
+
+
+@pytest.mark.parametrize("expected", [300, 200, 500])  # exact, more rows than expected, fewer
+def test_a_flat_index_filled_in_one_buffer_matches_one_built_by_adding(expected: int) -> None:
+    from semcache.ann import FlatIndex
+
+    rng = np.random.default_rng(3)
+    vectors, ids = unit(rng, 300), np.arange(10, 310, dtype=np.int64)
+    batches = [(ids[s : s + 64], vectors[s : s + 64]) for s in range(0, 300, 64)]
+    filled, added = FlatIndex.filled(DIM, batches, expected), FlatIndex.empty(DIM)
+    for batch_ids, batch in batches:
+        added.add(batch_ids, batch)
+    assert filled.size == 300 and np.array_equal(filled.ids(), ids)
+    for query in unit(rng, 5):
+        assert filled.search(query[None], 5, None) == added.search(query[None], 5, None)
+    assert filled.remove(ids[:3]) == 3 and filled.size == 297
+    allowed = ids[100:120]
+    assert {n.id for n in filled.search(vectors[105][None], 3, allowed)} <= set(allowed.tolist())
