@@ -309,10 +309,21 @@ class SemanticCache:
                 raise NotFound(f"no entry {entry_id} in repo {repo!r}")
             self._indexes.get(repo).remove([entry_id])
 
-    def purge(self, repo: str) -> int:
-        """Remove a repo entirely: entries, counters, feedback, index file. Other repos are untouched."""
+    def purge(self, repo: str, batch: int = 500) -> int:
+        """Remove a repo entirely: entries, counters, feedback, index file. Other repos are untouched.
+
+        The repo's index is emptied first, so it serves nothing while the entries go in short batches:
+        lookups and stores of other repos wait for one batch at most, not the whole purge (in one
+        transaction under the index lock, a 100 k-entry purge stalled every repo for 2.3 s). Entries
+        stored into the repo while it is purged may or may not survive it."""
         with self._indexes.lock:
-            removed = self._store.purge_repo(repo)
+            self._indexes.empty(repo)
+        removed = 0
+        while deleted := self._store.delete_some(repo, batch):
+            removed += deleted
+            time.sleep(0.002)  # let waiting lookups take the store's lock before the next batch does
+        with self._indexes.lock:
+            removed += self._store.purge_repo(repo)
             self._indexes.drop(repo)
         return removed
 

@@ -146,6 +146,12 @@ class IndexSet:
             self.get(repo)
         return repos
 
+    def empty(self, repo: str) -> None:
+        """Give a repo an empty in-memory index (its entries are about to go; see ``drop``)."""
+        with self.lock:
+            self._indexes[repo] = RepoIndex(structures.empty("flat", self._dim, self.params))
+            self._generations[repo] = self._store.generations().get(repo, 0)
+
     def drop(self, repo: str) -> None:
         """Forget a repo's index in memory and on disk."""
         with self.lock:

@@ -247,6 +247,14 @@ class Store:
         """Delete one entry; False if it does not exist in ``repo``."""
         return bool(self._delete_where("repo = ? AND id = ?", [repo, entry_id], repo))
 
+    def delete_some(self, repo: str, limit: int) -> int:
+        """Delete up to ``limit`` entries of a repo in one short transaction, without bumping its
+        generation (a purge bumps it once at the end, so other processes reconcile once); returns how
+        many were deleted."""
+        with self._tx() as db:
+            sql = "DELETE FROM entries WHERE id IN (SELECT id FROM entries WHERE repo = ? LIMIT ?)"
+            return int(db.execute(sql, [repo, limit]).rowcount)
+
     def purge_repo(self, repo: str) -> int:
         """Delete every entry of a repo and its stats; returns the number of entries removed."""
         with self._tx() as db:

@@ -197,6 +197,20 @@ def test_restart_rebuilds_a_deleted_or_corrupt_index(settings: Settings, embedde
         again.close()
 
 
+def test_a_purge_in_small_batches_removes_every_entry_and_nothing_else(cache: SemanticCache) -> None:
+    topics = ["quicksort", "mergesort", "heapsort", "binary search", "tries", "hash maps", "b-trees",
+              "red-black trees", "bloom filters", "skip lists"]  # fmt: skip
+    for topic in topics:
+        cache.store(request(f"Explain {topic}", repo="a"), completion(topic))
+    cache.store(request("Explain quicksort", repo="b"), completion("qb"))
+    assert cache.purge("a", batch=3) == len(topics)  # four batches and the final sweep
+    assert cache.repos() == {"b": 1} and cache.stats("a").entries == 0
+    assert cache.lookup(request("Explain heapsort", repo="a")).hit is None
+    assert cache.lookup(request("Explain quicksort", repo="b")).hit is not None
+    entry_id = cache.store(request("Explain tries", repo="a"), completion("new"))  # the repo is usable again
+    assert cache.lookup(request("Explain tries", repo="a")).hit.entry.id == entry_id
+
+
 def test_another_process_purge_is_seen(
     settings: Settings, embedder, clock: Clock, cache: SemanticCache
 ) -> None:
