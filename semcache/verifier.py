@@ -121,17 +121,22 @@ class CrossEncoderVerifier:
 
     def score(self, pairs: list[tuple[str, str]], similarities: np.ndarray | None = None) -> np.ndarray:
         """Probabilities that each (query, cached prompt) pair shares its answer."""
-        if self._session is None:
-            self.load()
-        # Guarded pairs score 0 without a forward pass; the rest run in chunks of 64.
+        # Guarded pairs score 0 without a forward pass.
         out = np.zeros(len(pairs), dtype=np.float64)
         open_pairs = [i for i, (a, b) in enumerate(pairs) if tripped(a, b) is None]
-        for start in range(0, len(open_pairs), 64):
-            chunk = open_pairs[start : start + 64]
-            inputs = self._encode([pairs[i] for i in chunk])
+        if open_pairs:
+            out[open_pairs] = 1.0 / (1.0 + np.exp(-self.logits([pairs[i] for i in open_pairs])))
+        return out
+
+    def logits(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+        """The model's raw logit for each pair (no guards), in chunks of 64 pairs."""
+        if self._session is None:
+            self.load()
+        out = np.zeros(len(pairs), dtype=np.float64)
+        for start in range(0, len(pairs), 64):
+            inputs = self._encode(pairs[start : start + 64])
             with self._running:  # one forward pass at a time: concurrent ones only oversubscribe the cores
-                logits = self._session.run(None, inputs)[0].reshape(-1)
-            out[chunk] = 1.0 / (1.0 + np.exp(-logits))
+                out[start : start + 64] = self._session.run(None, inputs)[0].reshape(-1)
         return out
 
     def _encode(self, pairs: list[tuple[str, str]]) -> dict[str, np.ndarray]:
