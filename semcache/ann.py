@@ -11,6 +11,7 @@ load the store no longer holds those ids, so the reconcile marks them again.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Iterable
@@ -125,39 +126,48 @@ def exact_top(vectors: np.ndarray, query: np.ndarray, k: int, ids: np.ndarray) -
 
 
 class FlatIndex:
-    """Exact inner-product search over every vector."""
+    """Exact inner-product search over every vector, held as float32 (``flat``) or as int8 codes
+    (``flat8``: a quarter of the memory; what a big repo holds until its ANN structure is built)."""
 
-    kind = "flat"
     sized_for = 0
 
     def __init__(self, index: faiss.IndexIDMap2) -> None:
         self._index = index
+        inner = faiss.downcast_index(index.index)
+        self.kind = "flat8" if isinstance(inner, faiss.IndexScalarQuantizer) else "flat"
 
     @classmethod
     def empty(cls, dim: int) -> FlatIndex:
         return cls(faiss.IndexIDMap2(faiss.IndexFlatIP(dim)))
 
     @classmethod
-    def filled(cls, dim: int, batches: Iterable[tuple[np.ndarray, np.ndarray]], expected: int) -> FlatIndex:
+    def filled(
+        cls, dim: int, batches: Iterable[tuple[np.ndarray, np.ndarray]], expected: int, int8: bool = False
+    ) -> FlatIndex:
         """A flat index of the batches' vectors, written into one buffer sized for ``expected`` rows.
         Adding batch by batch grows faiss's code vector by doubling, and old and new buffers coexist
         while it grows: at 1 M entries that peaked at 2.6 GB for a 1.5 GB index, against 1.76 GB here.
-        Rows past ``expected`` (the store grew meanwhile) are added the usual way."""
-        flat = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIDMap2(flat)
-        row_bytes = dim * 4
-        flat.codes.resize(expected * row_bytes)
-        codes = faiss.rev_swig_ptr(flat.codes.data(), expected * row_bytes).view(np.float32)
-        codes = codes.reshape(expected, dim)
+        With ``int8`` the codes are int8, each dimension's range fitted on the first batch (0.38 GB at
+        1 M entries). Rows past ``expected`` (the store grew meanwhile) are added the usual way."""
+        batches = iter(batches)
+        first = next(batches, None)
+        if first is None or not len(first[0]):
+            return cls.empty(dim)
+        inner = faiss.IndexFlatIP(dim) if not int8 else int8_codes(dim, first[1])
+        index = faiss.IndexIDMap2(inner)
+        size = inner.code_size
+        inner.codes.resize(expected * size)
+        codes = faiss.rev_swig_ptr(inner.codes.data(), expected * size).reshape(expected, size)
         ids, n, extra = np.empty(expected, dtype=np.int64), 0, []
-        for batch_ids, vectors in batches:
+        for batch_ids, vectors in itertools.chain([first], batches):
             take = min(len(batch_ids), expected - n)
-            codes[n : n + take], ids[n : n + take] = vectors[:take], batch_ids[:take]
+            codes[n : n + take] = inner.sa_encode(np.ascontiguousarray(vectors[:take], dtype=np.float32))
+            ids[n : n + take] = batch_ids[:take]
             n += take
             if take < len(batch_ids):
                 extra.append((batch_ids[take:], vectors[take:]))
-        flat.codes.resize(n * row_bytes)  # fewer rows than expected: the store shrank meanwhile
-        flat.ntotal = index.ntotal = n
+        inner.codes.resize(n * size)  # fewer rows than expected: the store shrank meanwhile
+        inner.ntotal = index.ntotal = n
         faiss.copy_array_to_vector(ids[:n], index.id_map)
         index.construct_rev_map()
         out = cls(index)
@@ -192,6 +202,17 @@ class FlatIndex:
 
     def write(self, path: Path) -> None:
         faiss.write_index(self._index, str(path))
+
+
+def int8_codes(dim: int, sample: np.ndarray) -> faiss.IndexScalarQuantizer:
+    """An empty inner-product index of int8 codes, each dimension's range fitted on ``sample`` and
+    widened by a fifth on each side, so later vectors outside the sample's range are rarely clipped
+    (measured on random unit vectors: self-similarity at least 0.998 at 384 dimensions)."""
+    index = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+    index.sq.rangestat = faiss.ScalarQuantizer.RS_minmax
+    index.sq.rangestat_arg = 0.2
+    index.train(np.ascontiguousarray(sample, dtype=np.float32))
+    return index
 
 
 class SortedIds:

@@ -130,8 +130,11 @@ class IndexSet:
                 rebuilt = structure is None
                 if structure is None:
                     # Exact first: seconds even at 1 M entries, where a graph takes minutes; the
-                    # sweep's maintain() turns it into a graph off the lock.
-                    structure = self._build(repo, "flat", self._store.count(repo))
+                    # sweep's maintain() turns it into a graph off the lock. A repo that will get
+                    # one holds int8 codes meanwhile, so the two never take 1.5 GB each at 1 M.
+                    entries = self._store.count(repo)
+                    kind = "flat" if self.params.kind_for(entries) == "flat" else "flat8"
+                    structure = self._build(repo, kind, entries)
                 index = RepoIndex(structure)
                 index.dirty = rebuilt and structure.size > 0
                 self._generations[repo] = self._store.generations().get(repo, 0)

@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 
 def empty(kind: str, dim: int, params: AnnParams) -> VectorIndex:
-    """A new, empty structure of ``kind`` ('flat' or 'hnsw'; IVF needs a sample: see :func:`build`)."""
+    """A new, empty structure of ``kind`` ('flat', 'flat8' or 'hnsw'; IVF needs a sample: see
+    :func:`build`). An empty 'flat8' is a float one: int8 codes need vectors to fit their ranges."""
     return HnswIndex.empty(dim, params) if kind == "hnsw" else FlatIndex.empty(dim)
 
 
@@ -40,8 +41,8 @@ def build(
     """A structure of ``kind`` filled batch by batch (so the store's vectors are never all in memory
     twice); IVF lists are first fitted on ``sample``, for a repo of ``entries``. A flat index with
     ``entries`` given is written into one buffer of that size (see :meth:`FlatIndex.filled`)."""
-    if kind == "flat" and entries:
-        return FlatIndex.filled(dim, batches, entries)
+    if kind in ("flat", "flat8") and entries:
+        return FlatIndex.filled(dim, batches, entries, int8=kind == "flat8")
     if kind == "ivf":
         if sample is None or not len(sample):
             raise ValueError("an IVF index needs a training sample")
@@ -76,7 +77,7 @@ def read(path: Path, dim: int, params: AnnParams) -> VectorIndex | None:
     inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else None
     if isinstance(inner, faiss.IndexHNSWFlat):
         return HnswIndex(index, params)
-    if isinstance(inner, faiss.IndexFlatIP):
+    if isinstance(inner, faiss.IndexFlatIP | faiss.IndexScalarQuantizer):
         return FlatIndex(index)
     log.warning("index file %s holds an unknown structure; it will be rebuilt", path)
     return None
