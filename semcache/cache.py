@@ -17,9 +17,10 @@ import numpy as np
 
 from semcache.config import Settings
 from semcache.embedding import DIM, Embedder, MicroBatcher, SentenceTransformerEmbedder
-from semcache.errors import InvalidRequest, NotFound
+from semcache.errors import Conflict, InvalidRequest, NotFound
 from semcache.index import AnnParams, IndexSet, Neighbor
 from semcache.keys import CacheRequest
+from semcache.purges import Purges
 from semcache.records import Entry, NewEntry, RepoStats
 from semcache.store import GLOBAL, Store
 from semcache.thresholds import Thresholds
@@ -92,6 +93,7 @@ class SemanticCache:
         self.thresholds = Thresholds(
             self._store, self._verifier.model_id, self._verifier.shipped_thresholds()
         )
+        self._purges = Purges(self._store, self._indexes, clock)
 
     @property
     def verifier(self) -> Verifier:
@@ -111,6 +113,7 @@ class SemanticCache:
             load = getattr(model, "load", None)
             if load is not None:
                 load()
+        self._purges.resume()  # first, so a repo being purged is not indexed again
         repos = self._indexes.load_all()
         log.info("cache ready: %d repos, verifier %s", len(repos), self._verifier.model_id)
         for other in self.thresholds.orphaned():
@@ -124,7 +127,8 @@ class SemanticCache:
             )  # fmt: skip
 
     def close(self) -> None:
-        """Persist changed indexes and release resources."""
+        """Stop background purges, persist changed indexes and release resources."""
+        self._purges.stop()
         self._indexes.save_dirty()
         self._batcher.close()
         self._store.close()
@@ -179,7 +183,7 @@ class SemanticCache:
 
     def lookup(self, request: CacheRequest, count: bool = True) -> Lookup:
         """Find a cached answer for ``request``: exact key first, then the semantic search."""
-        if request.options.no_cache or not request.cacheable:
+        if request.options.no_cache or not request.cacheable or request.repo in self._purges:
             return Lookup(hit=None)
         if self._indexes.sync_external():
             self.thresholds.refresh()
@@ -248,12 +252,16 @@ class SemanticCache:
         """
         if request.options.no_store or not request.cacheable or not is_cacheable(completion):
             return None
+        if request.repo in self._purges:
+            return None
         return self._insert(request, completion, embedding, model)
 
     def put(self, request: CacheRequest, completion: dict[str, Any]) -> int:
         """Store an answer sent directly by an operator; refuses answers that may not be cached."""
         if not request.cacheable:
             raise InvalidRequest("the last user message has no text to cache on")
+        if request.repo in self._purges:
+            raise Conflict(f"repo {request.repo} is being purged; store into it once the purge is done")
         if not is_cacheable(completion):
             raise InvalidRequest(
                 "response must be a chat completion whose choices all finished with 'stop' and hold "
@@ -310,22 +318,20 @@ class SemanticCache:
             self._indexes.get(repo).remove([entry_id])
 
     def purge(self, repo: str, batch: int = 500) -> int:
-        """Remove a repo entirely: entries, counters, feedback, index file. Other repos are untouched.
+        """Remove a repo entirely (entries, counters, feedback, index file) and return how many entries
+        went. Other repos are untouched. From the moment it begins the repo serves and stores nothing;
+        its rows go in short batches, so other repos wait for one batch at most, not the whole purge (in
+        one transaction under the index lock, a 100 k-entry purge stalled every repo for 2.3 s)."""
+        return self._purges.run(repo, batch)
 
-        The repo's index is emptied first, so it serves nothing while the entries go in short batches:
-        lookups and stores of other repos wait for one batch at most, not the whole purge (in one
-        transaction under the index lock, a 100 k-entry purge stalled every repo for 2.3 s). Entries
-        stored into the repo while it is purged may or may not survive it."""
-        with self._indexes.lock:
-            self._indexes.empty(repo)
-        removed = 0
-        while deleted := self._store.delete_some(repo, batch):
-            removed += deleted
-            time.sleep(0.002)  # let waiting lookups take the store's lock before the next batch does
-        with self._indexes.lock:
-            removed += self._store.purge_repo(repo)
-            self._indexes.drop(repo)
-        return removed
+    def purge_in_background(self, repo: str) -> int:
+        """Begin a purge and finish it in a background thread (a restart finishes it too); returns
+        how many entries the repo held."""
+        return self._purges.start(repo)
+
+    def purging(self, repo: str) -> bool:
+        """Whether a purge of the repo is under way."""
+        return repo in self._purges
 
     def purge_context_file(self, repo: str, path: str) -> int:
         """Remove the entries of a repo that depended on a context file path."""

@@ -5,6 +5,7 @@ SemcacheError
 │   ├── InvalidRepo     the repo name is not allowed (400)
 │   └── PromptTooLarge  the prompt is over ``max_prompt_chars`` (413)
 ├── NotFound            the entry or repo does not exist (404)
+├── Conflict            the repo is in a state that refuses the request, e.g. being purged (409)
 └── StoreError          the store could not be read or written (500)
 """
 
@@ -43,6 +44,12 @@ class NotFound(SemcacheError):
     """The entry or repo asked for does not exist."""
 
     kind = "not_found"
+
+
+class Conflict(SemcacheError):
+    """The request conflicts with what the repo is doing (it is being purged)."""
+
+    kind = "conflict"
 
 
 class StoreError(SemcacheError):

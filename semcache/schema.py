@@ -62,4 +62,10 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (repo, verifier, budget)
     );
     """,
+    """
+    CREATE TABLE purges (
+        repo TEXT PRIMARY KEY,
+        requested_at REAL NOT NULL
+    );
+    """,
 ]

@@ -20,7 +20,15 @@ from router.errors import RequestError, UpstreamError
 from semcache.cache import SemanticCache
 from semcache.config import Settings
 from semcache.embedding import Embedder
-from semcache.errors import InvalidRepo, InvalidRequest, NotFound, PromptTooLarge, SemcacheError, StoreError
+from semcache.errors import (
+    Conflict,
+    InvalidRepo,
+    InvalidRequest,
+    NotFound,
+    PromptTooLarge,
+    SemcacheError,
+    StoreError,
+)
 from semcache.gateway import Gateway, Upstream
 from semcache.keys import CacheRequest, parse_chat_request, validate_repo
 from semcache.metrics import CONTENT_TYPE_LATEST, SidecarMetrics, monitor_loop_lag
@@ -33,6 +41,7 @@ ERROR_STATUS: dict[type[SemcacheError], int] = {
     PromptTooLarge: 413,
     InvalidRequest: 400,
     NotFound: 404,
+    Conflict: 409,
     StoreError: 500,
 }
 
@@ -182,20 +191,26 @@ def _install_routes(app: FastAPI, settings: Settings) -> None:
         stats = await anyio.to_thread.run_sync(service.cache.stats, validate_repo(repo))
         spend = spend_summary(await anyio.to_thread.run_sync(service.upstream.spend, repo))
         return {
-            "repo": stats.repo, "entries": stats.entries, "hits": stats.hits, "hits_exact": stats.hits_exact,
+            "repo": stats.repo, "entries": stats.entries, "purging": service.cache.purging(stats.repo),
+            "hits": stats.hits, "hits_exact": stats.hits_exact,
             "hits_semantic": stats.hits_semantic, "misses": stats.misses, "hit_rate": stats.hit_rate,
             "tokens_saved": stats.tokens_saved,
             "cost_saved_usd": spend["total"]["saved_usd"] if spend["total"] else None,
             "spend": spend,
         }  # fmt: skip
 
-    @app.delete("/v1/cache/repos/{repo}")
-    async def purge(repo: str, request: Request, context_file: str | None = None) -> dict[str, Any]:
+    @app.delete("/v1/cache/repos/{repo}", response_model=None)
+    async def purge(
+        repo: str, request: Request, context_file: str | None = None, wait: bool = True
+    ) -> dict[str, Any] | JSONResponse:
         cache = gateway(request).cache
         if context_file is not None:
             removed = await anyio.to_thread.run_sync(
                 cache.purge_context_file, validate_repo(repo), context_file
             )
+        elif not wait:  # a big repo takes a minute: answer now, purge in the background
+            entries = await anyio.to_thread.run_sync(cache.purge_in_background, validate_repo(repo))
+            return JSONResponse({"repo": repo, "purging": True, "entries": entries}, status_code=202)
         else:
             removed = await anyio.to_thread.run_sync(cache.purge, validate_repo(repo))
         return {"repo": repo, "removed": removed}

@@ -194,6 +194,15 @@ class Store:
             sql = "DELETE FROM entries WHERE id IN (SELECT id FROM entries WHERE repo = ? LIMIT ?)"
             return int(db.execute(sql, [repo, limit]).rowcount)
 
+    def mark_purge(self, repo: str, now: float) -> None:
+        """Record that a repo is being purged, so a restart finishes the purge."""
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO purges (repo, requested_at) VALUES (?, ?)", [repo, now])
+
+    def pending_purges(self) -> list[str]:
+        """Repos whose purge began and has not finished."""
+        return [r["repo"] for r in self._read("SELECT repo FROM purges ORDER BY requested_at")]
+
     def purge_repo(self, repo: str) -> int:
         """Delete every entry of a repo and its stats; returns the number of entries removed."""
         with self._tx() as db:
@@ -201,6 +210,7 @@ class Store:
             db.execute("DELETE FROM entries WHERE repo = ?", [repo])
             db.execute("DELETE FROM feedback WHERE repo = ?", [repo])
             db.execute("DELETE FROM thresholds WHERE repo = ?", [repo])
+            db.execute("DELETE FROM purges WHERE repo = ?", [repo])
             generation = self._generation(db, repo)
             db.execute("DELETE FROM repo_stats WHERE repo = ?", [repo])
             # Keep the generation moving forward so a server notices the purge.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from semcache.cache import SemanticCache, is_cacheable
 from semcache.config import Settings
-from semcache.errors import InvalidRequest, NotFound
+from semcache.errors import Conflict, InvalidRequest, NotFound
 from semcache.keys import CacheRequest, parse_chat_request
 from semcache.store import GLOBAL
 from tests.conftest import HashEmbedder
@@ -209,6 +210,32 @@ def test_a_purge_in_small_batches_removes_every_entry_and_nothing_else(cache: Se
     assert cache.lookup(request("Explain quicksort", repo="b")).hit is not None
     entry_id = cache.store(request("Explain tries", repo="a"), completion("new"))  # the repo is usable again
     assert cache.lookup(request("Explain tries", repo="a")).hit.entry.id == entry_id
+
+
+def test_a_purge_hides_the_repo_at_once_and_a_restart_finishes_one_cut_short(
+    settings: Settings, embedder, clock: Clock, cache: SemanticCache
+) -> None:
+    topics = ["quicksort", "mergesort", "heapsort", "tries"]
+    for topic in topics:
+        cache.store(request(f"Explain {topic}", repo="a"), completion(topic))
+    cache.store(request("Explain quicksort", repo="b"), completion("qb"))
+    # The first half of a purge (mark, empty the index), as a process stopped mid-purge leaves it.
+    assert cache._purges.begin("a") == len(topics) and cache.purging("a")
+    assert cache.lookup(request("Explain heapsort", repo="a")).hit is None  # not even the exact hit
+    assert cache.store(request("Explain bloom filters", repo="a"), completion("bf")) is None
+    with pytest.raises(Conflict):
+        cache.put(request("Explain bloom filters", repo="a"), completion("bf"))
+    assert cache.lookup(request("Explain quicksort", repo="b")).hit is not None
+    again = SemanticCache(settings, embedder=embedder, clock=clock)  # the next start
+    again.start()
+    for _ in range(500):
+        if not again.purging("a"):
+            break
+        time.sleep(0.01)
+    assert not again.purging("a") and again.repos() == {"b": 1}
+    assert again.lookup(request("Explain quicksort", repo="b")).hit is not None
+    assert again.store(request("Explain tries", repo="a"), completion("new")) is not None  # usable again
+    again.close()
 
 
 def test_another_process_purge_is_seen(

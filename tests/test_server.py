@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import openai
@@ -202,6 +203,24 @@ def test_delete_purge_stats_and_wrong_hit_feedback(sidecar: str) -> None:
     assert httpx.get(f"{sidecar}/v1/cache/repos/other/stats").json()["entries"] == 1
     assert (
         chat(sidecar, "Cancel my subscription", repo="other", model="m-fb").headers["x-semcache"]
+        == "hit-exact"
+    )
+
+
+def test_a_purge_that_does_not_wait_answers_202_and_finishes_in_the_background(sidecar: str) -> None:
+    chat(sidecar, "Cancel my subscription", model="m-bg")
+    chat(sidecar, "Cancel my subscription", repo="other", model="m-bg")
+    accepted = httpx.delete(f"{sidecar}/v1/cache/repos/acme", params={"wait": "false"})
+    assert accepted.status_code == 202 and accepted.json() == {"repo": "acme", "purging": True, "entries": 1}
+    for _ in range(500):
+        stats = httpx.get(f"{sidecar}/v1/cache/repos/acme/stats").json()
+        if not stats["purging"]:
+            break
+        time.sleep(0.01)
+    assert (stats["purging"], stats["entries"]) == (False, 0)
+    assert chat(sidecar, "Cancel my subscription", model="m-bg").headers["x-semcache"] == "miss"
+    assert (
+        chat(sidecar, "Cancel my subscription", repo="other", model="m-bg").headers["x-semcache"]
         == "hit-exact"
     )
 
