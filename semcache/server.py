@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -68,6 +69,14 @@ class FeedbackBody(BaseModel):
     similarity: float | None = None
 
 
+def freeze_startup_objects() -> None:
+    """Move everything allocated so far (models, libraries: about 440 k objects) out of the garbage
+    collector's reach. A full collection walked them all in 160 ms on an idle core, longer under load,
+    and it stops every thread, the event loop too (a loop-lag sample of 250 to 500 ms at 64 clients)."""
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(
     settings: Settings, *, upstream: Upstream | None = None, embedder: Embedder | None = None
 ) -> FastAPI:
@@ -81,6 +90,7 @@ def create_app(
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         cache = SemanticCache(settings, embedder=embedder)
         await anyio.to_thread.run_sync(cache.start)
+        freeze_startup_objects()
         miss_path = upstream or build_upstream(settings, cache.embedder)
         app.state.gateway = Gateway(cache, miss_path, metrics)
         sweeper = asyncio.create_task(_sweep_forever(cache, settings.sweep_interval_s))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -34,3 +36,9 @@ def test_metrics_serve_loop_lag_and_cache_outcomes(sidecar: str) -> None:
     assert samples[("semcache_lookups_total", (("outcome", "miss"),))] == 1
     assert samples[("semcache_lookups_total", (("outcome", "hit-exact"),))] == 1
     assert samples[("semcache_lookup_seconds_count", (("outcome", "hit-exact"),))] == 1
+
+
+def test_start_up_objects_are_out_of_the_collectors_reach(sidecar: str) -> None:
+    # The models and libraries loaded at start-up: a full collection walking them stalled the loop.
+    assert httpx.get(f"{sidecar}/healthz").status_code == 200
+    assert gc.get_freeze_count() > 10_000
