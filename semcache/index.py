@@ -137,7 +137,7 @@ class IndexSet:
                     structure = self._build(repo, kind, entries)
                 index = RepoIndex(structure)
                 index.dirty = rebuilt and structure.size > 0
-                self._generations[repo] = self._store.generations().get(repo, 0)
+                self._note_generation(repo)
                 self._reconcile(repo, index)
                 self._indexes[repo] = index
             return index
@@ -153,7 +153,11 @@ class IndexSet:
         """Give a repo an empty in-memory index (its entries are about to go; see ``drop``)."""
         with self.lock:
             self._indexes[repo] = RepoIndex(structures.empty("flat", self._dim, self.params))
-            self._generations[repo] = self._store.generations().get(repo, 0)
+            self._note_generation(repo)
+
+    def _note_generation(self, repo: str) -> None:
+        """Remember the store's generation of a repo whose index now matches the store."""
+        self._generations[repo] = self._store.generations().get(repo, 0)
 
     def drop(self, repo: str) -> None:
         """Forget a repo's index in memory and on disk."""
