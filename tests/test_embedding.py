@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from semcache.embedding import PRECISIONS, MicroBatcher, SentenceTransformerEmbedder
+from semcache.embedding import PRECISIONS, MicroBatcher, SentenceTransformerEmbedder, export_in_child
 from tests.conftest import HashEmbedder
 
 
@@ -82,3 +83,11 @@ def test_several_workers_embed_side_by_side_and_all_stop_on_close() -> None:
     assert len(threads) == 3 and all(t.is_alive() for t in threads)
     batcher.close()
     assert not any(t.is_alive() for t in threads)
+
+
+def test_a_failed_export_raises_with_the_childs_last_error_line(tmp_path: Path) -> None:
+    # The export runs in a child process (torch stays out of the server); its failure must surface.
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    with pytest.raises(RuntimeError, match=r"exporting the embedding model .* failed: .*Error"):
+        export_in_child(blocker / "model")
