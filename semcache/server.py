@@ -71,9 +71,9 @@ class FeedbackBody(BaseModel):
 
 def freeze_startup_objects() -> None:
     """Move everything allocated so far (models, libraries) out of the garbage collector's reach. A
-    full collection walks them all and stops every thread, the event loop too: on an idle core 35 ms
-    for the 130 k objects of a normal start, 160 ms for the 440 k of a first start (which imports
-    torch to export the embedding model); under load, one loop-lag sample of 250 to 500 ms was seen."""
+    full collection walks them all and stops every thread, the event loop too: 35 ms on an idle core
+    for the 130 k objects a server holds after start-up (160 ms for 440 k while the first start still
+    loaded torch for the model export); under load, one loop-lag sample of 250 to 500 ms was seen."""
     gc.collect()
     gc.freeze()
 
