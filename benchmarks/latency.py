@@ -51,7 +51,7 @@ from benchmarks.common import (
     write_json,
 )
 from benchmarks.latency_report import print_report
-from benchmarks.loadgen import LoadRun, Target, json_bodies, load, paired
+from benchmarks.loadgen import Answer, LoadRun, Target, json_bodies, load, paired
 from semcache.embedding import packaged_model_path
 
 GPTCACHE_VENV = ROOT / ".venv-gptcache"
@@ -63,12 +63,12 @@ def chat_bodies(prompts: list[str]) -> list[bytes]:
     return json_bodies([{"model": "bench", "messages": [{"role": "user", "content": p}]} for p in prompts])
 
 
-def semcache_outcome(response: httpx.Response) -> str:
-    return response.headers.get("x-semcache", "?")
+def semcache_outcome(answer: Answer) -> str:
+    return answer.headers.get("x-semcache", "?")
 
 
-def gptcache_outcome(response: httpx.Response) -> str:
-    return "hit" if response.json().get("answer") else "miss"
+def gptcache_outcome(answer: Answer) -> str:
+    return "hit" if json.loads(answer.body).get("answer") else "miss"
 
 
 def once(target: Target, requests: int, pids: dict[str, int] | None = None) -> LoadRun:

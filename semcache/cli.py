@@ -59,7 +59,9 @@ def serve(
     settings = _settings(data_dir, host=host, port=port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     console.print(f"semcache on http://{settings.host}:{settings.port}  data: {settings.data_dir}")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    # uvicorn picks uvloop and httptools (both dependencies) over asyncio's loop and h11 when it can.
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
+                access_log=settings.access_log)  # fmt: skip
 
 
 @app.command()

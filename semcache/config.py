@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     embed_max_wait_ms: float = Field(
         0.0, ge=0, description="extra wait for company; 0 = batch whatever queued during the last pass"
     )
+    access_log: bool = Field(
+        False, description="log every HTTP request (uvicorn's access log); the metrics count them anyway"
+    )
     worker_threads: int = Field(
         8, gt=0, le=256, description="threads that run lookups and stores off the event loop"
     )

@@ -23,7 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
-from semcache.embedding import ort_session, padded_inputs
+from semcache.embedding import length_groups, ort_session, padded_inputs
 from semcache.guards import tripped
 from semcache.thresholds import load_shipped
 
@@ -129,18 +129,17 @@ class CrossEncoderVerifier:
         return out
 
     def logits(self, pairs: list[tuple[str, str]]) -> np.ndarray:
-        """The model's raw logit for each pair (no guards), in chunks of 64 pairs."""
+        """The model's raw logit for each pair (no guards), in forward passes over pairs of similar
+        length (:func:`semcache.embedding.length_groups`)."""
         if self._session is None:
             self.load()
+        encodings = self._tokenizer.encode_batch(pairs)
         out = np.zeros(len(pairs), dtype=np.float64)
-        for start in range(0, len(pairs), 64):
-            inputs = self._encode(pairs[start : start + 64])
+        for group in length_groups([len(e.ids) for e in encodings]):
+            inputs = padded_inputs([encodings[i] for i in group])
             with self._running:  # one forward pass at a time: concurrent ones only oversubscribe the cores
-                out[start : start + 64] = self._session.run(None, inputs)[0].reshape(-1)
+                out[group] = self._session.run(None, inputs)[0].reshape(-1)
         return out
-
-    def _encode(self, pairs: list[tuple[str, str]]) -> dict[str, np.ndarray]:
-        return padded_inputs(self._tokenizer.encode_batch(pairs))
 
 
 def trained_max_length(model_dir: Path) -> int:

@@ -8,8 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from semcache.embedding import PRECISIONS, MicroBatcher, SentenceTransformerEmbedder, export_in_child
+from semcache.embedding import (
+    PRECISIONS,
+    MicroBatcher,
+    SentenceTransformerEmbedder,
+    export_in_child,
+    length_groups,
+)
 from tests.conftest import HashEmbedder
 
 
@@ -64,6 +72,24 @@ def test_int8_vectors_stay_close_to_fp32(model_dir, embedder) -> None:
     int8 = embedder.encode(texts)  # the default precision
     assert (model_dir / "onnx" / PRECISIONS["int8"]).exists()
     assert np.all((fp32 * int8).sum(axis=1) > 0.97)
+
+
+@given(st.lists(st.integers(1, 256), max_size=200))
+def test_length_groups_hold_every_index_once_and_bound_the_padding(lengths: list[int]) -> None:
+    groups = length_groups(lengths, waste=0.15, most=64)
+    assert sorted(i for group in groups for i in group) == list(range(len(lengths)))
+    for group in groups:
+        sizes = [lengths[i] for i in group]
+        assert len(group) <= 64
+        assert len(group) == 1 or len(group) * max(sizes) <= 1.15 * sum(sizes)
+
+
+def test_a_batch_of_mixed_lengths_embeds_as_each_text_alone(embedder) -> None:
+    texts = ["hi", "How do I reverse a list in Python?", "cancel my subscription " * 20, "What is 2+2?",
+             "Port the payment service from .NET to Java and keep the public API the same for callers"]  # fmt: skip
+    together = embedder.encode(texts)
+    alone = np.vstack([embedder.encode([text]) for text in texts])
+    assert np.all((together * alone).sum(axis=1) > 0.99)
 
 
 def test_an_unknown_precision_is_refused(model_dir) -> None:
