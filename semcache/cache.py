@@ -352,8 +352,8 @@ class SemanticCache:
         return self._store.feedback(repo)
 
     def stats(self, repo: str) -> RepoStats:
-        """Counters for one repo."""
-        return self._store.stats(repo)
+        """Counters for one repo (while it is purged, the rows left, as the purge counts them)."""
+        return self._store.stats(repo, entries=self._purges.remaining(repo))
 
     def repos(self) -> dict[str, int]:
         """Every known repo with its entry count."""

