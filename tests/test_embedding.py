@@ -17,6 +17,7 @@ from semcache.embedding import (
     SentenceTransformerEmbedder,
     export_in_child,
     length_groups,
+    quantize_in_child,
 )
 from tests.conftest import HashEmbedder
 
@@ -117,3 +118,11 @@ def test_a_failed_export_raises_with_the_childs_last_error_line(tmp_path: Path) 
     blocker.write_text("")
     with pytest.raises(RuntimeError, match=r"exporting the embedding model .* failed: .*Error"):
         export_in_child(blocker / "model")
+
+
+def test_a_failed_quantization_raises_with_the_childs_last_error_line(tmp_path: Path) -> None:
+    # The int8 weights are made in a child process too; a missing source must not pass silently.
+    target = tmp_path / "model_int8.onnx"
+    with pytest.raises(RuntimeError, match=r"quantizing the embedding model .* failed: .*Error"):
+        quantize_in_child(tmp_path / "missing.onnx", target)
+    assert not target.exists()
