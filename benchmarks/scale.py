@@ -246,10 +246,11 @@ def timed_purge(client: httpx.Client, base: str) -> dict[str, float]:
     start = time.perf_counter()
     client.delete(f"{base}/v1/cache/repos/{REPO}", params={"wait": "false"}).raise_for_status()
     accepted = time.perf_counter() - start
-    # Once a second: each stats call counts the repo's rows under the store's lock, which slows the
-    # purge (polled ten times a second, a 1 M-entry purge took 79 s instead of 64 s).
+    # Ten times a second: during a purge, stats read the purge's own count instead of counting the
+    # repo's rows under the store's lock (which, polled this often, slowed a 1 M-entry purge from 64 s
+    # to 79 s).
     while client.get(f"{base}/v1/cache/repos/{REPO}/stats").json()["purging"]:
-        time.sleep(1.0)
+        time.sleep(0.1)
     return {"purge_accepted_ms": accepted * 1000, "purge_s": time.perf_counter() - start}
 
 
