@@ -131,7 +131,7 @@ async def _worker(
 
 
 def _session(clients: int) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(limit=clients, force_close=False)
+    connector = aiohttp.TCPConnector(limit=clients)
     timeout = aiohttp.ClientTimeout(total=120)
     return aiohttp.ClientSession(
         connector=connector, timeout=timeout, headers={"content-type": "application/json"}

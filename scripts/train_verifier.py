@@ -87,11 +87,8 @@ def training_rows(args) -> tuple[list[tuple[str, str, int]], int, list[tuple[str
 def teacher_logits(teacher_dir: Path, rows: list[tuple[str, str, int]]) -> np.ndarray:
     """A trained verifier's logit for every row: the soft labels a student is distilled from."""
     teacher = CrossEncoderVerifier(teacher_dir, threads=os.cpu_count() or 1)
-    # Sorted by length, so each of the verifier's chunks of 64 pads to little more than itself.
-    order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]) + len(rows[i][1]))
-    out = np.zeros(len(rows), dtype=np.float32)
-    out[order] = teacher.logits([rows[i][:2] for i in order])
-    return out
+    # logits() runs the rows in groups of similar length (semcache.embedding.length_groups).
+    return teacher.logits([row[:2] for row in rows]).astype(np.float32)
 
 
 def pack(out: Path, rows, held, soft: np.ndarray | None, data_dir: Path) -> None:

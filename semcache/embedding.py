@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Protocol
@@ -117,6 +118,13 @@ def length_groups(lengths: list[int], waste: float = 0.15, most: int = 64) -> li
     return groups
 
 
+def grouped_inputs(encodings: list) -> Iterator[tuple[list[int], dict[str, np.ndarray]]]:
+    """The model inputs for ``encodings``, one padded batch per :func:`length_groups` group, each with
+    the indices of the encodings it holds."""
+    for group in length_groups([len(e.ids) for e in encodings]):
+        yield group, padded_inputs([encodings[i] for i in group])
+
+
 def padded_inputs(encodings: list) -> dict[str, np.ndarray]:
     """BERT inputs for a batch of ``tokenizers`` encodings, right-padded to the longest."""
     width = max(len(e.ids) for e in encodings)
@@ -149,10 +157,8 @@ def _onnx_encoder(model_dir: Path, onnx_file: Path, max_tokens: int, threads: in
     session = ort_session(onnx_file, threads)
 
     def encode(texts: list[str]) -> np.ndarray:
-        encodings = tokenizer.encode_batch(texts)
         out = np.zeros((len(texts), DIM), dtype=np.float32)
-        for group in length_groups([len(e.ids) for e in encodings]):
-            inputs = padded_inputs([encodings[i] for i in group])
+        for group, inputs in grouped_inputs(tokenizer.encode_batch(texts)):
             hidden = session.run(None, inputs)[0]
             weights = inputs["attention_mask"][..., None].astype(np.float32)
             pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
@@ -167,30 +173,23 @@ def export_in_child(target: Path) -> None:
     done in the server's own process they stayed loaded for its whole life: a first start ended at
     774 MB RSS with 440 k objects for the garbage collector to walk, and ends at 278 MB and 66 k now
     (a later start, with the export there: 173 MB and 60 k)."""
-    _run_in_child(
-        f"_export_onnx(Path({str(target)!r}))",
-        target / "onnx" / "model.onnx",
-        "exporting the embedding model",
-    )
+    _run_in_child("_export_onnx", [target], target / "onnx" / "model.onnx", "exporting the embedding model")
 
 
 def quantize_in_child(source: Path, target: Path) -> None:
     """:func:`quantize_int8` in a child process: the quantizer's model copies and modules otherwise stay
     in the server (a first start through `semcache serve` held 350 MB RSS, a later one 245 MB)."""
-    _run_in_child(
-        f"quantize_int8(Path({str(source)!r}), Path({str(target)!r}))",
-        target,
-        "quantizing the embedding model",
-    )
+    _run_in_child("quantize_int8", [source, target], target, "quantizing the embedding model")
 
 
-def _run_in_child(call: str, expect: Path, what: str) -> None:
-    """Run ``call`` (an expression over this module's names) in a fresh interpreter; raise with the
-    child's last error line unless it exits cleanly and ``expect`` exists."""
+def _run_in_child(function: str, paths: list[Path], expect: Path, what: str) -> None:
+    """Call this module's ``function`` on ``paths`` in a fresh interpreter; raise with the child's
+    last error line unless it exits cleanly and ``expect`` exists."""
     import subprocess
     import sys
 
-    code = f"from pathlib import Path; from semcache.embedding import _export_onnx, quantize_int8; {call}"
+    args = [str(path) for path in paths]
+    code = f"from pathlib import Path; from semcache.embedding import {function}; {function}(*map(Path, {args!r}))"
     # The child finds this very package first, however the parent was started.
     path = os.pathsep.join(
         filter(None, [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")])

@@ -23,7 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
-from semcache.embedding import length_groups, ort_session, padded_inputs
+from semcache.embedding import grouped_inputs, ort_session
 from semcache.guards import tripped
 from semcache.thresholds import load_shipped
 
@@ -133,10 +133,8 @@ class CrossEncoderVerifier:
         length (:func:`semcache.embedding.length_groups`)."""
         if self._session is None:
             self.load()
-        encodings = self._tokenizer.encode_batch(pairs)
         out = np.zeros(len(pairs), dtype=np.float64)
-        for group in length_groups([len(e.ids) for e in encodings]):
-            inputs = padded_inputs([encodings[i] for i in group])
+        for group, inputs in grouped_inputs(self._tokenizer.encode_batch(pairs)):
             with self._running:  # one forward pass at a time: concurrent ones only oversubscribe the cores
                 out[group] = self._session.run(None, inputs)[0].reshape(-1)
         return out
