@@ -26,6 +26,8 @@ from semcache.verifier import MODEL_DIR, CrossEncoderVerifier
 DEFAULT_PAIRS = [
     DATA_DIR / "qqp_dev.jsonl",
     ROOT / "benchmarks" / "data" / "adversarial_pairs.jsonl",
+    ROOT / "benchmarks" / "data" / "adversarial_pairs_2.jsonl",
+    ROOT / "benchmarks" / "data" / "adversarial_heldout_pairs.jsonl",
     DATA_DIR / "mrpc_pairs.jsonl",
     DATA_DIR / "stsb_pairs.jsonl",
     DATA_DIR / "gptcache_mock_pairs.jsonl",

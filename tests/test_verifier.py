@@ -19,7 +19,8 @@ from semcache.tuning import load_pairs, score_pairs
 from semcache.verifier import MODEL_DIR, CrossEncoderVerifier
 from tests.servers import serve
 
-ADVERSARIAL = Path(__file__).resolve().parent.parent / "benchmarks" / "data" / "adversarial_pairs.jsonl"
+DATA = Path(__file__).resolve().parent.parent / "benchmarks" / "data"
+ADVERSARIAL = DATA / "adversarial_pairs.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -37,21 +38,29 @@ def test_the_model_ships_with_provenance_and_thresholds() -> None:
     assert budgets and all(shipped[a] >= shipped[b] for a, b in itertools.pairwise(budgets))
 
 
+@pytest.mark.parametrize(
+    ("name", "most_served", "fewest_hits"),
+    [
+        # The sets the guards were written against: at most 2 % of their traps served.
+        ("adversarial_pairs.jsonl", 0.02, 0.5),
+        ("adversarial_pairs_2.jsonl", 0.02, 0.5),
+        # Never used to change the decision; measured at 3 of 100 traps served and 30 of 44 paraphrases hit.
+        ("adversarial_heldout_pairs.jsonl", 0.05, 0.5),
+    ],
+)
 def test_adversarial_negatives_are_refused_and_paraphrases_hit(
-    verifier: CrossEncoderVerifier, embedder
+    verifier: CrossEncoderVerifier, embedder, name: str, most_served: float, fewest_hits: float
 ) -> None:
-    pairs = load_pairs(ADVERSARIAL)
+    pairs = load_pairs(DATA / name)
     scores = score_pairs(pairs, embedder.encode, verifier, floor=0.5)
     # The shipped threshold for a 20 % budget, as measured on Quora's noisy labels (see thresholds.json).
     threshold = load_shipped(MODEL_DIR / "thresholds.json", "cross-encoder")[0.2]
     served = scores.verifier >= threshold
     negatives, positives = scores.labels == 0, scores.labels == 1
-    assert served[negatives].mean() <= 0.02
-    # The shipped model serves 60 % of the set's paraphrases here and none of its negatives (the one
-    # trained on 20 000 Quora pairs served 47.5 %; the first, on Quora only, 57.5 %).
-    assert served[positives].mean() >= 0.5
+    assert served[negatives].mean() <= most_served
+    assert served[positives].mean() >= fewest_hits
     cosine_served = scores.cosine >= 0.9
-    assert cosine_served[negatives].mean() > 0.3  # what a cosine cache would have served
+    assert cosine_served[negatives].mean() > 0.2  # what a cosine cache would have served
 
 
 @pytest.mark.parametrize(
@@ -76,6 +85,20 @@ def test_adversarial_negatives_are_refused_and_paraphrases_hit(
         ),
         ("Best Steam 5 dollar games?", "Best game on Steam under 5 dollars?", None),
         ("How do I migrate from MySQL to PostgreSQL?", "Move a database from MySQL to Postgres", None),
+        ("Give me three ideas for a team offsite", "Give me ten ideas for a team offsite", "numbers"),
+        ("Run the job every 15 minutes", "Run the job every fifteen minutes", None),
+        ("Who will win in two thousand sixteen?", "Who will win in 2016?", None),
+        ("Insert 1,000 rows", "Insert 1000 rows", None),
+        ("Which one is faster?", "Which is faster?", None),
+        ("Load several thousand files", "Load a lot of files", None),
+        ("Set the reminder for 9am", "Set the reminder for 9pm", "calendar"),
+        ("Why am I tired in the morning?", "Why do I feel tired in the morning?", None),
+        ("Store the price as cents", "Store the price as dollars", "units"),
+        ("Make the font size larger", "Make the font size smaller", "opposites"),
+        ("Round the number up", "Round the number down", "opposites"),
+        ("Is it possible to resize it?", "Is it impossible to resize it?", "opposites"),
+        ("What port does Postgres use?", "How do I import data into Postgres?", None),
+        ("Is Alice's manager Bob?", "Is Bob's manager Alice?", "swapped"),
     ],
 )
 def test_guards(a: str, b: str, guard: str | None) -> None:
