@@ -107,3 +107,20 @@ def test_the_verifier_trains_and_calibrates_on_disjoint_qqp_pairs() -> None:
     assert train_split(1000, 0, 200, seed=0) == (train, held)  # rebuilt the same from provenance
     limited, held_again = train_split(1000, 300, 200, seed=0)
     assert held_again == held and limited == train[:300]
+
+
+def test_the_label_audit_corrects_the_false_hit_share_by_the_audited_verdicts() -> None:
+    from benchmarks.label_audit import estimate, interval, pair_key
+    from semcache.tuning import LabelledPair
+
+    pairs = [LabelledPair(f"q{i}", f"p{i}", int(i < 6)) for i in range(10)]
+    served = np.array([True] * 6 + [True, True, True, True])  # every pair served: 4 labelled wrong
+    audit = {pair_key(pairs[6]): "same", pair_key(pairs[7]): "different", pair_key(pairs[0]): "same"}
+    result = estimate(pairs, served, audit)
+    assert result["measured_false_hit_share"] == 0.4
+    # The verdict on a positive pair is not counted: only served negatives are audited.
+    assert result["audited"] == 2 and result["audited_real_false_hits"] == 1
+    assert result["corrected_false_hit_share"] == pytest.approx(0.2)
+    low, high = interval(1, 2)
+    assert 0 < low < 0.5 < high < 1
+    assert interval(0, 5)[0] == 0.0 and interval(5, 5)[1] == 1.0
