@@ -4,6 +4,10 @@ answer from another cluster) and the oracle's hits (prompts whose cluster was se
 at several thresholds and for the calibrated verifier at several false-hit budgets.
 
     python -m benchmarks.stream_sim --limit 6000
+
+Wrong is by the stream's clusters, which join only the pairs Quora labelled duplicates: two paraphrases
+never paired sit in different clusters, so part of the "wrong" hits are right (a hand reading of 40 wrong
+hits of the verifier at budget 0.2, 6 000 prompts: 16 were questions one answer serves).
 """
 
 from __future__ import annotations
@@ -92,7 +96,9 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cosine", type=float, nargs="*", default=[0.8, 0.85, 0.9, 0.95])
-    parser.add_argument("--budgets", type=float, nargs="*", default=[0.01, 0.02, 0.05])
+    # 0.02 is the default budget (no shipped threshold certifies it: no semantic hits until `semcache tune`);
+    # 0.1 and looser are what the shipped Quora thresholds certify.
+    parser.add_argument("--budgets", type=float, nargs="*", default=[0.02, 0.1, 0.15, 0.2, 0.3])
     parser.add_argument("--verify-top-n", type=int, default=2, help="candidates the verifier may score")
     parser.add_argument("--embedding-precision", choices=["int8", "fp32"], default="int8")
     parser.add_argument("--out", type=Path, default=Path("results/stream_sim.json"))
