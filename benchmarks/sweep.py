@@ -25,9 +25,7 @@ from semcache.verifier import MODEL_DIR, CrossEncoderVerifier
 
 DEFAULT_PAIRS = [
     DATA_DIR / "qqp_dev.jsonl",
-    ROOT / "benchmarks" / "data" / "adversarial_pairs.jsonl",
-    ROOT / "benchmarks" / "data" / "adversarial_pairs_2.jsonl",
-    ROOT / "benchmarks" / "data" / "adversarial_heldout_pairs.jsonl",
+    *sorted((ROOT / "benchmarks" / "data").glob("adversarial_*.jsonl")),
     DATA_DIR / "mrpc_pairs.jsonl",
     DATA_DIR / "stsb_pairs.jsonl",
     DATA_DIR / "gptcache_mock_pairs.jsonl",

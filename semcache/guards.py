@@ -6,12 +6,15 @@ swapped places ("from Java to .NET" vs "from .NET to Java"). A guard only ever t
 
 from __future__ import annotations
 
+import functools
+import itertools
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
+from semcache import guard_words as lexicon
 from semcache.perturb import ANTONYMS
-from semcache.perturb import LANGUAGES as PERTURB_LANGUAGES
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _IDENTIFIER = re.compile(
@@ -20,74 +23,53 @@ _IDENTIFIER = re.compile(
 )  # `code`, --flags, snake_case, lowerCamelCase, module.name and file.ext; not names like MySQL
 _TOKEN = re.compile(r"[a-z0-9]+(?:[.#+'][a-z0-9#+]+)*|[%$€£]")
 _SYMBOLS = {"%": "percent", "$": "dollars", "€": "euros", "£": "pounds"}
-UNITS = frozenset(re.split(r"\s+", """
-    second seconds minute minutes hour hours day days week weeks month months year years ms millisecond
-    milliseconds gram grams kg kilogram kilograms pound pounds lb lbs ounce ounces oz ton tons liter liters
-    litre litres gallon gallons ml milliliter milliliters meter meters metre metres km kilometer kilometers
-    kilometre kilometres mile miles foot feet inch inches cm centimeter centimeters yard yards celsius
-    fahrenheit kelvin byte bytes bit bits kb kilobyte kilobytes mb megabyte megabytes megabit megabits gb
-    gigabyte gigabytes gigabit gigabits tb terabyte terabytes percent dollar dollars euro euros usd eur
-    gbp yen rupee rupees watt watts kw kwh volt volts mph kph cent cents pixel pixels px quart quarts cup cups
-    tablespoon tablespoons tbsp teaspoon teaspoons tsp microsecond microseconds nanosecond nanoseconds mm
-    millimeter millimeters hz khz mhz ghz kbps mbps gbps fps dpi rpm acre acres hectare hectares""".strip()))  # fmt: skip
-CALENDAR = frozenset(re.split(r"\s+", """
-    monday tuesday wednesday thursday friday saturday sunday january february april june july august
-    september october november december today yesterday tomorrow tonight weekend week month year morning
-    afternoon evening night @am @pm""".strip()))  # fmt: skip
-# Opposites the guard knows beyond the training rules' list (semcache.perturb.ANTONYMS, which stays as
-# the shipped model was trained with): comparatives and the pairs of everyday tooling prompts.
-MORE_OPPOSITES = [tuple(pair.split("/")) for pair in re.split(r"\s+", """
-    up/down high/low higher/lower highest/lowest large/small larger/smaller largest/smallest big/small
-    bigger/smaller biggest/smallest faster/slower fastest/slowest better/worse long/short longer/shorter
-    old/new older/newer early/late earlier/later min/max most/least more/fewer grant/revoke keep/remove
-    keep/delete keep/strip keep/drop show/hide expand/collapse include/exclude attach/detach inbound/outbound
-    input/output read/write encode/decode increment/decrement overfitting/underfitting sync/async
-    synchronous/asynchronous benefits/drawbacks approve/reject reduce/increase always/never success/failure pass/fail
-    internal/external horizontal/vertical top/bottom head/tail prefix/suffix next/last next/previous
-    deposit/withdraw credit/debit profit/loss lend/borrow hot/cold light/dark
-    strong/weak safe/dangerous online/offline login/logout grow/shrink maximize/minimize plus/minus
-    add/subtract multiply/divide mutable/immutable frontend/backend""".strip())]  # fmt: skip
+WORDNET_ANTONYMS = Path(__file__).with_name("wordnet_antonyms.txt")  # scripts/extract_antonyms.py
+
+
+def _wordnet_pairs(path: Path) -> list[tuple[str, str]]:
+    lines = path.read_text().splitlines()
+    return [(pair[0], pair[1]) for pair in (line.split() for line in lines if not line.startswith("#"))]
+
+
+# Opposites that ask one question: "is X the same as Y" is "how are X and Y different".
+_NOT_OPPOSED = {("different", "same"), ("come", "go")}
 _OPPOSITE: dict[str, set[str]] = {}
-for _one, _other in [*ANTONYMS, *MORE_OPPOSITES]:
+for _one, _other in {*ANTONYMS, *lexicon.MORE_OPPOSITES, *_wordnet_pairs(WORDNET_ANTONYMS)} - _NOT_OPPOSED:
     _OPPOSITE.setdefault(_one, set()).add(_other)
     _OPPOSITE.setdefault(_other, set()).add(_one)
-_NEGATING_PREFIXES = ("un", "in", "dis", "non", "im", "il", "ir")
-LANGUAGES = frozenset(language.lower() for language in PERTURB_LANGUAGES)
-_SMALL_NUMBERS = {word: n for n, word in enumerate(re.split(r"\s+", """
-    zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen
-    seventeen eighteen nineteen""".strip())) if n >= 2}  # fmt: skip
-_TENS = {word: 10 * n for n, word in enumerate(re.split(r"\s+", """
-    _ _ twenty thirty forty fifty sixty seventy eighty ninety""".strip())) if n >= 2}  # fmt: skip
-_SCALES = {"hundred": 100, "thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000}
-_CLOCK = re.compile(r"\d+(am|pm)")
-_SYMMETRIC = frozenset({"and", "or", "vs", "versus", "with", "&"})  # "X and Y" is "Y and X"
 
 
-def _words(text: str) -> list[str]:
+@functools.lru_cache(maxsize=4096)  # each guard reads both texts' words; a cached prompt comes back often
+def _words(text: str) -> tuple[str, ...]:
     # "alice's" is "alice": a possessive does not change which words a prompt holds; "9pm" adds "@pm"
     # (not the verb "am").
     words = []
     for token in _TOKEN.findall(text.lower()):
         words.append(_SYMBOLS.get(token, token).removesuffix("'s"))
-        if clock := _CLOCK.fullmatch(token):
+        if clock := lexicon.CLOCK.fullmatch(token):
             words.append("@" + clock.group(1))
-    return words
+    return tuple(words)
 
 
-def _number_words(words: list[str]) -> list[str]:
+def _number_words(words: Sequence[str]) -> list[str]:
     """The numbers a prompt spells out ("ten", "twenty five", "three hundred"), as digits. A lone "one"
     is left out ("which one", "one of"), and so is a scale alone ("a hundred", "several thousand")."""
     found, value, run = [], 0, []
     for word in [*words, ""]:
-        number = _SMALL_NUMBERS.get(word) or _TENS.get(word)
-        if number or word in _SCALES or (word == "one" and run):
+        number = (
+            lexicon.SMALL_NUMBERS.get(word)
+            or lexicon.TENS.get(word)
+            or lexicon.TIMES.get(word)
+            or lexicon.ORDINALS.get(word)
+        )
+        if number or word in lexicon.SCALES or (word == "one" and run):
             run.append(word)
-            if word in _SCALES:
-                value = max(value, 1) * _SCALES[word]
+            if word in lexicon.SCALES:
+                value = max(value, 1) * lexicon.SCALES[word]
             else:
                 value += number or 1
         elif run:
-            if any(w not in _SCALES for w in run):  # "several thousand" is not an amount
+            if any(w not in lexicon.SCALES for w in run):  # "several thousand" is not an amount
                 found.append(str(value))
             value, run = 0, []
     return found
@@ -107,47 +89,132 @@ def numbers(a: str, b: str) -> bool:
     return sorted(_digits(a) + _number_words(_words(a))) != sorted(_digits(b) + _number_words(_words(b)))
 
 
+def _units_of(text: str) -> set[str]:
+    found = set()
+    for word in _words(re.sub(r"(?<=[a-z])/h\b", " per hour", text.lower())):  # km/h
+        if word in lexicon.UNITS:
+            word = lexicon.UNIT_NAMES.get(word, word)
+            found.update(lexicon.UNIT_NAMES.get(word.removesuffix("s"), word.removesuffix("s")).split("+"))
+    return found
+
+
 def units(a: str, b: str) -> bool:
-    """Different units of measure or currency (singular and plural are one unit)."""
-    return _both_differ(
-        {w.removesuffix("s") for w in _words(a) if w in UNITS},
-        {w.removesuffix("s") for w in _words(b) if w in UNITS},
-    )
+    """Different units of measure or currency (singular and plural, "km" and "kilometres" are one unit)."""
+    return _both_differ(_units_of(a), _units_of(b))
+
+
+def _dates_of(text: str) -> list[set[str]]:
+    """Calendar words in groups: dates, times of day, seasons, and the qualified ("next Monday")."""
+    words = _words(text)
+    found = {w for w in words if w in lexicon.CALENDAR}
+    qualified = {
+        f"{q} {w}" for q, w in itertools.pairwise(words) if q in lexicon.QUALIFIERS and w in lexicon.CALENDAR
+    }
+    return [
+        found - lexicon.TIMES_OF_DAY - lexicon.SEASONS,
+        found & lexicon.TIMES_OF_DAY,
+        found & lexicon.SEASONS,
+        qualified,
+    ]
 
 
 def calendar(a: str, b: str) -> bool:
-    """Different days, months or relative dates."""
-    return _both_differ({w for w in _words(a) if w in CALENDAR}, {w for w in _words(b) if w in CALENDAR})
+    """Different days, months, times of day, seasons, or qualifiers of one date ("this Wednesday" vs
+    "next Wednesday"); one side naming more ("Monday morning" vs "Monday") is not a change."""
+    return any(_both_differ(x, y) for x, y in zip(_dates_of(a), _dates_of(b), strict=True))
 
 
-def _opposites_of(word: str) -> set[str]:
+@functools.lru_cache(maxsize=16384)
+def _opposites_of(word: str) -> frozenset[str]:
     # Not to/into, port/import: the short prefixes need a word of 4 letters, im-/il-/ir- one of 5.
-    negated = {p + word for p in _NEGATING_PREFIXES if len(word) >= (5 if p[0] == "i" and p != "in" else 4)}
-    return _OPPOSITE.get(word, set()) | negated
+    negated = {
+        p + word for p in lexicon.NEGATING_PREFIXES if len(word) >= (5 if p[0] == "i" and p != "in" else 4)
+    }
+    return frozenset(_OPPOSITE.get(word, set()) | negated)
+
+
+@functools.lru_cache(maxsize=16384)
+def _lemmas(word: str) -> frozenset[str]:
+    """The word and the stems it may be a form of: "darker" dark, "oldest" old, "bigger" big, "quickly"
+    quick, "easier" easy, "strengths" strength, "failing" fail, "closed" close. Wrong stems are
+    harmless: they only ever match a listed opposite."""
+    forms = {word}
+    if len(word) < 4:
+        return frozenset(forms)
+    for suffix, replacements in lexicon.SUFFIXES:
+        if word.endswith(suffix):
+            stem = word[: -len(suffix)]
+            forms |= {stem + r for r in replacements}
+            if len(stem) > 2 and stem[-1] == stem[-2]:  # bigger, hottest
+                forms.add(stem[:-1])
+    return frozenset(forms)
+
+
+def _negations(words: Sequence[str]) -> int:
+    return sum(w in lexicon.NEGATORS or w.endswith("n't") for w in words)
+
+
+def _particles(words: Sequence[str]) -> set[tuple[str, str]]:
+    pairs = itertools.pairwise(words)
+    return {
+        (verb, particle)
+        for verb, particle in pairs
+        if particle in lexicon.PARTICLES and verb in lexicon.PHRASAL
+    }
 
 
 def opposites(a: str, b: str) -> bool:
-    """One side says a word, the other its opposite (antonym or un-/in-/dis-/non- form) and not the word."""
-    left, right = set(_words(a)), set(_words(b))
-    for one, other in ((left, right), (right, left)):
-        if any(w not in other and (_opposites_of(w) & other) - one for w in one):
-            return True
-    return False
+    """One side says a word, the other its opposite (antonym, un-/in-/dis-/non-/im- form, or in any of
+    their -er, -est, -ly or plural forms) and not the word; or a verb takes opposite particles ("zoom
+    in" vs "zoom out", "turn on" vs "turn off")."""
+    words_a, words_b = _words(a), _words(b)
+    if _negations(words_a) % 2 != _negations(words_b) % 2:
+        return False  # a negation may cancel the opposite: "not difficult" is "easy"
+    forms = [{w: _lemmas(w) for w in words} for words in (words_a, words_b)]
+    stems = [set().union(*side.values()) for side in forms]
+    for one, other, own in ((forms[0], stems[1], stems[0]), (forms[1], stems[0], stems[1])):
+        for lemmas in one.values():
+            opposite = set().union(*(_opposites_of(lemma) for lemma in lemmas))
+            if not lemmas & other and (opposite & other) - own:
+                return True
+    particles_a, particles_b = _particles(words_a), _particles(words_b)
+    return any(
+        (verb, lexicon.PARTICLES[particle]) in particles_b and (verb, particle) not in particles_b
+        and (verb, lexicon.PARTICLES[particle]) not in particles_a
+        for verb, particle in particles_a
+    )  # fmt: skip
 
 
 def languages(a: str, b: str) -> bool:
     """Different programming or natural languages."""
-    return _both_differ({w for w in _words(a) if w in LANGUAGES}, {w for w in _words(b) if w in LANGUAGES})
+    return _both_differ(
+        {w for w in _words(a) if w in lexicon.LANGUAGES}, {w for w in _words(b) if w in lexicon.LANGUAGES}
+    )
+
+
+def _subcommands(text: str) -> set[str]:
+    pairs = itertools.pairwise(_words(text))
+    return {
+        f"{tool} {sub}"
+        for tool, sub in pairs
+        if tool in lexicon.CLI_TOOLS and sub not in lexicon.NOT_SUBCOMMANDS
+    }
 
 
 def identifiers(a: str, b: str) -> bool:
-    """Different code identifiers (snake_case, lowerCamelCase, `code`) or file names."""
-    return _both_differ(set(_IDENTIFIER.findall(a)), set(_IDENTIFIER.findall(b)))
+    """Different code identifiers (snake_case, lowerCamelCase, `code`), file names, or subcommands of
+    one command-line tool ("git revert" vs "git restore")."""
+    left, right = _subcommands(a), _subcommands(b)
+    return _both_differ(set(_IDENTIFIER.findall(a)), set(_IDENTIFIER.findall(b))) or bool(
+        left - right and right - left
+    )
 
 
 def swapped(a: str, b: str) -> bool:
-    """After the common beginning and end, both middles hold the same words in another order."""
-    left, right = _words(a), _words(b)
+    """After the common beginning and end, both middles hold the same words in another order ("is the
+    teacher grading the students" and "are the students grading the teacher" count as the same words)."""
+    left = [lexicon.AUXILIARY.get(w, w) for w in _words(a)]
+    right = [lexicon.AUXILIARY.get(w, w) for w in _words(b)]
     start = 0
     while start < min(len(left), len(right)) and left[start] == right[start]:
         start += 1
@@ -155,12 +222,15 @@ def swapped(a: str, b: str) -> bool:
     while end < min(len(left), len(right)) - start and left[-1 - end] == right[-1 - end]:
         end += 1
     middle_left, middle_right = left[start : len(left) - end], right[start : len(right) - end]
-    if _SYMMETRIC & set(middle_left):
+    directed = start > 0 and left[start - 1] in lexicon.DIRECTED_WITH  # "replace X with Y" is not "Y with X"
+    if lexicon.SYMMETRIC & set(middle_left) - ({"with"} if directed else set()):
         return False
+    moved = any(middle_left[k:] + middle_left[:k] == middle_right for k in range(1, len(middle_left)))
     return (
         len(middle_left) >= 3
         and middle_left != middle_right
         and Counter(middle_left) == Counter(middle_right)
+        and not moved  # "send it every Friday" is "every Friday, send it": a clause moved, not swapped
     )
 
 

@@ -41,10 +41,15 @@ def test_the_model_ships_with_provenance_and_thresholds() -> None:
 @pytest.mark.parametrize(
     ("name", "most_served", "fewest_hits"),
     [
-        # The sets the guards were written against: at most 2 % of their traps served.
+        # The sets whose misses shaped the guards: at most 2 % of their traps served (the fourth: 2 of 80,
+        # two negations the model scores as paraphrases).
         ("adversarial_pairs.jsonl", 0.02, 0.5),
         ("adversarial_pairs_2.jsonl", 0.02, 0.5),
-        # Never used to change the decision; measured at 3 of 100 traps served and 30 of 44 paraphrases hit.
+        ("adversarial_pairs_3.jsonl", 0.02, 0.5),
+        ("adversarial_pairs_4.jsonl", 0.03, 0.5),
+        # Measured at 2 of 64 traps: its antonyms led to the WordNet list, which leaves one through.
+        ("adversarial_pairs_5.jsonl", 0.05, 0.5),
+        # Never used to change the decision; measured at 2 of 58 traps served, 16 of 25 paraphrases hit.
         ("adversarial_heldout_pairs.jsonl", 0.05, 0.5),
     ],
 )
@@ -99,6 +104,28 @@ def test_adversarial_negatives_are_refused_and_paraphrases_hit(
         ("Is it possible to resize it?", "Is it impossible to resize it?", "opposites"),
         ("What port does Postgres use?", "How do I import data into Postgres?", None),
         ("Is Alice's manager Bob?", "Is Bob's manager Alice?", "swapped"),
+        ("Replace tabs with spaces", "Replace spaces with tabs", "swapped"),
+        ("Compare Python with Java", "Compare Java with Python", None),
+        ("Is the teacher grading the students?", "Are the students grading the teacher?", "swapped"),
+        ("Cast the integer to a string", "Cast the string to an integer", "swapped"),
+        ("Send the report every Friday", "Every Friday, send the report", None),
+        ("What does git revert do?", "What does git restore do?", "identifiers"),
+        ("What does kubectl apply do?", "What is the purpose of kubectl apply?", None),
+        ("Why is the cron job running twice?", "My cron job runs two times, why?", None),
+        ("What is the second largest planet?", "What is the third largest planet?", "numbers"),
+        ("Is 120 km/h fast?", "Is 120 kilometers per hour fast?", None),
+        ("Increase the limit to 2 GiB", "Increase the limit to 2 MiB", "units"),
+        ("What is on this Wednesday?", "What is on next Wednesday?", "calendar"),
+        ("Plan a trip for spring", "Plan a trip for autumn", "calendar"),
+        ("Arrested Monday morning", "Arrested on Monday", None),
+        ("Make the background lighter", "Make the background darker", "opposites"),
+        ("Why is my battery draining quickly?", "Why is my battery draining slowly?", "opposites"),
+        ("Find the oldest open issue", "Find the newest open issue", "opposites"),
+        ("Why are my tests passing?", "Why are my tests failing?", "opposites"),
+        ("Should I use a shallow copy?", "Should I use a deep copy?", "opposites"),  # WordNet
+        ("How do I zoom in on a PDF?", "How do I zoom out on a PDF?", "opposites"),
+        ("The decision was an easy one", "The decision was not difficult", None),
+        ("Is tap water the same as rain?", "How are rain and tap water different?", None),
     ],
 )
 def test_guards(a: str, b: str, guard: str | None) -> None:

@@ -1,0 +1,78 @@
+"""The word lists the guards (``semcache.guards``) read: units, calendar words, opposites, number
+words, command-line tools and the small function words that change how a prompt is compared."""
+
+from __future__ import annotations
+
+import re
+
+from semcache.perturb import LANGUAGES as PERTURB_LANGUAGES
+
+UNITS = frozenset(re.split(r"\s+", """
+    second seconds minute minutes hour hours day days week weeks month months year years ms millisecond
+    milliseconds gram grams kg kilogram kilograms pound pounds lb lbs ounce ounces oz ton tons liter liters
+    litre litres gallon gallons ml milliliter milliliters meter meters metre metres km kilometer kilometers
+    kilometre kilometres mile miles foot feet inch inches cm centimeter centimeters yard yards celsius
+    fahrenheit kelvin byte bytes bit bits kb kilobyte kilobytes mb megabyte megabytes megabit megabits gb
+    gigabyte gigabytes gigabit gigabits tb terabyte terabytes percent dollar dollars euro euros usd eur
+    gbp yen rupee rupees watt watts kw kwh volt volts mph kph cent cents pixel pixels px quart quarts cup cups
+    tablespoon tablespoons tbsp teaspoon teaspoons tsp microsecond microseconds nanosecond nanoseconds mm
+    millimeter millimeters hz khz mhz ghz kbps mbps gbps fps dpi rpm acre acres hectare hectares""".strip()))  # fmt: skip
+# Abbreviations and spellings of one unit, to the name the guard compares ("a+b": a unit per unit).
+UNIT_NAMES = dict(pair.split("=") for pair in re.split(r"\s+", """
+    km=kilometer kilometre=kilometer kilometres=kilometer metre=meter metres=meter cm=centimeter
+    mm=millimeter ms=millisecond kg=kilogram lb=pound lbs=pound oz=ounce ml=milliliter litre=liter
+    litres=liter kb=kilobyte mb=megabyte gb=gigabyte tb=terabyte inches=inch feet=foot hr=hour
+    hrs=hour kph=kilometer+hour""".strip()))  # fmt: skip
+UNITS = UNITS | {"hr", "hrs", "kib", "mib", "gib", "tib"}  # not "sec" (the SEC) or "min" (the minimum)
+CALENDAR = frozenset(re.split(r"\s+", """
+    monday tuesday wednesday thursday friday saturday sunday january february april june july august
+    september october november december today yesterday tomorrow tonight weekend week month year morning
+    afternoon evening night @am @pm spring summer autumn winter""".strip()))  # fmt: skip
+# Compared apart, so that one side saying more ("Monday morning" vs "Monday") is not a change.
+TIMES_OF_DAY = frozenset({"morning", "afternoon", "evening", "night", "@am", "@pm"})
+SEASONS = frozenset({"spring", "summer", "autumn", "winter"})
+QUALIFIERS = frozenset({"this", "next", "last", "previous", "past", "coming"})
+# Opposites the guard knows beyond the training rules' list (semcache.perturb.ANTONYMS, which stays as
+# the shipped model was trained with): comparatives and the pairs of everyday tooling prompts.
+MORE_OPPOSITES = [tuple(pair.split("/")) for pair in re.split(r"\s+", """
+    up/down high/low higher/lower highest/lowest large/small larger/smaller largest/smallest big/small
+    bigger/smaller biggest/smallest faster/slower fastest/slowest better/worse long/short longer/shorter
+    old/new older/newer early/late earlier/later min/max most/least more/fewer grant/revoke keep/remove
+    keep/delete keep/strip keep/drop show/hide expand/collapse include/exclude attach/detach inbound/outbound
+    input/output read/write encode/decode increment/decrement overfitting/underfitting sync/async
+    synchronous/asynchronous benefits/drawbacks approve/reject reduce/increase always/never success/failure pass/fail
+    internal/external horizontal/vertical top/bottom head/tail prefix/suffix next/last next/previous
+    deposit/withdraw credit/debit profit/loss lend/borrow hot/cold light/dark
+    strong/weak safe/dangerous online/offline login/logout grow/shrink maximize/minimize plus/minus
+    add/subtract multiply/divide mutable/immutable frontend/backend quick/slow strength/weakness enlarge/shrink""".strip())]  # fmt: skip
+NEGATING_PREFIXES = ("un", "in", "dis", "non", "im", "il", "ir")
+SUFFIXES = [("iest", ["y"]), ("ier", ["y"]), ("ily", ["y"]), ("ied", ["y"]), ("est", ["", "e"]),
+             ("er", ["", "e"]), ("ing", ["", "e"]), ("ed", ["", "e"]), ("ly", [""]), ("es", [""]),
+             ("s", [""])]  # fmt: skip
+NEGATORS = frozenset({"not", "no", "never", "cannot", "without", "nor"})
+PARTICLES = {"in": "out", "out": "in", "on": "off", "off": "on"}
+PHRASAL = frozenset(re.split(r"\s+", """
+    log sign opt check zoom scale turn switch plug clock cash fade phase roll tune lock clip""".strip()))  # fmt: skip
+LANGUAGES = frozenset(language.lower() for language in PERTURB_LANGUAGES)
+SMALL_NUMBERS = {word: n for n, word in enumerate(re.split(r"\s+", """
+    zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen
+    seventeen eighteen nineteen""".strip())) if n >= 2}  # fmt: skip
+TENS = {word: 10 * n for n, word in enumerate(re.split(r"\s+", """
+    _ _ twenty thirty forty fifty sixty seventy eighty ninety""".strip())) if n >= 2}  # fmt: skip
+TIMES = {"twice": 2, "thrice": 3}  # "runs twice" is "runs two times"
+# Ordinals from "third": "first" is an opposite of "last" and "second" a unit of time.
+ORDINALS = {word: n for n, word in enumerate(re.split(r"\s+", """
+    _ _ _ third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth fifteenth
+    sixteenth seventeenth eighteenth nineteenth twentieth""".strip())) if n >= 3}  # fmt: skip
+SCALES = {"hundred": 100, "thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000}
+CLOCK = re.compile(r"\d+(am|pm)")
+CLI_TOOLS = frozenset(re.split(r"\s+", """
+    git kubectl docker podman npm yarn pnpm pip cargo helm terraform aws gcloud az brew apt systemctl
+    conda poetry dotnet mvn gradle""".strip()))  # fmt: skip
+NOT_SUBCOMMANDS = frozenset(
+    re.split(r"\s+", "a an and by for from hub in is it of on or that the this to vs with")
+)
+SYMMETRIC = frozenset({"and", "or", "vs", "versus", "with", "&"})  # "X and Y" is "Y and X"
+DIRECTED_WITH = frozenset({"replace", "replacing", "replaced", "substitute", "fill", "overwrite", "populate"})
+AUXILIARY = {"an": "a", "is": "be", "are": "be", "was": "be", "were": "be", "am": "be", "does": "do", "did": "do",
+              "has": "have", "had": "have"}  # fmt: skip
