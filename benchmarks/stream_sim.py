@@ -62,6 +62,7 @@ def simulate(stream: list[tuple[str, int]], vectors: PrecomputedEmbedder, **sett
     """Run the stream through an empty cache; store every miss with its cluster as the answer."""
     hits = wrong = oracle = 0
     seen: set[int] = set()
+    wrong_hits: list[list[str]] = []  # [asked, the stored prompt whose answer was served]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         cache = SemanticCache(Settings(data_dir=Path(tmp), **settings), embedder=vectors, clock=Clock())
@@ -73,7 +74,9 @@ def simulate(stream: list[tuple[str, int]], vectors: PrecomputedEmbedder, **sett
             found = cache.lookup(request)
             if found.hit is not None:
                 hits += 1
-                wrong += found.hit.entry.response["choices"][0]["message"]["content"] != f"cluster-{cluster}"
+                if found.hit.entry.response["choices"][0]["message"]["content"] != f"cluster-{cluster}":
+                    wrong += 1
+                    wrong_hits.append([prompt, found.hit.entry.prompt])
                 continue
             answer = {"object": "chat.completion", "model": "sim", "choices": [
                 {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": f"cluster-{cluster}"}}]}  # fmt: skip
@@ -83,7 +86,17 @@ def simulate(stream: list[tuple[str, int]], vectors: PrecomputedEmbedder, **sett
     return {"prompts": n, "hits": hits, "right": hits - wrong, "wrong": wrong, "oracle_hits": oracle,
             "hit_rate": hits / n, "oracle_hit_rate": oracle / n, "wrong_share": wrong / hits if hits else 0.0,
             "right_of_oracle": (hits - wrong) / oracle if oracle else 0.0,
-            "seconds": time.perf_counter() - started}  # fmt: skip
+            "seconds": time.perf_counter() - started, "wrong_hits": wrong_hits}  # fmt: skip
+
+
+def show_wrong_hits(runs: list[dict], count: int, seed: int) -> None:
+    """Print a random sample of each run's wrong hits: the stream's clusters join only the pairs Quora
+    labelled duplicates, so some "wrong" hits are right, and reading them says how many."""
+    for run in runs if count else []:
+        sample = random.Random(seed).sample(run["wrong_hits"], min(count, len(run["wrong_hits"])))
+        print(f"\n{run['decision']}: {len(sample)} of {len(run['wrong_hits'])} wrong hits")
+        for asked, served in sample:
+            print(f"  asked:  {asked}\n  served: {served}")
 
 
 def main() -> None:
@@ -102,6 +115,8 @@ def main() -> None:
     parser.add_argument("--verify-top-n", type=int, default=2, help="candidates the verifier may score")
     parser.add_argument("--embedding-precision", choices=["int8", "fp32"], default="int8")
     parser.add_argument("--out", type=Path, default=Path("results/stream_sim.json"))
+    parser.add_argument("--show-wrong", type=int, default=0,
+                        help="print this many wrong hits of each verifier run, drawn at random, to read")  # fmt: skip
     args = parser.parse_args()
     stream = load_stream(args.stream, args.limit, args.seed)
     vectors = PrecomputedEmbedder(embedder(args.embedding_precision))
@@ -118,6 +133,7 @@ def main() -> None:
                       f"{r['oracle_hit_rate']:.1%}", f"{r['wrong_share']:.2%}", f"{r['right_of_oracle']:.1%}")  # fmt: skip
     console = Console(width=170)
     console.print(table)
+    show_wrong_hits([r for r in runs if "budget" in r], args.show_wrong, args.seed)
     console.print(f"machine: {machine()}")
     write_json(args.out, {"machine": machine(), "stream": args.stream.name, "verify_top_n": args.verify_top_n,
                           "embedding_precision": args.embedding_precision, "runs": runs})  # fmt: skip

@@ -6,8 +6,9 @@ The seam is :class:`Verifier`; implementations are registered in :data:`VERIFIER
   negatives (``scripts/train_verifier.py``), shipped as int8 ONNX in ``semcache/verifier_model``. It
   scores the (request, candidate) pair jointly, so it sees negation, swapped roles and changed
   identifiers that a single cosine cannot. Only candidates whose cosine passes a cheap pre-filter are
-  scored. Guards (``semcache.guards``) refuse pairs whose numbers, units, dates, identifiers or
-  opposite words differ, or whose roles are swapped.
+  scored. Guards (``semcache.guards``, word lists in ``semcache.guard_words`` and WordNet's antonyms)
+  refuse pairs whose numbers, units, dates, identifiers, CLI subcommands, languages or opposite words
+  differ, or whose roles are swapped.
 - ``cosine``: a hit when the cosine similarity reaches a threshold (what every peer cache does).
 """
 

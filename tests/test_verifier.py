@@ -1,4 +1,4 @@
-"""The shipped trained verifier: it refuses the adversarial set's traps, keeps its paraphrases, and
+"""The shipped trained verifier: it refuses the adversarial sets' traps, keeps its paraphrases, and
 is the sidecar's default decision with the false-hit budget honoured per request."""
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from semcache.verifier import MODEL_DIR, CrossEncoderVerifier
 from tests.servers import serve
 
 DATA = Path(__file__).resolve().parent.parent / "benchmarks" / "data"
-ADVERSARIAL = DATA / "adversarial_pairs.jsonl"
 
 
 @pytest.fixture(scope="module")
