@@ -54,10 +54,16 @@ class PrecomputedEmbedder:
 SPLIT_FILES = ("mrpc_pairs.jsonl", "stsb_pairs.jsonl")
 
 
+def pair_sha1(pair: LabelledPair) -> bytes:
+    """The sha1 of ``a + NUL + b``: what names a pair without its text (the train / eval halves, the
+    label audit)."""
+    return hashlib.sha1(f"{pair.a}\x00{pair.b}".encode()).digest()
+
+
 def half(pairs: list[LabelledPair], part: str) -> list[LabelledPair]:
     """The pairs a hash of their text assigns to ``part`` ("train" or "eval"), about half of them."""
     want = 0 if part == "train" else 1
-    return [p for p in pairs if hashlib.sha1(f"{p.a}\x00{p.b}".encode()).digest()[0] % 2 == want]
+    return [p for p in pairs if pair_sha1(p)[0] % 2 == want]
 
 
 def train_split(count: int, limit: int, hold_out: int, seed: int) -> tuple[list[int], list[int]]:

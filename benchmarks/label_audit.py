@@ -15,7 +15,6 @@ interval. ``--show N`` prints N served negatives the audit has not seen yet, to 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -26,7 +25,8 @@ from rich.table import Table
 from scipy.stats import beta
 
 from benchmarks.common import DATA_DIR, ROOT, machine, write_json
-from benchmarks.evalkit import embedder, sample_pairs
+from benchmarks.evalkit import embedder, pair_sha1, sample_pairs
+from semcache.calibration import clopper_pearson_upper
 from semcache.tuning import LabelledPair, score_pairs
 from semcache.verifier import CrossEncoderVerifier
 
@@ -34,15 +34,14 @@ AUDIT = ROOT / "benchmarks" / "data" / "qqp_dev_audit.jsonl"
 
 
 def pair_key(pair: LabelledPair) -> str:
-    return hashlib.sha1(f"{pair.a}\x00{pair.b}".encode()).hexdigest()
+    return pair_sha1(pair).hex()
 
 
 def interval(hits: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
     """Two-sided Clopper-Pearson interval of hits / total."""
     tail = (1 - confidence) / 2
     low = float(beta.ppf(tail, hits, total - hits + 1)) if hits else 0.0
-    high = float(beta.ppf(1 - tail, hits + 1, total - hits)) if hits < total else 1.0
-    return low, high
+    return low, clopper_pearson_upper(hits, total, 1 - tail)
 
 
 def served_pairs(pairs: list[LabelledPair], budget: float) -> tuple[float, np.ndarray]:

@@ -7,6 +7,7 @@ import re
 
 from semcache.perturb import LANGUAGES as PERTURB_LANGUAGES
 
+# Not "sec" (the SEC) or "min" (the minimum): each refused real paraphrases.
 UNITS = frozenset(re.split(r"\s+", """
     second seconds minute minutes hour hours day days week weeks month months year years ms millisecond
     milliseconds gram grams kg kilogram kilograms pound pounds lb lbs ounce ounces oz ton tons liter liters
@@ -16,14 +17,14 @@ UNITS = frozenset(re.split(r"\s+", """
     gigabyte gigabytes gigabit gigabits tb terabyte terabytes percent dollar dollars euro euros usd eur
     gbp yen rupee rupees watt watts kw kwh volt volts mph kph cent cents pixel pixels px quart quarts cup cups
     tablespoon tablespoons tbsp teaspoon teaspoons tsp microsecond microseconds nanosecond nanoseconds mm
-    millimeter millimeters hz khz mhz ghz kbps mbps gbps fps dpi rpm acre acres hectare hectares""".strip()))  # fmt: skip
+    millimeter millimeters hz khz mhz ghz kbps mbps gbps fps dpi rpm acre acres hectare hectares hr hrs kib mib
+    gib tib""".strip()))  # fmt: skip
 # Abbreviations and spellings of one unit, to the name the guard compares ("a+b": a unit per unit).
 UNIT_NAMES = dict(pair.split("=") for pair in re.split(r"\s+", """
     km=kilometer kilometre=kilometer kilometres=kilometer metre=meter metres=meter cm=centimeter
     mm=millimeter ms=millisecond kg=kilogram lb=pound lbs=pound oz=ounce ml=milliliter litre=liter
     litres=liter kb=kilobyte mb=megabyte gb=gigabyte tb=terabyte inches=inch feet=foot hr=hour
     hrs=hour kph=kilometer+hour""".strip()))  # fmt: skip
-UNITS = UNITS | {"hr", "hrs", "kib", "mib", "gib", "tib"}  # not "sec" (the SEC) or "min" (the minimum)
 CALENDAR = frozenset(re.split(r"\s+", """
     monday tuesday wednesday thursday friday saturday sunday january february april june july august
     september october november december today yesterday tomorrow tonight weekend week month year morning

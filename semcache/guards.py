@@ -91,7 +91,9 @@ def numbers(a: str, b: str) -> bool:
 
 def _units_of(text: str) -> set[str]:
     found = set()
-    for word in _words(re.sub(r"(?<=[a-z])/h\b", " per hour", text.lower())):  # km/h
+    if "/h" in text.lower():  # km/h; otherwise the words every guard shares (cached) serve
+        text = re.sub(r"(?<=[a-z])/h\b", " per hour", text.lower())
+    for word in _words(text):
         if word in lexicon.UNITS:
             word = lexicon.UNIT_NAMES.get(word, word)
             found.update(lexicon.UNIT_NAMES.get(word.removesuffix("s"), word.removesuffix("s")).split("+"))
