@@ -209,7 +209,11 @@ def _export_onnx(target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
     try:
-        shutil.copytree(packaged_model_path(), scratch, dirs_exist_ok=True)
+        # An onnx/ folder beside the packaged weights (left by an export into the package itself) is
+        # not copied: saving over it made the export fail with SameFileError.
+        shutil.copytree(
+            packaged_model_path(), scratch, dirs_exist_ok=True, ignore=shutil.ignore_patterns("onnx")
+        )
         model = SentenceTransformer(str(scratch), backend="onnx", device="cpu")
         model.save(str(scratch))
         if target.exists():
