@@ -226,7 +226,7 @@ def work_root() -> Path | None:
     return shm if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -271,13 +271,11 @@ def main() -> None:
     parser.add_argument("--gptcache-python", type=Path, default=GPTCACHE_VENV / "bin" / "python")
     parser.add_argument("--no-gptcache", action="store_true", help="run semcache's side only")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "gptcache_compare.json")
-    args = parser.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    console = Console(width=max(Console().width, 160))
-    if not args.no_gptcache and not args.gptcache_python.exists():
-        console.print(VENV_HELP, markup=False, highlight=False)
-        sys.exit(2)
+    return parser.parse_args()
 
+
+def load_datasets(args: argparse.Namespace) -> list[Dataset]:
+    """GPTCache's mock pairs, and a cluster-disjoint sample of qqp_dev unless ``--qqp-sample 0``."""
     mock_path = args.mock or args.data_dir / "gptcache_mock_pairs.jsonl"
     datasets = [Dataset("gptcache_mock", read_jsonl(mock_path), f"{mock_path}, all pairs (all duplicates)")]
     if args.qqp_sample:
@@ -290,29 +288,19 @@ def main() -> None:
                 f"qqp_dev[{len(sample)}]", sample, f"qqp_dev.jsonl, seed {args.seed}, cluster-disjoint sample"
             )
         )
-    result: dict[str, Any] = {
-        "machine": machine(),
-        "method": __doc__,
-        "datasets": [
-            {"name": d.name, "pairs": len(d.pairs), "duplicates": d.positives, "source": d.note}
-            for d in datasets
-        ],
-    }
-    rows: list[dict[str, Any]] = []
-    root = work_root()
+    return datasets
 
-    started = time.perf_counter()
-    vectors = PrecomputedEmbedder(embedder(model_dir=args.model_dir))
-    vectors.add([chat(t).prompt for d in datasets for t in d.stored + d.queries])
-    embed_s = time.perf_counter() - started
+
+def semcache_rows(
+    args: argparse.Namespace, datasets: list[Dataset], vectors: PrecomputedEmbedder, root: Path, result: dict
+) -> list[dict[str, Any]]:
+    """One row per dataset and setting of semcache's cosine and cross-encoder decisions."""
     runs = [("cosine", "min_similarity", args.cosine)]
     if (VERIFIER_DIR / "model.onnx").exists():
         runs.append(("cross-encoder", "false_hit_budget", args.budgets))
     else:
-        console.print(
-            f"skipping semcache's cross-encoder rows: no trained verifier at {VERIFIER_DIR / 'model.onnx'}"
-        )
         result["skipped"] = f"semcache cross-encoder rows: {VERIFIER_DIR / 'model.onnx'} missing"
+    rows = []
     for d in datasets:
         for verifier, knob, values in runs:
             returned, notes = run_semcache(d, verifier, knob, values, vectors, root)
@@ -328,40 +316,74 @@ def main() -> None:
                         **score(d, returned[value]),
                     }
                 )
+    return rows
+
+
+def gptcache_rows(
+    args: argparse.Namespace, datasets: list[Dataset], vectors: PrecomputedEmbedder, root: Path, result: dict
+) -> list[dict[str, Any]]:
+    """One row per dataset and setting of GPTCache (run in its own venv); records its versions, timings
+    and how closely its vectors agree with semcache's (the same model on both sides)."""
+    settings = gptcache_settings(args.gptcache_thresholds)
+    gpt = run_gptcache(args.gptcache_python, datasets, settings, root)
+    rows = [
+        {
+            "system": "GPTCache",
+            "setting": setting["name"],
+            "dataset": d.name,
+            "evaluation": setting["evaluation"],
+            "similarity_threshold": setting["threshold"],
+            "min_cosine": setting["min_cosine"],
+            **score(d, gpt["datasets"][d.name][setting["name"]]),
+        }
+        for d in datasets
+        for setting in settings
+    ]
+    # Same model on both sides (semcache: its ONNX export; GPTCache: SBERT on torch): compare vectors.
+    ours = {d.name: vectors.encode([chat(t).prompt for t in d.stored]) for d in datasets}
+    cosines = np.concatenate(
+        [np.sum(ours[n] * v, axis=1) / np.linalg.norm(v, axis=1) for n, v in gpt["vectors"].items()]
+    )
+    result["gptcache"] = {
+        "versions": gpt["versions"],
+        "seconds": gpt["total_s"],
+        "embed_seconds": gpt["embed_s"],
+    }
+    result["embedding_agreement"] = {
+        "texts": len(cosines),
+        "min_cosine": float(cosines.min()),
+        "mean_cosine": float(cosines.mean()),
+    }
+    return rows
+
+
+def main() -> None:
+    args = parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    console = Console(width=max(Console().width, 160))
+    if not args.no_gptcache and not args.gptcache_python.exists():
+        console.print(VENV_HELP, markup=False, highlight=False)
+        sys.exit(2)
+    datasets = load_datasets(args)
+    result: dict[str, Any] = {
+        "machine": machine(),
+        "method": __doc__,
+        "datasets": [
+            {"name": d.name, "pairs": len(d.pairs), "duplicates": d.positives, "source": d.note}
+            for d in datasets
+        ],
+    }
+    root = work_root()
+    started = time.perf_counter()
+    vectors = PrecomputedEmbedder(embedder(model_dir=args.model_dir))
+    vectors.add([chat(t).prompt for d in datasets for t in d.stored + d.queries])
+    embed_s = time.perf_counter() - started
+    rows = semcache_rows(args, datasets, vectors, root, result)
+    if "skipped" in result:
+        console.print(f"skipping {result['skipped']}")
     result["semcache"] = {"seconds": time.perf_counter() - started, "embed_seconds": embed_s}
-
     if not args.no_gptcache:
-        settings = gptcache_settings(args.gptcache_thresholds)
-        gpt = run_gptcache(args.gptcache_python, datasets, settings, root)
-        for d in datasets:
-            for setting in settings:
-                rows.append(
-                    {
-                        "system": "GPTCache",
-                        "setting": setting["name"],
-                        "dataset": d.name,
-                        "evaluation": setting["evaluation"],
-                        "similarity_threshold": setting["threshold"],
-                        "min_cosine": setting["min_cosine"],
-                        **score(d, gpt["datasets"][d.name][setting["name"]]),
-                    }
-                )
-        # Same model on both sides (semcache: its ONNX export; GPTCache: SBERT on torch): compare vectors.
-        ours = {d.name: vectors.encode([chat(t).prompt for t in d.stored]) for d in datasets}
-        cosines = np.concatenate(
-            [np.sum(ours[n] * v, axis=1) / np.linalg.norm(v, axis=1) for n, v in gpt["vectors"].items()]
-        )
-        result["gptcache"] = {
-            "versions": gpt["versions"],
-            "seconds": gpt["total_s"],
-            "embed_seconds": gpt["embed_s"],
-        }
-        result["embedding_agreement"] = {
-            "texts": len(cosines),
-            "min_cosine": float(cosines.min()),
-            "mean_cosine": float(cosines.mean()),
-        }
-
+        rows += gptcache_rows(args, datasets, vectors, root, result)
     result["rows"] = rows
     result["verdicts"] = verdicts(rows)
     print_report(console, datasets, rows, result["verdicts"])

@@ -1,12 +1,12 @@
-"""The HTTP sidecar: ``create_app(settings)`` is the composition root. Routes validate, make one
-service call and shape the response; every error is mapped to a status in one table."""
+"""The HTTP sidecar: ``create_app(settings)`` is the composition root. It mounts the routes of
+``semcache.routes`` (each validates, makes one service call and shapes the response) and maps every
+error to a status in one table."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import gc
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,8 +14,7 @@ from typing import Any
 import anyio.to_thread
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from fastapi.responses import JSONResponse
 
 from router.errors import RequestError, UpstreamError
 from semcache.cache import SemanticCache
@@ -31,9 +30,9 @@ from semcache.errors import (
     StoreError,
 )
 from semcache.gateway import Gateway, Upstream
-from semcache.keys import CacheRequest, parse_chat_request, validate_repo
 from semcache.metrics import CONTENT_TYPE_LATEST, SidecarMetrics, monitor_loop_lag
-from semcache.misses import build_upstream, spend_summary
+from semcache.misses import build_upstream
+from semcache.routes import router
 
 log = logging.getLogger(__name__)
 
@@ -50,23 +49,6 @@ ERROR_STATUS: dict[type[SemcacheError], int] = {
 def error_body(kind: str, message: str) -> dict[str, Any]:
     """The JSON error shape every route uses."""
     return {"error": {"type": kind, "message": message}}
-
-
-class StoreBody(BaseModel):
-    """Body of ``POST /v1/cache/repos/{repo}/entries``: a chat request and the answer to keep."""
-
-    model_config = ConfigDict(extra="forbid")
-    request: dict[str, Any]
-    response: dict[str, Any]
-
-
-class FeedbackBody(BaseModel):
-    """Body of ``POST /v1/cache/repos/{repo}/feedback``: a hit that served a wrong answer."""
-
-    model_config = ConfigDict(extra="forbid")
-    entry_id: int
-    prompt: str = Field(min_length=1)
-    similarity: float | None = None
 
 
 def freeze_startup_objects() -> None:
@@ -107,7 +89,8 @@ def create_app(
 
     app = FastAPI(title="semcache", version="0.1.0", lifespan=lifespan)
     _install_error_handlers(app)
-    _install_routes(app, settings)
+    app.state.settings = settings
+    app.include_router(router)
 
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:
@@ -146,121 +129,3 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def upstream_error(request: Request, exc: UpstreamError) -> JSONResponse:
         headers = {"Retry-After": str(int(exc.retry_after_s))} if exc.retry_after_s is not None else None
         return JSONResponse(error_body(exc.kind, exc.message), status_code=exc.status, headers=headers)
-
-
-async def _json(request: Request) -> Any:
-    try:
-        return json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"the body is not valid JSON: {exc}") from exc
-
-
-def _model(cls: type[BaseModel], payload: Any) -> Any:
-    try:
-        return cls.model_validate(payload)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:5]
-        )
-        raise InvalidRequest(f"invalid request: {problems}") from exc
-
-
-def _install_routes(app: FastAPI, settings: Settings) -> None:
-    def gateway(request: Request) -> Gateway:
-        return request.app.state.gateway
-
-    async def chat_request(request: Request, repo: str | None = None) -> CacheRequest:
-        payload = await _json(request)
-        header_repo = repo or request.headers.get("x-semcache-repo")
-        return parse_chat_request(
-            payload, header_repo=header_repo, max_prompt_chars=settings.max_prompt_chars
-        )
-
-    @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request) -> Response:
-        chat = await chat_request(request)
-        if chat.stream:
-            reply = await gateway(request).chat_stream(chat)
-            return StreamingResponse(reply.events, media_type="text/event-stream", headers=reply.headers)
-        answer = await gateway(request).chat(chat)
-        return JSONResponse(answer.completion, headers=answer.headers)
-
-    @app.get("/healthz")
-    async def healthz(request: Request) -> dict[str, Any]:
-        cache = gateway(request).cache
-        repos = await anyio.to_thread.run_sync(cache.repos)
-        return {"status": "ok", "repos": len(repos), "decision": cache.decision()}
-
-    @app.get("/v1/cache/repos")
-    async def list_repos(request: Request) -> dict[str, Any]:
-        repos = await anyio.to_thread.run_sync(gateway(request).cache.repos)
-        return {"repos": [{"repo": name, "entries": count} for name, count in repos.items()]}
-
-    @app.get("/v1/cache/repos/{repo}/stats")
-    async def repo_stats(repo: str, request: Request) -> dict[str, Any]:
-        service = gateway(request)
-        stats = await anyio.to_thread.run_sync(service.cache.stats, validate_repo(repo))
-        spend = spend_summary(await anyio.to_thread.run_sync(service.upstream.spend, repo))
-        return {
-            "repo": stats.repo, "entries": stats.entries, "purging": service.cache.purging(stats.repo),
-            "hits": stats.hits, "hits_exact": stats.hits_exact,
-            "hits_semantic": stats.hits_semantic, "misses": stats.misses, "hit_rate": stats.hit_rate,
-            "tokens_saved": stats.tokens_saved,
-            "cost_saved_usd": spend["total"]["saved_usd"] if spend["total"] else None,
-            "spend": spend,
-        }  # fmt: skip
-
-    @app.delete("/v1/cache/repos/{repo}", response_model=None)
-    async def purge(
-        repo: str, request: Request, context_file: str | None = None, wait: bool = True
-    ) -> dict[str, Any] | JSONResponse:
-        cache = gateway(request).cache
-        if context_file is not None:
-            removed = await anyio.to_thread.run_sync(
-                cache.purge_context_file, validate_repo(repo), context_file
-            )
-        elif not wait:  # a big repo takes a minute: answer now, purge in the background
-            entries = await anyio.to_thread.run_sync(cache.purge_in_background, validate_repo(repo))
-            return JSONResponse({"repo": repo, "purging": True, "entries": entries}, status_code=202)
-        else:
-            removed = await anyio.to_thread.run_sync(cache.purge, validate_repo(repo))
-        return {"repo": repo, "removed": removed}
-
-    @app.post("/v1/cache/repos/{repo}/lookup")
-    async def lookup(repo: str, request: Request) -> dict[str, Any]:
-        chat = await chat_request(request, validate_repo(repo))
-        found = await anyio.to_thread.run_sync(gateway(request).cache.lookup, chat, False)
-        if found.hit is None:
-            return {"hit": False}
-        hit = found.hit
-        return {"hit": True, "kind": hit.kind, "similarity": hit.similarity, "entry_id": hit.entry.id,
-                "response": hit.entry.response}  # fmt: skip
-
-    @app.post("/v1/cache/repos/{repo}/entries", status_code=201)
-    async def put_entry(repo: str, request: Request) -> dict[str, Any]:
-        body = _model(StoreBody, await _json(request))
-        chat = parse_chat_request(
-            body.request, header_repo=validate_repo(repo), max_prompt_chars=settings.max_prompt_chars
-        )
-        entry_id = await anyio.to_thread.run_sync(gateway(request).cache.put, chat, body.response)
-        return {"entry_id": entry_id}
-
-    @app.get("/v1/cache/repos/{repo}/entries/{entry_id}")
-    async def get_entry(repo: str, entry_id: int, request: Request) -> dict[str, Any]:
-        entry = await anyio.to_thread.run_sync(gateway(request).cache.get, validate_repo(repo), entry_id)
-        return {"entry_id": entry.id, "prompt": entry.prompt, "model": entry.model, "response": entry.response,
-                "created_at": entry.created_at, "expires_at": entry.expires_at, "hit_count": entry.hit_count}  # fmt: skip
-
-    @app.delete("/v1/cache/repos/{repo}/entries/{entry_id}", status_code=204)
-    async def delete_entry(repo: str, entry_id: int, request: Request) -> Response:
-        await anyio.to_thread.run_sync(gateway(request).cache.delete, validate_repo(repo), entry_id)
-        return Response(status_code=204)
-
-    @app.post("/v1/cache/repos/{repo}/feedback")
-    async def feedback(repo: str, request: Request) -> dict[str, Any]:
-        body = _model(FeedbackBody, await _json(request))
-        cache = gateway(request).cache
-        feedback_id = await anyio.to_thread.run_sync(
-            cache.report_wrong_hit, validate_repo(repo), body.entry_id, body.prompt, body.similarity
-        )
-        return {"evicted": True, "feedback_id": feedback_id}

@@ -1,0 +1,169 @@
+"""The sidecar's HTTP routes: the OpenAI-compatible chat endpoint, the health check, and the cache's own
+API (repos, stats, purges, lookups, entries, wrong-hit feedback). ``semcache.server`` builds the app,
+its lifespan and error handlers, and mounts :data:`router`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from semcache.errors import InvalidRequest
+from semcache.gateway import Gateway
+from semcache.keys import CacheRequest, parse_chat_request, validate_repo
+from semcache.misses import spend_summary
+
+router = APIRouter()
+
+
+class StoreBody(BaseModel):
+    """Body of ``POST /v1/cache/repos/{repo}/entries``: a chat request and the answer to keep."""
+
+    model_config = ConfigDict(extra="forbid")
+    request: dict[str, Any]
+    response: dict[str, Any]
+
+
+class FeedbackBody(BaseModel):
+    """Body of ``POST /v1/cache/repos/{repo}/feedback``: a hit that served a wrong answer."""
+
+    model_config = ConfigDict(extra="forbid")
+    entry_id: int
+    prompt: str = Field(min_length=1)
+    similarity: float | None = None
+
+
+def _gateway(request: Request) -> Gateway:
+    return request.app.state.gateway
+
+
+async def _json(request: Request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"the body is not valid JSON: {exc}") from exc
+
+
+def _model(cls: type[BaseModel], payload: Any) -> Any:
+    try:
+        return cls.model_validate(payload)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise InvalidRequest(f"invalid request: {problems}") from exc
+
+
+def _chat(request: Request, payload: Any, repo: str | None) -> CacheRequest:
+    limit = request.app.state.settings.max_prompt_chars
+    return parse_chat_request(payload, header_repo=repo, max_prompt_chars=limit)
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(request: Request) -> Response:
+    """The OpenAI-compatible endpoint: a hit from the cache, or the router's answer (then stored)."""
+    chat = _chat(request, await _json(request), request.headers.get("x-semcache-repo"))
+    if chat.stream:
+        reply = await _gateway(request).chat_stream(chat)
+        return StreamingResponse(reply.events, media_type="text/event-stream", headers=reply.headers)
+    answer = await _gateway(request).chat(chat)
+    return JSONResponse(answer.completion, headers=answer.headers)
+
+
+@router.get("/healthz")
+async def healthz(request: Request) -> dict[str, Any]:
+    """Liveness, the number of repos, and the hit decision in force."""
+    cache = _gateway(request).cache
+    repos = await anyio.to_thread.run_sync(cache.repos)
+    return {"status": "ok", "repos": len(repos), "decision": cache.decision()}
+
+
+@router.get("/v1/cache/repos")
+async def list_repos(request: Request) -> dict[str, Any]:
+    """Every repo with its entry count."""
+    repos = await anyio.to_thread.run_sync(_gateway(request).cache.repos)
+    return {"repos": [{"repo": name, "entries": count} for name, count in repos.items()]}
+
+
+@router.get("/v1/cache/repos/{repo}/stats")
+async def repo_stats(repo: str, request: Request) -> dict[str, Any]:
+    """A repo's entries, hits, misses, tokens and cost saved, and its spend on the miss path."""
+    service = _gateway(request)
+    stats = await anyio.to_thread.run_sync(service.cache.stats, validate_repo(repo))
+    spend = spend_summary(await anyio.to_thread.run_sync(service.upstream.spend, repo))
+    return {
+        "repo": stats.repo, "entries": stats.entries, "purging": service.cache.purging(stats.repo),
+        "hits": stats.hits, "hits_exact": stats.hits_exact,
+        "hits_semantic": stats.hits_semantic, "misses": stats.misses, "hit_rate": stats.hit_rate,
+        "tokens_saved": stats.tokens_saved,
+        "cost_saved_usd": spend["total"]["saved_usd"] if spend["total"] else None,
+        "spend": spend,
+    }  # fmt: skip
+
+
+@router.delete("/v1/cache/repos/{repo}", response_model=None)
+async def purge(
+    repo: str, request: Request, context_file: str | None = None, wait: bool = True
+) -> dict[str, Any] | JSONResponse:
+    """Drop a repo's entries (or only those built on one context file); ``wait=false`` answers 202 at
+    once and purges in the background."""
+    cache = _gateway(request).cache
+    if context_file is not None:
+        removed = await anyio.to_thread.run_sync(cache.purge_context_file, validate_repo(repo), context_file)
+    elif not wait:  # a big repo takes a minute: answer now, purge in the background
+        entries = await anyio.to_thread.run_sync(cache.purge_in_background, validate_repo(repo))
+        return JSONResponse({"repo": repo, "purging": True, "entries": entries}, status_code=202)
+    else:
+        removed = await anyio.to_thread.run_sync(cache.purge, validate_repo(repo))
+    return {"repo": repo, "removed": removed}
+
+
+@router.post("/v1/cache/repos/{repo}/lookup")
+async def lookup(repo: str, request: Request) -> dict[str, Any]:
+    """What the cache would answer for a chat request, without counting it or asking the router."""
+    chat = _chat(request, await _json(request), validate_repo(repo))
+    found = await anyio.to_thread.run_sync(_gateway(request).cache.lookup, chat, False)
+    if found.hit is None:
+        return {"hit": False}
+    hit = found.hit
+    return {"hit": True, "kind": hit.kind, "similarity": hit.similarity, "entry_id": hit.entry.id,
+            "response": hit.entry.response}  # fmt: skip
+
+
+@router.post("/v1/cache/repos/{repo}/entries", status_code=201)
+async def put_entry(repo: str, request: Request) -> dict[str, Any]:
+    """Store an answer an operator sends directly."""
+    body = _model(StoreBody, await _json(request))
+    chat = _chat(request, body.request, validate_repo(repo))
+    entry_id = await anyio.to_thread.run_sync(_gateway(request).cache.put, chat, body.response)
+    return {"entry_id": entry_id}
+
+
+@router.get("/v1/cache/repos/{repo}/entries/{entry_id}")
+async def get_entry(repo: str, entry_id: int, request: Request) -> dict[str, Any]:
+    """One entry: its prompt, answer, model, times and hit count."""
+    entry = await anyio.to_thread.run_sync(_gateway(request).cache.get, validate_repo(repo), entry_id)
+    return {"entry_id": entry.id, "prompt": entry.prompt, "model": entry.model, "response": entry.response,
+            "created_at": entry.created_at, "expires_at": entry.expires_at, "hit_count": entry.hit_count}  # fmt: skip
+
+
+@router.delete("/v1/cache/repos/{repo}/entries/{entry_id}", status_code=204)
+async def delete_entry(repo: str, entry_id: int, request: Request) -> Response:
+    """Delete one entry."""
+    await anyio.to_thread.run_sync(_gateway(request).cache.delete, validate_repo(repo), entry_id)
+    return Response(status_code=204)
+
+
+@router.post("/v1/cache/repos/{repo}/feedback")
+async def feedback(repo: str, request: Request) -> dict[str, Any]:
+    """Report a hit that served a wrong answer: the entry is evicted and the pair kept for re-tuning."""
+    body = _model(FeedbackBody, await _json(request))
+    cache = _gateway(request).cache
+    feedback_id = await anyio.to_thread.run_sync(
+        cache.report_wrong_hit, validate_repo(repo), body.entry_id, body.prompt, body.similarity
+    )
+    return {"evicted": True, "feedback_id": feedback_id}
