@@ -20,7 +20,9 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _IDENTIFIER = re.compile(
     r"`[^`]+`|\B--?[A-Za-z][\w-]*|\b[A-Za-z0-9]+(?:_[A-Za-z0-9]+)+\b|\b[a-z]+[A-Z][A-Za-z0-9]*\b"
     r"|\b[a-z_]\w*\.[a-z_]\w*\b|\b[\w-]+\.[a-z]{1,5}\b"
-)  # `code`, --flags, snake_case, lowerCamelCase, module.name and file.ext; not names like MySQL
+    r"|(?<![\w/.~:])(?:~|\.{1,2})?(?:/[\w.-]*[\w-])+|\b[A-Za-z]:\\[\w\\.-]*[\w-]"
+)  # `code`, --flags, snake_case, lowerCamelCase, module.name, file.ext and paths (/etc/hosts, ~/.bashrc,
+# C:\Users); not names like MySQL, nor km/h, and/or, I/O or 24/7
 _TOKEN = re.compile(r"[a-z0-9]+(?:[.#+'][a-z0-9#+]+)*|[%$€£]")
 _SYMBOLS = {"%": "percent", "$": "dollars", "€": "euros", "£": "pounds"}
 WORDNET_ANTONYMS = Path(__file__).with_name("wordnet_antonyms.txt")  # scripts/extract_antonyms.py

@@ -48,8 +48,13 @@ def test_the_model_ships_with_provenance_and_thresholds() -> None:
         ("adversarial_pairs_4.jsonl", 0.03, 0.5),
         # Measured at 2 of 64 traps: its antonyms led to the WordNet list, which leaves one through.
         ("adversarial_pairs_5.jsonl", 0.05, 0.5),
-        # Never used to change the decision; measured at 2 of 58 traps served, 16 of 25 paraphrases hit.
+        # Written with the sixth below; its one trap served that a rule could catch (/etc/hosts vs
+        # /etc/hostname, at budget 0.3) led to paths as identifiers. Measured at 1 of 90 (Nigeria / Niger).
+        ("adversarial_pairs_6.jsonl", 0.02, 0.5),
+        # Never used to change the decision; measured at 2 of 58 traps served, 16 of 25 paraphrases hit,
+        # and at 2 of 62 traps, 22 of 30 paraphrases.
         ("adversarial_heldout_pairs.jsonl", 0.05, 0.5),
+        ("adversarial_heldout_pairs_2.jsonl", 0.05, 0.5),
     ],
 )
 def test_adversarial_negatives_are_refused_and_paraphrases_hit(
@@ -77,6 +82,15 @@ def test_adversarial_negatives_are_refused_and_paraphrases_hit(
         ("Why does getUserById fail?", "Why does getUserByEmail fail?", "identifiers"),
         ("What does the --force flag do?", "What does the --force-with-lease flag do?", "identifiers"),
         ("Why does np.argmax return 0?", "Why does np.argmin return 0?", "identifiers"),
+        ("How do I edit /etc/hosts on Linux?", "How do I edit /etc/hostname on Linux?", "identifiers"),
+        ("Edit the ~/.bashrc file", "Edit the ~/.zshrc file", "identifiers"),
+        ("Open C:\\Users\\bob\\notes.txt", "Open C:\\Users\\ann\\notes.txt", "identifiers"),
+        ("Why is /usr/local/bin not on my PATH?", "Why isn't /usr/local/bin/ on the PATH", None),
+        (
+            "Convert 90 km/h to m/s, and/or explain I/O 24/7",
+            "Explain I/O 24/7 and/or convert 90 km/h to m/s",
+            None,
+        ),
         ("Convert Celsius to Fahrenheit", "Convert Fahrenheit to Celsius", "swapped"),
         ("Is it safe to delete node_modules?", "Is it unsafe to delete node_modules?", "opposites"),
         ("Translate 'good morning' into Spanish", "Translate 'good morning' into Italian", "languages"),
