@@ -28,9 +28,13 @@ UNIT_NAMES = dict(pair.split("=") for pair in re.split(r"\s+", """
 CALENDAR = frozenset(re.split(r"\s+", """
     monday tuesday wednesday thursday friday saturday sunday january february april june july august
     september october november december today yesterday tomorrow tonight weekend week month year morning
-    afternoon evening night @am @pm spring summer autumn winter""".strip()))  # fmt: skip
+    afternoon evening night @am @pm spring summer autumn winter midnight noon midday dawn dusk sunrise sunset
+    """.strip()))  # fmt: skip
 # Compared apart, so that one side saying more ("Monday morning" vs "Monday") is not a change.
-TIMES_OF_DAY = frozenset({"morning", "afternoon", "evening", "night", "@am", "@pm"})
+TIMES_OF_DAY = frozenset(
+    {"morning", "afternoon", "evening", "night", "@am", "@pm", "midnight", "noon", "midday", "dawn", "dusk",
+     "sunrise", "sunset"}
+)  # fmt: skip
 SEASONS = frozenset({"spring", "summer", "autumn", "winter"})
 QUALIFIERS = frozenset({"this", "next", "last", "previous", "past", "coming"})
 # Opposites the guard knows beyond the training rules' list (semcache.perturb.ANTONYMS, which stays as
@@ -45,7 +49,8 @@ MORE_OPPOSITES = [tuple(pair.split("/")) for pair in re.split(r"\s+", """
     internal/external horizontal/vertical top/bottom head/tail prefix/suffix next/last next/previous
     deposit/withdraw credit/debit profit/loss lend/borrow hot/cold light/dark
     strong/weak safe/dangerous online/offline login/logout grow/shrink maximize/minimize plus/minus
-    add/subtract multiply/divide mutable/immutable frontend/backend quick/slow strength/weakness enlarge/shrink""".strip())]  # fmt: skip
+    add/subtract multiply/divide mutable/immutable frontend/backend quick/slow strength/weakness enlarge/shrink
+    blurry/sharp blurred/sharp""".strip())]  # fmt: skip
 NEGATING_PREFIXES = ("un", "in", "dis", "non", "im", "il", "ir")
 SUFFIXES = [("iest", ["y"]), ("ier", ["y"]), ("ily", ["y"]), ("ied", ["y"]), ("est", ["", "e"]),
              ("er", ["", "e"]), ("ing", ["", "e"]), ("ed", ["", "e"]), ("ly", [""]), ("es", [""]),
