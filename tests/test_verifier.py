@@ -116,6 +116,7 @@ def test_adversarial_negatives_are_refused_and_paraphrases_hit(
         ("Run the backup at midnight", "Run the backup at noon", "calendar"),
         ("Run the backup at midnight", "Schedule the backup to run at midnight", None),
         ("Why is the photo so blurry?", "Why is the photo so sharp?", "opposites"),
+        ("How do I pause the download?", "How do I resume the download?", "opposites"),
         ("Why am I tired in the morning?", "Why do I feel tired in the morning?", None),
         ("Store the price as cents", "Store the price as dollars", "units"),
         ("Make the font size larger", "Make the font size smaller", "opposites"),
