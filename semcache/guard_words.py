@@ -29,7 +29,7 @@ CALENDAR = frozenset(re.split(r"\s+", """
     monday tuesday wednesday thursday friday saturday sunday january february april june july august
     september october november december today yesterday tomorrow tonight weekend week month year morning
     afternoon evening night @am @pm spring summer autumn winter midnight noon midday dawn dusk sunrise sunset
-    """.strip()))  # fmt: skip
+    christmas easter thanksgiving halloween hanukkah diwali ramadan eve""".strip()))  # fmt: skip
 # Compared apart, so that one side saying more ("Monday morning" vs "Monday") is not a change.
 TIMES_OF_DAY = frozenset(
     {"morning", "afternoon", "evening", "night", "@am", "@pm", "midnight", "noon", "midday", "dawn", "dusk",

@@ -214,11 +214,21 @@ def identifiers(a: str, b: str) -> bool:
     )
 
 
+def _singular(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
 def swapped(a: str, b: str) -> bool:
     """After the common beginning and end, both middles hold the same words in another order ("is the
-    teacher grading the students" and "are the students grading the teacher" count as the same words)."""
+    teacher grading the students" and "are the students grading the teacher" count as the same words),
+    as written or once plurals are made singular ("orders per customer" vs "customers per order"; the
+    words as written come first, so "HTTP to HTTPS" vs "HTTPS to HTTP" stays a swap)."""
     left = [lexicon.AUXILIARY.get(w, w) for w in _words(a)]
     right = [lexicon.AUXILIARY.get(w, w) for w in _words(b)]
+    return _reordered(left, right) or _reordered([_singular(w) for w in left], [_singular(w) for w in right])
+
+
+def _reordered(left: list[str], right: list[str]) -> bool:
     start = 0
     while start < min(len(left), len(right)) and left[start] == right[start]:
         start += 1

@@ -55,9 +55,13 @@ def test_the_model_ships_with_provenance_and_thresholds() -> None:
         # one miss of each (blurry / sharp, midnight / noon) went into the word lists.
         ("adversarial_heldout_pairs.jsonl", 0.05, 0.5),
         ("adversarial_heldout_pairs_2.jsonl", 0.05, 0.5),
-        # Never used to change the decision: 3 of 62 traps served (4.8 %: the 2 % does not hold on
-        # it), 17 of 30 paraphrases hit.
+        # Held out until measured: 3 of 62 traps served (4.8 %: the 2 % does not hold on it), 17 of
+        # 30 paraphrases hit; it then added pause / resume to the opposites.
         ("adversarial_heldout_pairs_3.jsonl", 0.07, 0.5),
+        # Held out until measured (3 of 61 traps served, 19 of 30 paraphrases hit), then two of its misses
+        # led to plurals in swaps and holidays as dates; one left (succeed / fail, with "succeeds" on both
+        # sides).
+        ("adversarial_heldout_pairs_4.jsonl", 0.03, 0.5),
     ],
 )
 def test_adversarial_negatives_are_refused_and_paraphrases_hit(
@@ -117,6 +121,11 @@ def test_adversarial_negatives_are_refused_and_paraphrases_hit(
         ("Run the backup at midnight", "Schedule the backup to run at midnight", None),
         ("Why is the photo so blurry?", "Why is the photo so sharp?", "opposites"),
         ("How do I pause the download?", "How do I resume the download?", "opposites"),
+        ("Count orders per customer", "Count customers per order", "swapped"),
+        ("Redirect HTTP traffic to HTTPS", "Redirect HTTPS traffic to HTTP", "swapped"),
+        ("Sort the users by orders", "Sort the user by order", None),
+        ("Is the museum open on Christmas Eve?", "Is the museum open on New Year's Eve?", "calendar"),
+        ("Is the museum open on Christmas?", "Is the museum open on Christmas Day?", None),
         ("Why am I tired in the morning?", "Why do I feel tired in the morning?", None),
         ("Store the price as cents", "Store the price as dollars", "units"),
         ("Make the font size larger", "Make the font size smaller", "opposites"),
