@@ -27,6 +27,7 @@ from scipy.stats import beta
 from benchmarks.common import DATA_DIR, ROOT, machine, write_json
 from benchmarks.evalkit import embedder, pair_sha1, sample_pairs
 from semcache.calibration import clopper_pearson_upper
+from semcache.thresholds import pick_threshold
 from semcache.tuning import LabelledPair, score_pairs
 from semcache.verifier import CrossEncoderVerifier
 
@@ -48,10 +49,9 @@ def served_pairs(pairs: list[LabelledPair], budget: float) -> tuple[float, np.nd
     """The shipped threshold for ``budget`` and which pairs the verifier serves at it."""
     verifier = CrossEncoderVerifier(threads=os.cpu_count() or 1)
     table = verifier.shipped_thresholds()
-    certified = [b for b in table if b <= budget]
-    if not certified:
+    threshold = pick_threshold(table, budget)
+    if threshold is None:
         raise SystemExit(f"no shipped threshold certifies budget {budget}: try one of {sorted(table)}")
-    threshold = table[max(certified)]
     scores = score_pairs(pairs, embedder().encode, verifier, floor=0.5)
     return threshold, scores.verifier >= threshold
 

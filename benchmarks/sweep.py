@@ -19,7 +19,7 @@ from rich.table import Table
 from benchmarks.common import DATA_DIR, ROOT, machine, write_json
 from benchmarks.evalkit import embedder, negatives_served, operating_point, sample_pairs
 from semcache.calibration import as_dicts, summary, sweep
-from semcache.thresholds import load_shipped
+from semcache.thresholds import load_shipped, pick_threshold
 from semcache.tuning import NOT_SERVED, score_pairs
 from semcache.verifier import MODEL_DIR, CrossEncoderVerifier
 
@@ -46,7 +46,7 @@ def evaluate(path: Path, limit: int, budget: float, floor: float, model, verifie
     for name, values, table in (("cosine", scores.cosine, shipped["cosine"]),
                                 ("cross-encoder", scores.verifier, shipped["cross-encoder"])):  # fmt: skip
         curve = [p for p in sweep(values, scores.labels) if p.threshold > NOT_SERVED]
-        threshold = next((table[b] for b in sorted(table, reverse=True) if b <= budget), None)
+        threshold = pick_threshold(table, budget)
         point = operating_point(values, scores.labels, threshold) if threshold is not None else None
         result[name] = {
             "summary": summary(curve),

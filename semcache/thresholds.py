@@ -26,7 +26,8 @@ def load_shipped(path: Path, verifier: str) -> dict[float, float]:
     return {float(budget): float(threshold) for budget, threshold in table.items()}
 
 
-def _pick(table: dict[float, float], budget: float) -> float | None:
+def pick_threshold(table: dict[float, float], budget: float) -> float | None:
+    """The threshold of the loosest budget in ``table`` that is no looser than ``budget`` (None if none is)."""
     within = [b for b in table if b <= budget + 1e-12]
     return table[max(within)] if within else None
 
@@ -62,7 +63,7 @@ class Thresholds:
             tables = [self._tuned.get(repo), self._tuned.get(GLOBAL), self._shipped]
         tables = [t for t in tables if t]
         for table in tables:
-            threshold = _pick(table, budget)
+            threshold = pick_threshold(table, budget)
             if threshold is not None:
                 return threshold
         return math.inf if tables else None
