@@ -62,6 +62,8 @@ def test_the_model_ships_with_provenance_and_thresholds() -> None:
         # led to plurals in swaps and holidays as dates; one left (succeed / fail, with "succeeds" on both
         # sides).
         ("adversarial_heldout_pairs_4.jsonl", 0.03, 0.5),
+        # Held out until measured: 1 of 64 traps served (louder / quieter), 19 of 30 paraphrases hit.
+        ("adversarial_heldout_pairs_5.jsonl", 0.02, 0.5),
     ],
 )
 def test_adversarial_negatives_are_refused_and_paraphrases_hit(
