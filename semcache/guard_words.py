@@ -50,7 +50,7 @@ MORE_OPPOSITES = [tuple(pair.split("/")) for pair in re.split(r"\s+", """
     deposit/withdraw credit/debit profit/loss lend/borrow hot/cold light/dark
     strong/weak safe/dangerous online/offline login/logout grow/shrink maximize/minimize plus/minus
     add/subtract multiply/divide mutable/immutable frontend/backend quick/slow strength/weakness enlarge/shrink
-    blurry/sharp blurred/sharp pause/resume suspend/resume""".strip())]  # fmt: skip
+    blurry/sharp blurred/sharp pause/resume suspend/resume loud/quiet noisy/quiet""".strip())]  # fmt: skip
 NEGATING_PREFIXES = ("un", "in", "dis", "non", "im", "il", "ir")
 SUFFIXES = [("iest", ["y"]), ("ier", ["y"]), ("ily", ["y"]), ("ied", ["y"]), ("est", ["", "e"]),
              ("er", ["", "e"]), ("ing", ["", "e"]), ("ed", ["", "e"]), ("ly", [""]), ("es", [""]),

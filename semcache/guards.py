@@ -23,8 +23,9 @@ _IDENTIFIER = re.compile(
     r"|(?<![\w/.~:])(?:~|\.{1,2})?(?:/[\w.-]*[\w-])+|\b[A-Za-z]:\\[\w\\.-]*[\w-]"
 )  # `code`, --flags, snake_case, lowerCamelCase, module.name, file.ext and paths (/etc/hosts, ~/.bashrc,
 # C:\Users); not names like MySQL, nor km/h, and/or, I/O or 24/7
-_TOKEN = re.compile(r"[a-z0-9]+(?:[.#+'][a-z0-9#+]+)*|[%$€£]")
-_SYMBOLS = {"%": "percent", "$": "dollars", "€": "euros", "£": "pounds"}
+_TOKEN = re.compile(r"[a-z0-9]+(?:[.#+'][a-z0-9#+]+)*|[%$€£℃℉]|°[cf](?![a-z])|°")
+_SYMBOLS = {"%": "percent", "$": "dollars", "€": "euros", "£": "pounds", "°c": "celsius", "℃": "celsius",
+            "°f": "fahrenheit", "℉": "fahrenheit", "°": "degrees"}  # fmt: skip
 WORDNET_ANTONYMS = Path(__file__).with_name("wordnet_antonyms.txt")  # scripts/extract_antonyms.py
 
 

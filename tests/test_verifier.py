@@ -62,7 +62,8 @@ def test_the_model_ships_with_provenance_and_thresholds() -> None:
         # led to plurals in swaps and holidays as dates; one left (succeed / fail, with "succeeds" on both
         # sides).
         ("adversarial_heldout_pairs_4.jsonl", 0.03, 0.5),
-        # Held out until measured: 1 of 64 traps served (louder / quieter), 19 of 30 paraphrases hit.
+        # Held out until measured (1 of 64 traps served, 19 of 30 paraphrases hit), then its two guard
+        # misses led to round 8: loud / quiet as opposites, and °C / °F as Celsius / Fahrenheit.
         ("adversarial_heldout_pairs_5.jsonl", 0.02, 0.5),
     ],
 )
@@ -123,6 +124,9 @@ def test_adversarial_negatives_are_refused_and_paraphrases_hit(
         ("Run the backup at midnight", "Schedule the backup to run at midnight", None),
         ("Why is the photo so blurry?", "Why is the photo so sharp?", "opposites"),
         ("How do I pause the download?", "How do I resume the download?", "opposites"),
+        ("Why is the fan louder at night?", "Why is the fan quieter at night?", "opposites"),
+        ("What is 20 degrees Celsius in Fahrenheit?", "Convert 20 °C to Fahrenheit", None),
+        ("Bake it at 180°C", "Bake it at 180°F", "units"),
         ("Count orders per customer", "Count customers per order", "swapped"),
         ("Redirect HTTP traffic to HTTPS", "Redirect HTTPS traffic to HTTP", "swapped"),
         ("Sort the users by orders", "Sort the user by order", None),
