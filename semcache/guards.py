@@ -20,9 +20,9 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _IDENTIFIER = re.compile(
     r"`[^`]+`|\B--?[A-Za-z][\w-]*|\b[A-Za-z0-9]+(?:_[A-Za-z0-9]+)+\b|\b[a-z]+[A-Z][A-Za-z0-9]*\b"
     r"|\b[a-z_]\w*\.[a-z_]\w*\b|\b[\w-]+\.[a-z]{1,5}\b"
-    r"|(?<![\w/.~:])(?:~|\.{1,2})?(?:/[\w.-]*[\w-])+|\b[A-Za-z]:\\[\w\\.-]*[\w-]"
-)  # `code`, --flags, snake_case, lowerCamelCase, module.name, file.ext and paths (/etc/hosts, ~/.bashrc,
-# C:\Users); not names like MySQL, nor km/h, and/or, I/O or 24/7
+    r"|(?<![\w/.~:])(?:~|\.{1,2})?(?:/[\w.-]*[\w-])+|\b[A-Za-z]:\\[\w\\.-]*[\w-]|\B@[A-Za-z_][\w.]*\w"
+)  # `code`, --flags, snake_case, lowerCamelCase, module.name, file.ext, paths (/etc/hosts, ~/.bashrc,
+# C:\Users) and decorators (@classmethod); not names like MySQL, nor km/h, and/or, I/O, 24/7 or an email
 _TOKEN = re.compile(r"[a-z0-9]+(?:[.#+'][a-z0-9#+]+)*|[%$€£℃℉]|°[cf](?![a-z])|°")
 _SYMBOLS = {"%": "percent", "$": "dollars", "€": "euros", "£": "pounds", "°c": "celsius", "℃": "celsius",
             "°f": "fahrenheit", "℉": "fahrenheit", "°": "degrees"}  # fmt: skip
@@ -94,8 +94,9 @@ def numbers(a: str, b: str) -> bool:
 
 def _units_of(text: str) -> set[str]:
     found = set()
-    if "/h" in text.lower():  # km/h; otherwise the words every guard shares (cached) serve
+    if "/h" in text.lower() or "'" in text:  # km/h, 5'10"; otherwise the words every guard shares (cached)
         text = re.sub(r"(?<=[a-z])/h\b", " per hour", text.lower())
+        text = re.sub(r"\b(\d+)'(\d+)\b\"?", r"\1 feet \2 inches", text)
     for word in _words(text):
         if word in lexicon.UNITS:
             word = lexicon.UNIT_NAMES.get(word, word)

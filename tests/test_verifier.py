@@ -65,6 +65,10 @@ def test_the_model_ships_with_provenance_and_thresholds() -> None:
         # Held out until measured (1 of 64 traps served, 19 of 30 paraphrases hit), then its two guard
         # misses led to round 8: loud / quiet as opposites, and °C / °F as Celsius / Fahrenheit.
         ("adversarial_heldout_pairs_5.jsonl", 0.02, 0.5),
+        # Held out until measured: 4 of 63 traps served (6.3 %), 20 of 30 paraphrases hit; round 9 then
+        # caught @staticmethod / @classmethod. Left: a calendar sync in swapped places ("sync X with Y"
+        # reads as symmetric), pixels / points, Sydney / Melbourne.
+        ("adversarial_heldout_pairs_6.jsonl", 0.05, 0.5),
     ],
 )
 def test_adversarial_negatives_are_refused_and_paraphrases_hit(
@@ -127,6 +131,11 @@ def test_adversarial_negatives_are_refused_and_paraphrases_hit(
         ("Why is the fan louder at night?", "Why is the fan quieter at night?", "opposites"),
         ("What is 20 degrees Celsius in Fahrenheit?", "Convert 20 °C to Fahrenheit", None),
         ("Bake it at 180°C", "Bake it at 180°F", "units"),
+        ("Explain the @staticmethod decorator", "Explain the @classmethod decorator", "identifiers"),
+        ("Email bob@example.com about it", "Email bob@example.com about this", None),
+        ("How much is 50 euros in dollars?", "Convert 50 EUR to USD", None),
+        ("How much is 50 euros in dollars?", "Convert 50 GBP to USD", "units"),
+        ("Convert 5 feet 10 inches to centimeters", "What is 5'10\" in cm?", None),
         ("Count orders per customer", "Count customers per order", "swapped"),
         ("Redirect HTTP traffic to HTTPS", "Redirect HTTPS traffic to HTTP", "swapped"),
         ("Sort the users by orders", "Sort the user by order", None),
