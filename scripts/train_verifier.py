@@ -87,7 +87,7 @@ def training_rows(args) -> tuple[list[tuple[str, str, int]], int, list[tuple[str
 def teacher_logits(teacher_dir: Path, rows: list[tuple[str, str, int]]) -> np.ndarray:
     """A trained verifier's logit for every row: the soft labels a student is distilled from."""
     teacher = CrossEncoderVerifier(teacher_dir, threads=os.cpu_count() or 1)
-    # logits() runs the rows in groups of similar length (semcache.embedding.length_groups).
+    # logits() runs one row per forward pass, as a lookup does (about 3 ms a row on 2 cores).
     return teacher.logits([row[:2] for row in rows]).astype(np.float32)
 
 

@@ -24,7 +24,7 @@ UNIT_NAMES = dict(pair.split("=") for pair in re.split(r"\s+", """
     km=kilometer kilometre=kilometer kilometres=kilometer metre=meter metres=meter cm=centimeter
     mm=millimeter ms=millisecond kg=kilogram lb=pound lbs=pound oz=ounce ml=milliliter litre=liter
     litres=liter kb=kilobyte mb=megabyte gb=gigabyte tb=terabyte inches=inch feet=foot hr=hour
-    hrs=hour kph=kilometer+hour usd=dollar eur=euro gbp=pound jpy=yen inr=rupee""".strip()))  # fmt: skip
+    hrs=hour kph=kilometer+hour tsp=teaspoon tbsp=tablespoon px=pixel usd=dollar eur=euro gbp=pound jpy=yen inr=rupee""".strip()))  # fmt: skip
 CALENDAR = frozenset(re.split(r"\s+", """
     monday tuesday wednesday thursday friday saturday sunday january february april june july august
     september october november december today yesterday tomorrow tonight weekend week month year morning
@@ -50,7 +50,8 @@ MORE_OPPOSITES = [tuple(pair.split("/")) for pair in re.split(r"\s+", """
     deposit/withdraw credit/debit profit/loss lend/borrow hot/cold light/dark
     strong/weak safe/dangerous online/offline login/logout grow/shrink maximize/minimize plus/minus
     add/subtract multiply/divide mutable/immutable frontend/backend quick/slow strength/weakness enlarge/shrink
-    blurry/sharp blurred/sharp pause/resume suspend/resume loud/quiet noisy/quiet""".strip())]  # fmt: skip
+    blurry/sharp blurred/sharp pause/resume suspend/resume loud/quiet noisy/quiet tighten/loosen tight/loose
+    required/optional""".strip())]  # fmt: skip
 NEGATING_PREFIXES = ("un", "in", "dis", "non", "im", "il", "ir")
 SUFFIXES = [("iest", ["y"]), ("ier", ["y"]), ("ily", ["y"]), ("ied", ["y"]), ("est", ["", "e"]),
              ("er", ["", "e"]), ("ing", ["", "e"]), ("ed", ["", "e"]), ("ly", [""]), ("es", [""]),
