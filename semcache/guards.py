@@ -88,8 +88,21 @@ def _both_differ(left: set[str], right: set[str]) -> bool:
 
 
 def numbers(a: str, b: str) -> bool:
-    """Different numbers, in digits or words: a changed year, version, amount, port or size."""
-    return sorted(_digits(a) + _number_words(_words(a))) != sorted(_digits(b) + _number_words(_words(b)))
+    """Different numbers, in digits or words: a changed year, version, amount, port or size. "1 X" on
+    one side is "a X", "an X" or "one X" on the other ("1 terabyte" is "a terabyte")."""
+    left = sorted(_digits(a) + _number_words(_words(a)))
+    right = sorted(_digits(b) + _number_words(_words(b)))
+    return left != right and not (_one_as_article(left, right, a, b) or _one_as_article(right, left, b, a))
+
+
+def _one_as_article(more: list[str], fewer: list[str], more_text: str, fewer_text: str) -> bool:
+    if "1" not in more:
+        return False
+    rest = list(more)
+    rest.remove("1")
+    counted = {noun for one, noun in itertools.pairwise(_words(more_text)) if one == "1"}
+    articled = {noun for one, noun in itertools.pairwise(_words(fewer_text)) if one in ("a", "an", "one")}
+    return rest == fewer and bool(counted & articled)
 
 
 def _units_of(text: str) -> set[str]:

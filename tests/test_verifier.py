@@ -74,6 +74,9 @@ def test_the_model_ships_with_provenance_and_thresholds() -> None:
         # Held out until measured (2 of 62 traps served, 17 of 30 paraphrases hit); round 10 then made
         # tighten / loosen opposites. Left: which way a token goes between frontend and backend.
         ("adversarial_heldout_pairs_7.jsonl", 0.02, 0.5),
+        # Held out until measured: 3 of 63 traps served (4.8 %), 24 of 30 paraphrases hit. Left: for /
+        # against, bitter / sour, and whose games go to whose account.
+        ("adversarial_heldout_pairs_8.jsonl", 0.05, 0.5),
     ],
 )
 def test_adversarial_negatives_are_refused_and_paraphrases_hit(
@@ -143,6 +146,10 @@ def test_adversarial_negatives_are_refused_and_paraphrases_hit(
         ("Convert 5 feet 10 inches to centimeters", "What is 5'10\" in cm?", None),
         ("How can I tighten the hinges?", "How can I loosen the hinges?", "opposites"),
         ("How many teaspoons are in a tablespoon?", "How many tsp in one tbsp?", None),
+        ("What is 1 terabyte in gigabytes?", "How many gigabytes are in a terabyte?", None),
+        ("Convert 1 mile to km", "Convert one mile to km", None),
+        ("Is 1 GB enough?", "Is 10 GB enough?", "numbers"),
+        ("Give me 1 example", "Give me an idea", "numbers"),
         ("Count orders per customer", "Count customers per order", "swapped"),
         ("Redirect HTTP traffic to HTTPS", "Redirect HTTPS traffic to HTTP", "swapped"),
         ("Sort the users by orders", "Sort the user by order", None),
