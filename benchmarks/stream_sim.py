@@ -6,13 +6,19 @@ at several thresholds and for the calibrated verifier at several false-hit budge
     python -m benchmarks.stream_sim --limit 6000
 
 Wrong is by the stream's clusters, which join only the pairs Quora labelled duplicates: two paraphrases
-never paired sit in different clusters, so part of the "wrong" hits are right (a hand reading of 40 wrong
-hits of the verifier at budget 0.2, 6 000 prompts: 16 were questions one answer serves).
+never paired sit in different clusters, so part of the "wrong" hits are right. ``--audit`` (by default
+benchmarks/data/qqp_stream_audit.jsonl) holds a reader's verdict on a random sample of the verifier's
+wrong hits at budget 0.2 with 6 000 prompts, by the sha1 of ``asked + NUL + served`` and no text:
+"same" (one answer serves both: the cluster labels are wrong) or "different". For each run whose wrong
+hits the audit meets at least ``--min-audited`` times, the table adds the wrong share corrected by the
+audited share of real wrong hits, with its 95 % Clopper-Pearson interval. The sample was drawn from that
+one run; other runs reuse the verdicts where they meet the same pairs, so theirs are indicative only.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import tempfile
@@ -22,8 +28,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.common import DATA_DIR, machine, write_json
+from benchmarks.common import DATA_DIR, ROOT, machine, write_json
 from benchmarks.evalkit import PrecomputedEmbedder, embedder
+from benchmarks.label_audit import interval
 from semcache import SemanticCache, Settings, parse_chat_request
 from semcache.keys import normalize_prompt
 
@@ -89,6 +96,40 @@ def simulate(stream: list[tuple[str, int]], vectors: PrecomputedEmbedder, **sett
             "seconds": time.perf_counter() - started, "wrong_hits": wrong_hits}  # fmt: skip
 
 
+def load_audit(path: Path) -> dict[str, str]:
+    """sha1 of ``asked + NUL + served`` → "same" or "different" (empty when the file is absent)."""
+    if not path.exists():
+        return {}
+    return {row["sha1"]: row["verdict"] for row in map(json.loads, path.open())}
+
+
+def corrected(run: dict, audit: dict[str, str], least: int) -> dict | None:
+    """The run's wrong share times the audited share of its wrong hits that are really wrong, with the
+    95 % interval; None when the audit meets fewer than ``least`` of them."""
+    keys = (hashlib.sha1(f"{asked}\x00{served}".encode()).hexdigest() for asked, served in run["wrong_hits"])
+    verdicts = [audit[key] for key in keys if key in audit]
+    if len(verdicts) < max(least, 1):
+        return None
+    real = sum(v == "different" for v in verdicts)
+    low, high = interval(real, len(verdicts))
+    share = run["wrong_share"]
+    return {"audited": len(verdicts), "really_wrong": real, "wrong_share": share * real / len(verdicts),
+            "interval": [share * low, share * high]}  # fmt: skip
+
+
+def print_table(runs: list[dict], prompts: int) -> None:
+    table = Table("decision", "hits", "right", "wrong", "hit rate", "oracle hit rate", "wrong share of hits",
+                  "right hits / oracle", "wrong share, audited", title=f"stream simulation, {prompts} prompts")  # fmt: skip
+    for r in runs:
+        audit = r.get("audit")
+        fixed = (f"{audit['wrong_share']:.1%} ({audit['interval'][0]:.1%}-{audit['interval'][1]:.1%}; "
+                 f"{audit['really_wrong']} of {audit['audited']} really wrong)") if audit else "-"  # fmt: skip
+        table.add_row(r["decision"], str(r["hits"]), str(r["right"]), str(r["wrong"]), f"{r['hit_rate']:.1%}",
+                      f"{r['oracle_hit_rate']:.1%}", f"{r['wrong_share']:.2%}", f"{r['right_of_oracle']:.1%}",
+                      fixed)  # fmt: skip
+    Console(width=200).print(table)
+
+
 def show_wrong_hits(runs: list[dict], count: int, seed: int) -> None:
     """Print a random sample of each run's wrong hits: the stream's clusters join only the pairs Quora
     labelled duplicates, so some "wrong" hits are right, and reading them says how many."""
@@ -115,6 +156,10 @@ def main() -> None:
     parser.add_argument("--verify-top-n", type=int, default=2, help="candidates the verifier may score")
     parser.add_argument("--embedding-precision", choices=["int8", "fp32"], default="int8")
     parser.add_argument("--out", type=Path, default=Path("results/stream_sim.json"))
+    parser.add_argument("--audit", type=Path, default=ROOT / "benchmarks" / "data" / "qqp_stream_audit.jsonl")
+    parser.add_argument(
+        "--min-audited", type=int, default=30, help="fewest audited wrong hits to correct a run"
+    )
     parser.add_argument("--show-wrong", type=int, default=0,
                         help="print this many wrong hits of each verifier run, drawn at random, to read")  # fmt: skip
     args = parser.parse_args()
@@ -126,13 +171,12 @@ def main() -> None:
     runs += [{"decision": f"verifier, budget {b}", "budget": b,
               **simulate(stream, vectors, verifier="cross-encoder", false_hit_budget=b,
                            verify_top_n=args.verify_top_n)} for b in args.budgets]  # fmt: skip
-    table = Table("decision", "hits", "right", "wrong", "hit rate", "oracle hit rate", "wrong share of hits",
-                  "right hits / oracle", title=f"stream simulation, {len(stream)} prompts")  # fmt: skip
+    audit = load_audit(args.audit)
     for r in runs:
-        table.add_row(r["decision"], str(r["hits"]), str(r["right"]), str(r["wrong"]), f"{r['hit_rate']:.1%}",
-                      f"{r['oracle_hit_rate']:.1%}", f"{r['wrong_share']:.2%}", f"{r['right_of_oracle']:.1%}")  # fmt: skip
+        if "budget" in r and (fixed := corrected(r, audit, args.min_audited)):
+            r["audit"] = fixed
+    print_table(runs, len(stream))
     console = Console(width=170)
-    console.print(table)
     show_wrong_hits([r for r in runs if "budget" in r], args.show_wrong, args.seed)
     console.print(f"machine: {machine()}")
     write_json(args.out, {"machine": machine(), "stream": args.stream.name, "verify_top_n": args.verify_top_n,

@@ -124,3 +124,21 @@ def test_the_label_audit_corrects_the_false_hit_share_by_the_audited_verdicts() 
     low, high = interval(1, 2)
     assert 0 < low < 0.5 < high < 1
     assert interval(0, 5)[0] == 0.0 and interval(5, 5)[1] == 1.0
+
+
+def test_the_stream_audit_corrects_a_runs_wrong_share_only_when_it_meets_enough_verdicts() -> None:
+    import hashlib
+
+    from benchmarks.stream_sim import corrected
+
+    wrong_hits = [[f"asked {i}", f"served {i}"] for i in range(4)]
+    run = {"wrong_share": 0.4, "wrong_hits": wrong_hits}
+    key = [hashlib.sha1(f"{a}\x00{s}".encode()).hexdigest() for a, s in wrong_hits]
+    audit = {key[0]: "same", key[1]: "different", key[2]: "different", "unrelated": "same"}
+    result = corrected(run, audit, least=3)
+    assert result["audited"] == 3 and result["really_wrong"] == 2
+    assert result["wrong_share"] == pytest.approx(0.4 * 2 / 3)
+    low, high = result["interval"]
+    assert 0 < low < result["wrong_share"] < high <= 0.4
+    assert corrected(run, audit, least=4) is None
+    assert corrected(run, {}, least=0) is None
