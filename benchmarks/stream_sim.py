@@ -7,12 +7,11 @@ at several thresholds and for the calibrated verifier at several false-hit budge
 
 Wrong is by the stream's clusters, which join only the pairs Quora labelled duplicates: two paraphrases
 never paired sit in different clusters, so part of the "wrong" hits are right. ``--audit`` (by default
-benchmarks/data/qqp_stream_audit.jsonl) holds a reader's verdict on a random sample of the verifier's
-wrong hits at budget 0.2 with 6 000 prompts, by the sha1 of ``asked + NUL + served`` and no text:
-"same" (one answer serves both: the cluster labels are wrong) or "different". For each run whose wrong
-hits the audit meets at least ``--min-audited`` times, the table adds the wrong share corrected by the
-audited share of real wrong hits, with its 95 % Clopper-Pearson interval. The sample was drawn from that
-one run; other runs reuse the verdicts where they meet the same pairs, so theirs are indicative only.
+benchmarks/data/qqp_stream_audit.jsonl) holds a reader's verdicts on random samples of the verifier's
+wrong hits (budgets 0.2 and 0.3, 6 000 prompts, seed 0), by the sha1 of ``asked + NUL + served`` and no
+text: "same" (one answer serves both: the cluster labels are wrong) or "different", and the runs each was
+drawn from. For each run with at least ``--min-audited`` verdicts drawn from it, the table adds the wrong
+share corrected by the sample's share of real wrong hits, with its 95 % Clopper-Pearson interval.
 """
 
 from __future__ import annotations
@@ -96,18 +95,21 @@ def simulate(stream: list[tuple[str, int]], vectors: PrecomputedEmbedder, **sett
             "seconds": time.perf_counter() - started, "wrong_hits": wrong_hits}  # fmt: skip
 
 
-def load_audit(path: Path) -> dict[str, str]:
-    """sha1 of ``asked + NUL + served`` → "same" or "different" (empty when the file is absent)."""
+def load_audit(path: Path) -> dict[str, tuple[str, set[str]]]:
+    """sha1 of ``asked + NUL + served`` → its verdict ("same" or "different") and the runs whose wrong
+    hits it was drawn from (empty when the file is absent)."""
     if not path.exists():
         return {}
-    return {row["sha1"]: row["verdict"] for row in map(json.loads, path.open())}
+    return {row["sha1"]: (row["verdict"], set(row["drawn_from"])) for row in map(json.loads, path.open())}
 
 
-def corrected(run: dict, audit: dict[str, str], least: int) -> dict | None:
-    """The run's wrong share times the audited share of its wrong hits that are really wrong, with the
-    95 % interval; None when the audit meets fewer than ``least`` of them."""
+def corrected(run: dict, audit: dict[str, tuple[str, set[str]]], frame: str, least: int) -> dict | None:
+    """The run's wrong share times the share of really wrong hits among the verdicts drawn from this run
+    (``frame``: the stream's limit and seed, then the decision), with the 95 % interval; None when fewer
+    than ``least`` verdicts were drawn from it."""
+    sample = f"{frame}, {run['decision']}"
     keys = (hashlib.sha1(f"{asked}\x00{served}".encode()).hexdigest() for asked, served in run["wrong_hits"])
-    verdicts = [audit[key] for key in keys if key in audit]
+    verdicts = [audit[key][0] for key in keys if key in audit and sample in audit[key][1]]
     if len(verdicts) < max(least, 1):
         return None
     real = sum(v == "different" for v in verdicts)
@@ -173,7 +175,9 @@ def main() -> None:
                            verify_top_n=args.verify_top_n)} for b in args.budgets]  # fmt: skip
     audit = load_audit(args.audit)
     for r in runs:
-        if "budget" in r and (fixed := corrected(r, audit, args.min_audited)):
+        if "budget" in r and (
+            fixed := corrected(r, audit, f"limit {args.limit}, seed {args.seed}", args.min_audited)
+        ):
             r["audit"] = fixed
     print_table(runs, len(stream))
     console = Console(width=170)

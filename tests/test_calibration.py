@@ -126,19 +126,23 @@ def test_the_label_audit_corrects_the_false_hit_share_by_the_audited_verdicts() 
     assert interval(0, 5)[0] == 0.0 and interval(5, 5)[1] == 1.0
 
 
-def test_the_stream_audit_corrects_a_runs_wrong_share_only_when_it_meets_enough_verdicts() -> None:
+def test_the_stream_audit_corrects_a_run_by_the_verdicts_drawn_from_it() -> None:
     import hashlib
 
     from benchmarks.stream_sim import corrected
 
     wrong_hits = [[f"asked {i}", f"served {i}"] for i in range(4)]
-    run = {"wrong_share": 0.4, "wrong_hits": wrong_hits}
+    run = {"decision": "verifier, budget 0.2", "wrong_share": 0.4, "wrong_hits": wrong_hits}
     key = [hashlib.sha1(f"{a}\x00{s}".encode()).hexdigest() for a, s in wrong_hits]
-    audit = {key[0]: "same", key[1]: "different", key[2]: "different", "unrelated": "same"}
-    result = corrected(run, audit, least=3)
+    here, other = {"limit 10, seed 0, verifier, budget 0.2"}, {"limit 10, seed 0, verifier, budget 0.3"}
+    audit = {key[0]: ("same", here), key[1]: ("different", here), key[2]: ("different", here | other),
+             key[3]: ("different", other), "unrelated": ("same", here)}  # fmt: skip
+    result = corrected(run, audit, "limit 10, seed 0", least=3)
+    # key[3] was drawn from another run's wrong hits: its verdict does not count for this one.
     assert result["audited"] == 3 and result["really_wrong"] == 2
     assert result["wrong_share"] == pytest.approx(0.4 * 2 / 3)
     low, high = result["interval"]
     assert 0 < low < result["wrong_share"] < high <= 0.4
-    assert corrected(run, audit, least=4) is None
-    assert corrected(run, {}, least=0) is None
+    assert corrected(run, audit, "limit 10, seed 0", least=4) is None
+    assert corrected(run, audit, "limit 20, seed 0", least=1) is None
+    assert corrected(run, {}, "limit 10, seed 0", least=0) is None
