@@ -57,7 +57,12 @@ SPLIT_FILES = ("mrpc_pairs.jsonl", "stsb_pairs.jsonl")
 def pair_sha1(pair: LabelledPair) -> bytes:
     """The sha1 of ``a + NUL + b``: what names a pair without its text (the train / eval halves, the
     label audit)."""
-    return hashlib.sha1(f"{pair.a}\x00{pair.b}".encode()).digest()
+    return text_sha1(pair.a, pair.b)
+
+
+def text_sha1(a: str, b: str) -> bytes:
+    """The sha1 of ``a + NUL + b`` (the stream audit names an asked and a served prompt this way)."""
+    return hashlib.sha1(f"{a}\x00{b}".encode()).digest()
 
 
 def half(pairs: list[LabelledPair], part: str) -> list[LabelledPair]:

@@ -45,6 +45,14 @@ def interval(hits: int, total: int, confidence: float = 0.95) -> tuple[float, fl
     return low, clopper_pearson_upper(hits, total, 1 - tail)
 
 
+def really_wrong(verdicts: list[str]) -> tuple[int, float, float, float]:
+    """How many audit verdicts say "different" (a real false hit), their share of the verdicts (nan when
+    there are none) and its 95 % interval."""
+    real = sum(v == "different" for v in verdicts)
+    low, high = interval(real, len(verdicts))
+    return real, (real / len(verdicts) if verdicts else float("nan")), low, high
+
+
 def served_pairs(pairs: list[LabelledPair], budget: float) -> tuple[float, np.ndarray]:
     """The shipped threshold for ``budget`` and which pairs the verifier serves at it."""
     verifier = CrossEncoderVerifier(threads=os.cpu_count() or 1)
@@ -61,9 +69,8 @@ def estimate(pairs: list[LabelledPair], served: np.ndarray, audit: dict[str, str
     labels = np.array([p.label for p in pairs])
     wrong = [pair_key(p) for p, s in zip(pairs, served, strict=True) if s and p.label == 0]
     verdicts = [audit[key] for key in wrong if key in audit]
-    real = sum(v == "different" for v in verdicts)
+    real, share, low, high = really_wrong(verdicts)
     measured = len(wrong) / max(int(served.sum()), 1)
-    share, (low, high) = (real / len(verdicts) if verdicts else float("nan")), interval(real, len(verdicts))
     return {
         "served": int(served.sum()), "served_positives": int((served & (labels == 1)).sum()),
         "served_negatives": len(wrong), "measured_false_hit_share": measured,

@@ -17,7 +17,6 @@ share corrected by the sample's share of real wrong hits, with its 95 % Clopper-
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import random
 import tempfile
@@ -28,8 +27,8 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.common import DATA_DIR, ROOT, machine, write_json
-from benchmarks.evalkit import PrecomputedEmbedder, embedder
-from benchmarks.label_audit import interval
+from benchmarks.evalkit import PrecomputedEmbedder, embedder, text_sha1
+from benchmarks.label_audit import really_wrong
 from semcache import SemanticCache, Settings, parse_chat_request
 from semcache.keys import normalize_prompt
 
@@ -108,15 +107,14 @@ def corrected(run: dict, audit: dict[str, tuple[str, set[str]]], frame: str, lea
     (``frame``: the stream's limit and seed, then the decision), with the 95 % interval; None when fewer
     than ``least`` verdicts were drawn from it."""
     sample = f"{frame}, {run['decision']}"
-    keys = (hashlib.sha1(f"{asked}\x00{served}".encode()).hexdigest() for asked, served in run["wrong_hits"])
+    keys = (text_sha1(asked, served).hex() for asked, served in run["wrong_hits"])
     verdicts = [audit[key][0] for key in keys if key in audit and sample in audit[key][1]]
     if len(verdicts) < max(least, 1):
         return None
-    real = sum(v == "different" for v in verdicts)
-    low, high = interval(real, len(verdicts))
-    share = run["wrong_share"]
-    return {"audited": len(verdicts), "really_wrong": real, "wrong_share": share * real / len(verdicts),
-            "interval": [share * low, share * high]}  # fmt: skip
+    real, share, low, high = really_wrong(verdicts)
+    measured = run["wrong_share"]
+    return {"audited": len(verdicts), "really_wrong": real, "wrong_share": measured * share,
+            "interval": [measured * low, measured * high]}  # fmt: skip
 
 
 def print_table(runs: list[dict], prompts: int) -> None:
