@@ -17,6 +17,7 @@ from semcache import guard_words as lexicon
 from semcache.perturb import ANTONYMS
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+_FEET_INCHES = re.compile(r"\b(\d+)'(\d+)\b\"?")  # 5'10"
 _IDENTIFIER = re.compile(
     r"`[^`]+`|\B--?[A-Za-z][\w-]*|\b[A-Za-z0-9]+(?:_[A-Za-z0-9]+)+\b|\b[a-z]+[A-Z][A-Za-z0-9]*\b"
     r"|\b[a-z_]\w*\.[a-z_]\w*\b|\b[\w-]+\.[a-z]{1,5}\b"
@@ -107,9 +108,9 @@ def _one_as_article(more: list[str], fewer: list[str], more_text: str, fewer_tex
 
 def _units_of(text: str) -> set[str]:
     found = set()
-    if "/h" in text.lower() or "'" in text:  # km/h, 5'10"; otherwise the words every guard shares (cached)
+    if "/h" in text.lower() or _FEET_INCHES.search(text):  # km/h, 5'10"; else the shared (cached) words
         text = re.sub(r"(?<=[a-z])/h\b", " per hour", text.lower())
-        text = re.sub(r"\b(\d+)'(\d+)\b\"?", r"\1 feet \2 inches", text)
+        text = _FEET_INCHES.sub(r"\1 feet \2 inches", text)
     for word in _words(text):
         if word in lexicon.UNITS:
             word = lexicon.UNIT_NAMES.get(word, word)
