@@ -1,15 +1,19 @@
-"""How much of a measured false-hit rate is label noise: the served "wrong" hits of a labelled pair file,
-checked against a hand audit of a random sample of them.
+"""How much of a measured false-hit rate is label noise: the served hits of a labelled pair file, checked
+against a hand audit of a random sample of them, both ways.
 
 The verifier decides at the shipped threshold for ``--budget``; the pairs it serves that the file labels
-0 are the measured false hits. The audit file holds, for pairs of that file, a sha1 of ``a + NUL + b``
-and a reader's verdict: "same" (one answer serves both: the label is wrong) or "different" (a real
-false hit). It keeps no text, so it can live in this repository while the data cannot. The estimate is
-the measured false-hit share times the audited share of real false hits, with its 95 % Clopper-Pearson
-interval. ``--show N`` prints N served negatives the audit has not seen yet, to extend it.
+0 are the measured false hits. Labels err both ways: some pairs labelled 0 are paraphrases one answer
+serves, and some labelled 1 are not (broader or narrower questions, a changed entity, an added question).
+The audit file holds, for served pairs of that file, a sha1 of ``a + NUL + b``, the label and a reader's
+verdict: "same" (one answer serves both) or "different" (it does not: for a label-0 pair, a real false
+hit; for a label-1 pair, a false hit the labels hide). It keeps no text, so it can live in this
+repository while the data cannot. The corrected share is (labelled wrong x their audited share of
+"different" + labelled right x theirs) / served, with a 95 % interval (each side's 97.5 % Clopper-Pearson
+interval, joined). ``--show N`` prints N served negatives the audit has not seen yet, and
+``--show-positives N`` N served positives drawn at random, to extend it.
 
     python -m benchmarks.label_audit
-    python -m benchmarks.label_audit --budget 0.2 --show 20
+    python -m benchmarks.label_audit --budget 0.2 --show 20 --show-positives 20
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 from pathlib import Path
 
 import numpy as np
@@ -45,12 +50,28 @@ def interval(hits: int, total: int, confidence: float = 0.95) -> tuple[float, fl
     return low, clopper_pearson_upper(hits, total, 1 - tail)
 
 
-def really_wrong(verdicts: list[str]) -> tuple[int, float, float, float]:
+def really_wrong(verdicts: list[str], confidence: float = 0.95) -> tuple[int, float, float, float]:
     """How many audit verdicts say "different" (a real false hit), their share of the verdicts (nan when
-    there are none) and its 95 % interval."""
+    there are none) and its interval at ``confidence``."""
     real = sum(v == "different" for v in verdicts)
-    low, high = interval(real, len(verdicts))
+    low, high = interval(real, len(verdicts), confidence)
     return real, (real / len(verdicts) if verdicts else float("nan")), low, high
+
+
+def two_sided(counts: tuple[int, int], verdicts: tuple[list[str], list[str]]) -> dict:
+    """The real false-hit share of served hits, ``counts[0]`` labelled wrong and ``counts[1]`` labelled
+    right, from the audit's verdicts on a sample of each: labelled-wrong hits one answer serves are right,
+    and labelled-right hits it does not serve are wrong. Its 95 % interval joins each side's 97.5 %
+    interval (Bonferroni: both hold together at least 95 % of the time). nan when a side is unaudited."""
+    served = max(sum(counts), 1)
+    sides = [really_wrong(v, confidence=0.975) for v in verdicts]
+    share = sum(n * side[1] for n, side in zip(counts, sides, strict=True)) / served
+    low = sum(n * side[2] for n, side in zip(counts, sides, strict=True)) / served
+    high = sum(n * side[3] for n, side in zip(counts, sides, strict=True)) / served
+    if not all(verdicts):
+        share = low = high = float("nan")
+    return {"share": share, "interval": [low, high],
+            "audited": [len(v) for v in verdicts], "really_wrong": [side[0] for side in sides]}  # fmt: skip
 
 
 def served_pairs(pairs: list[LabelledPair], budget: float) -> tuple[float, np.ndarray]:
@@ -65,18 +86,20 @@ def served_pairs(pairs: list[LabelledPair], budget: float) -> tuple[float, np.nd
 
 
 def estimate(pairs: list[LabelledPair], served: np.ndarray, audit: dict[str, str]) -> dict:
-    """The measured false-hit share, the audit's verdicts on served negatives, and the corrected share."""
-    labels = np.array([p.label for p in pairs])
-    wrong = [pair_key(p) for p, s in zip(pairs, served, strict=True) if s and p.label == 0]
-    verdicts = [audit[key] for key in wrong if key in audit]
-    real, share, low, high = really_wrong(verdicts)
-    measured = len(wrong) / max(int(served.sum()), 1)
+    """The measured false-hit share, the audit's verdicts on served pairs of each label, and the share
+    corrected both ways (see :func:`two_sided`)."""
+    keys = [
+        [pair_key(p) for p, s in zip(pairs, served, strict=True) if s and p.label == label]
+        for label in (0, 1)
+    ]
+    verdicts = tuple([audit[key] for key in side if key in audit] for side in keys)
+    fixed = two_sided((len(keys[0]), len(keys[1])), verdicts)
     return {
-        "served": int(served.sum()), "served_positives": int((served & (labels == 1)).sum()),
-        "served_negatives": len(wrong), "measured_false_hit_share": measured,
-        "audited": len(verdicts), "audited_real_false_hits": real, "real_share_of_audited": share,
-        "real_share_interval": [low, high], "corrected_false_hit_share": measured * share,
-        "corrected_interval": [measured * low, measured * high],
+        "served": int(served.sum()), "served_positives": len(keys[1]), "served_negatives": len(keys[0]),
+        "measured_false_hit_share": len(keys[0]) / max(int(served.sum()), 1),
+        "audited_negatives": fixed["audited"][0], "negatives_really_wrong": fixed["really_wrong"][0],
+        "audited_positives": fixed["audited"][1], "positives_really_wrong": fixed["really_wrong"][1],
+        "corrected_false_hit_share": fixed["share"], "corrected_interval": fixed["interval"],
     }  # fmt: skip
 
 
@@ -88,16 +111,31 @@ def print_table(result: dict, name: str, budget: float, threshold: float) -> Non
     table.add_row(
         "labelled wrong (label 0)", f"{result['served_negatives']} ({result['measured_false_hit_share']:.1%})"
     )
-    table.add_row("of those, audited", str(result["audited"]))
-    low, high = result["real_share_interval"]
-    table.add_row("audited: really different", f"{result['audited_real_false_hits']} "
-                  f"({result['real_share_of_audited']:.0%}, 95 % CI {low:.0%}-{high:.0%})")  # fmt: skip
+    table.add_row(
+        "  audited: really different", f"{result['negatives_really_wrong']} of {result['audited_negatives']}"
+    )
+    table.add_row("labelled right (label 1)", str(result["served_positives"]))
+    table.add_row(
+        "  audited: really different", f"{result['positives_really_wrong']} of {result['audited_positives']}"
+    )
     low, high = result["corrected_interval"]
     table.add_row(
-        "false-hit share, corrected",
+        "false-hit share, corrected both ways",
         f"{result['corrected_false_hit_share']:.1%} (95 % CI {low:.1%}-{high:.1%})",
     )
     Console(width=140).print(table)
+
+
+def show_unaudited(
+    pairs: list[LabelledPair], served: np.ndarray, audit: dict[str, str], negatives: int, positives: int
+) -> None:
+    """Print served pairs the audit has not judged, to extend it: the first ``negatives`` labelled wrong
+    and ``positives`` labelled right drawn at random (seeded)."""
+    fresh = [[p for p, s in zip(pairs, served, strict=True) if s and p.label == label and pair_key(p) not in audit]
+             for label in (0, 1)]  # fmt: skip
+    drawn = random.Random(0).sample(fresh[1], min(positives, len(fresh[1])))
+    for pair in fresh[0][:negatives] + drawn:
+        print(f"{pair_key(pair)} (label {pair.label})\n  a: {pair.a}\n  b: {pair.b}")
 
 
 def main() -> None:
@@ -110,6 +148,8 @@ def main() -> None:
         "--budget", type=float, default=0.1, help="decide at the shipped threshold for this budget"
     )
     parser.add_argument("--show", type=int, default=0, help="print this many unaudited served negatives")
+    parser.add_argument("--show-positives", type=int, default=0,
+                        help="print this many unaudited served positives, drawn at random")  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "label_audit.json")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -119,9 +159,7 @@ def main() -> None:
     threshold, served = served_pairs(pairs, args.budget)
     result = estimate(pairs, served, audit)
     print_table(result, args.pairs.name, args.budget, threshold)
-    fresh = [p for p, s in zip(pairs, served, strict=True) if s and p.label == 0 and pair_key(p) not in audit]
-    for pair in fresh[: args.show]:
-        print(f"{pair_key(pair)}\n  a: {pair.a}\n  b: {pair.b}")
+    show_unaudited(pairs, served, audit, args.show, args.show_positives)
     payload = {
         "pairs": args.pairs.name,
         "budget": args.budget,

@@ -5,13 +5,16 @@ at several thresholds and for the calibrated verifier at several false-hit budge
 
     python -m benchmarks.stream_sim --limit 6000
 
-Wrong is by the stream's clusters, which join only the pairs Quora labelled duplicates: two paraphrases
-never paired sit in different clusters, so part of the "wrong" hits are right. ``--audit`` (by default
+Wrong is by the stream's clusters, and they err both ways: they join only the pairs Quora labelled
+duplicates, so two paraphrases never paired sit in different clusters and part of the "wrong" hits are
+right; and they join those pairs transitively (and Quora's duplicates include broader and narrower
+questions), so part of the "right" hits are wrong. ``--audit`` (by default
 benchmarks/data/qqp_stream_audit.jsonl) holds a reader's verdicts on random samples of the verifier's
-wrong hits (budgets 0.2 and 0.3, 6 000 prompts, seed 0), by the sha1 of ``asked + NUL + served`` and no
-text: "same" (one answer serves both: the cluster labels are wrong) or "different", and the runs each was
-drawn from. For each run with at least ``--min-audited`` verdicts drawn from it, the table adds the wrong
-share corrected by the sample's share of real wrong hits, with its 95 % Clopper-Pearson interval.
+wrong hits and of its right hits (budgets 0.2 and 0.3, 6 000 prompts, seed 0), by the sha1 of
+``asked + NUL + served`` and no text: "same" (one answer serves both) or "different", and the runs and
+side (``, right hits``) each was drawn from. For each run with at least ``--min-audited`` verdicts drawn
+from each side, the table adds the wrong share corrected both ways, with its 95 % interval, and the
+right hits' share of the oracle's so corrected.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from rich.table import Table
 
 from benchmarks.common import DATA_DIR, ROOT, machine, write_json
 from benchmarks.evalkit import PrecomputedEmbedder, embedder, text_sha1
-from benchmarks.label_audit import really_wrong
+from benchmarks.label_audit import two_sided
 from semcache import SemanticCache, Settings, parse_chat_request
 from semcache.keys import normalize_prompt
 
@@ -68,6 +71,7 @@ def simulate(stream: list[tuple[str, int]], vectors: PrecomputedEmbedder, **sett
     hits = wrong = oracle = 0
     seen: set[int] = set()
     wrong_hits: list[list[str]] = []  # [asked, the stored prompt whose answer was served]
+    right_hits: list[list[str]] = []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         cache = SemanticCache(Settings(data_dir=Path(tmp), **settings), embedder=vectors, clock=Clock())
@@ -82,6 +86,8 @@ def simulate(stream: list[tuple[str, int]], vectors: PrecomputedEmbedder, **sett
                 if found.hit.entry.response["choices"][0]["message"]["content"] != f"cluster-{cluster}":
                     wrong += 1
                     wrong_hits.append([prompt, found.hit.entry.prompt])
+                else:
+                    right_hits.append([prompt, found.hit.entry.prompt])
                 continue
             answer = {"object": "chat.completion", "model": "sim", "choices": [
                 {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": f"cluster-{cluster}"}}]}  # fmt: skip
@@ -91,7 +97,7 @@ def simulate(stream: list[tuple[str, int]], vectors: PrecomputedEmbedder, **sett
     return {"prompts": n, "hits": hits, "right": hits - wrong, "wrong": wrong, "oracle_hits": oracle,
             "hit_rate": hits / n, "oracle_hit_rate": oracle / n, "wrong_share": wrong / hits if hits else 0.0,
             "right_of_oracle": (hits - wrong) / oracle if oracle else 0.0,
-            "seconds": time.perf_counter() - started, "wrong_hits": wrong_hits}  # fmt: skip
+            "seconds": time.perf_counter() - started, "wrong_hits": wrong_hits, "right_hits": right_hits}  # fmt: skip
 
 
 def load_audit(path: Path) -> dict[str, tuple[str, set[str]]]:
@@ -103,18 +109,25 @@ def load_audit(path: Path) -> dict[str, tuple[str, set[str]]]:
 
 
 def corrected(run: dict, audit: dict[str, tuple[str, set[str]]], frame: str, least: int) -> dict | None:
-    """The run's wrong share times the share of really wrong hits among the verdicts drawn from this run
-    (``frame``: the stream's limit and seed, then the decision), with the 95 % interval; None when fewer
-    than ``least`` verdicts were drawn from it."""
-    sample = f"{frame}, {run['decision']}"
-    keys = (text_sha1(asked, served).hex() for asked, served in run["wrong_hits"])
-    verdicts = [audit[key][0] for key in keys if key in audit and sample in audit[key][1]]
-    if len(verdicts) < max(least, 1):
+    """The run's wrong share corrected both ways by the verdicts drawn from this run (``frame``: the
+    stream's limit and seed, then the decision): wrong hits one answer serves are right, and right hits
+    (same cluster) it does not serve are wrong; with the 95 % interval and the right hits' share of the
+    oracle's so corrected. None unless at least ``least`` verdicts were drawn from each side."""
+    sides = [
+        (run["wrong_hits"], f"{frame}, {run['decision']}"),
+        (run["right_hits"], f"{frame}, {run['decision']}, right hits"),
+    ]
+    verdicts = tuple(
+        [audit[key][0] for key in (text_sha1(asked, served).hex() for asked, served in hits)
+         if key in audit and sample in audit[key][1]]
+        for hits, sample in sides
+    )  # fmt: skip
+    if min(len(v) for v in verdicts) < max(least, 1):
         return None
-    real, share, low, high = really_wrong(verdicts)
-    measured = run["wrong_share"]
-    return {"audited": len(verdicts), "really_wrong": real, "wrong_share": measured * share,
-            "interval": [measured * low, measured * high]}  # fmt: skip
+    fixed = two_sided((run["wrong"], run["right"]), verdicts)
+    really_right = run["hits"] * (1 - fixed["share"])
+    return {"audited": fixed["audited"], "really_wrong": fixed["really_wrong"], "wrong_share": fixed["share"],
+            "interval": fixed["interval"], "right_of_oracle": really_right / max(run["oracle_hits"], 1)}  # fmt: skip
 
 
 def print_table(runs: list[dict], prompts: int) -> None:
@@ -122,20 +135,23 @@ def print_table(runs: list[dict], prompts: int) -> None:
                   "right hits / oracle", "wrong share, audited", title=f"stream simulation, {prompts} prompts")  # fmt: skip
     for r in runs:
         audit = r.get("audit")
-        fixed = (f"{audit['wrong_share']:.1%} ({audit['interval'][0]:.1%}-{audit['interval'][1]:.1%}; "
-                 f"{audit['really_wrong']} of {audit['audited']} really wrong)") if audit else "-"  # fmt: skip
+        fixed = (f"{audit['wrong_share']:.1%} ({audit['interval'][0]:.1%}-{audit['interval'][1]:.1%}); "
+                 f"wrong: {audit['really_wrong'][0]} of {audit['audited'][0]}, right: {audit['really_wrong'][1]} of "
+                 f"{audit['audited'][1]} really wrong; right / oracle {audit['right_of_oracle']:.1%}") if audit else "-"  # fmt: skip
         table.add_row(r["decision"], str(r["hits"]), str(r["right"]), str(r["wrong"]), f"{r['hit_rate']:.1%}",
                       f"{r['oracle_hit_rate']:.1%}", f"{r['wrong_share']:.2%}", f"{r['right_of_oracle']:.1%}",
                       fixed)  # fmt: skip
     Console(width=200).print(table)
 
 
-def show_wrong_hits(runs: list[dict], count: int, seed: int) -> None:
-    """Print a random sample of each run's wrong hits: the stream's clusters join only the pairs Quora
-    labelled duplicates, so some "wrong" hits are right, and reading them says how many."""
+def show_hits(runs: list[dict], kind: str, count: int, seed: int) -> None:
+    """Print a random sample of each run's ``kind`` ("wrong" or "right") hits, to read: the stream's
+    clusters join only the pairs Quora labelled duplicates, so some "wrong" hits are right, and they join
+    them transitively, so some "right" hits are wrong."""
     for run in runs if count else []:
-        sample = random.Random(seed).sample(run["wrong_hits"], min(count, len(run["wrong_hits"])))
-        print(f"\n{run['decision']}: {len(sample)} of {len(run['wrong_hits'])} wrong hits")
+        hits = run[f"{kind}_hits"]
+        sample = random.Random(seed).sample(hits, min(count, len(hits)))
+        print(f"\n{run['decision']}: {len(sample)} of {len(hits)} {kind} hits")
         for asked, served in sample:
             print(f"  asked:  {asked}\n  served: {served}")
 
@@ -158,10 +174,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/stream_sim.json"))
     parser.add_argument("--audit", type=Path, default=ROOT / "benchmarks" / "data" / "qqp_stream_audit.jsonl")
     parser.add_argument(
-        "--min-audited", type=int, default=30, help="fewest audited wrong hits to correct a run"
+        "--min-audited",
+        type=int,
+        default=30,
+        help="fewest verdicts on each side (wrong, right) to correct a run",
     )
     parser.add_argument("--show-wrong", type=int, default=0,
                         help="print this many wrong hits of each verifier run, drawn at random, to read")  # fmt: skip
+    parser.add_argument("--show-right", type=int, default=0,
+                        help="print this many right hits of each verifier run, drawn at random, to read")  # fmt: skip
     args = parser.parse_args()
     stream = load_stream(args.stream, args.limit, args.seed)
     vectors = PrecomputedEmbedder(embedder(args.embedding_precision))
@@ -179,7 +200,8 @@ def main() -> None:
             r["audit"] = fixed
     print_table(runs, len(stream))
     console = Console(width=170)
-    show_wrong_hits([r for r in runs if "budget" in r], args.show_wrong, args.seed)
+    show_hits([r for r in runs if "budget" in r], "wrong", args.show_wrong, args.seed)
+    show_hits([r for r in runs if "budget" in r], "right", args.show_right, args.seed)
     console.print(f"machine: {machine()}")
     write_json(args.out, {"machine": machine(), "stream": args.stream.name, "verify_top_n": args.verify_top_n,
                           "embedding_precision": args.embedding_precision, "runs": runs})  # fmt: skip

@@ -109,40 +109,52 @@ def test_the_verifier_trains_and_calibrates_on_disjoint_qqp_pairs() -> None:
     assert held_again == held and limited == train[:300]
 
 
-def test_the_label_audit_corrects_the_false_hit_share_by_the_audited_verdicts() -> None:
+def test_the_label_audit_corrects_the_false_hit_share_both_ways() -> None:
     from benchmarks.label_audit import estimate, interval, pair_key
     from semcache.tuning import LabelledPair
 
     pairs = [LabelledPair(f"q{i}", f"p{i}", int(i < 6)) for i in range(10)]
-    served = np.array([True] * 6 + [True, True, True, True])  # every pair served: 4 labelled wrong
-    audit = {pair_key(pairs[6]): "same", pair_key(pairs[7]): "different", pair_key(pairs[0]): "same"}
+    served = np.array([True] * 9 + [False])  # 6 labelled right and 3 labelled wrong are served
+    audit = {pair_key(pairs[6]): "same", pair_key(pairs[7]): "different", pair_key(pairs[9]): "different"}
+    one_sided = estimate(pairs, served, audit)
+    assert one_sided["measured_false_hit_share"] == pytest.approx(3 / 9)
+    # pairs[9] is not served: its verdict does not count. No served positive is audited: no estimate.
+    assert one_sided["audited_negatives"] == 2 and one_sided["negatives_really_wrong"] == 1
+    assert one_sided["audited_positives"] == 0 and np.isnan(one_sided["corrected_false_hit_share"])
+    audit |= {pair_key(pairs[0]): "same", pair_key(pairs[1]): "different"}
     result = estimate(pairs, served, audit)
-    assert result["measured_false_hit_share"] == 0.4
-    # The verdict on a positive pair is not counted: only served negatives are audited.
-    assert result["audited"] == 2 and result["audited_real_false_hits"] == 1
-    assert result["corrected_false_hit_share"] == pytest.approx(0.2)
+    assert result["audited_positives"] == 2 and result["positives_really_wrong"] == 1
+    # Half the labelled-wrong hits are wrong (1.5 of 3), and half the labelled-right ones (3 of 6).
+    assert result["corrected_false_hit_share"] == pytest.approx((3 * 0.5 + 6 * 0.5) / 9)
+    low, high = result["corrected_interval"]
+    assert 0 < low < result["corrected_false_hit_share"] < high < 1
     low, high = interval(1, 2)
     assert 0 < low < 0.5 < high < 1
     assert interval(0, 5)[0] == 0.0 and interval(5, 5)[1] == 1.0
 
 
-def test_the_stream_audit_corrects_a_run_by_the_verdicts_drawn_from_it() -> None:
+def test_the_stream_audit_corrects_a_run_both_ways_by_the_verdicts_drawn_from_it() -> None:
     import hashlib
 
     from benchmarks.stream_sim import corrected
 
     wrong_hits = [[f"asked {i}", f"served {i}"] for i in range(4)]
-    run = {"decision": "verifier, budget 0.2", "wrong_share": 0.4, "wrong_hits": wrong_hits}
-    key = [hashlib.sha1(f"{a}\x00{s}".encode()).hexdigest() for a, s in wrong_hits]
+    right_hits = [[f"asked {i}", f"served {i}"] for i in range(4, 10)]
+    run = {"decision": "verifier, budget 0.2", "hits": 10, "wrong": 4, "right": 6, "oracle_hits": 12,
+           "wrong_hits": wrong_hits, "right_hits": right_hits}  # fmt: skip
+    key = [hashlib.sha1(f"{a}\x00{s}".encode()).hexdigest() for a, s in wrong_hits + right_hits]
     here, other = {"limit 10, seed 0, verifier, budget 0.2"}, {"limit 10, seed 0, verifier, budget 0.3"}
+    right = {"limit 10, seed 0, verifier, budget 0.2, right hits"}
     audit = {key[0]: ("same", here), key[1]: ("different", here), key[2]: ("different", here | other),
-             key[3]: ("different", other), "unrelated": ("same", here)}  # fmt: skip
+             key[3]: ("different", other), "unrelated": ("same", here),
+             key[4]: ("same", right), key[5]: ("same", right), key[6]: ("different", right)}  # fmt: skip
     result = corrected(run, audit, "limit 10, seed 0", least=3)
     # key[3] was drawn from another run's wrong hits: its verdict does not count for this one.
-    assert result["audited"] == 3 and result["really_wrong"] == 2
-    assert result["wrong_share"] == pytest.approx(0.4 * 2 / 3)
+    assert result["audited"] == [3, 3] and result["really_wrong"] == [2, 1]
+    assert result["wrong_share"] == pytest.approx((4 * 2 / 3 + 6 * 1 / 3) / 10)
+    assert result["right_of_oracle"] == pytest.approx(10 * (1 - result["wrong_share"]) / 12)
     low, high = result["interval"]
-    assert 0 < low < result["wrong_share"] < high <= 0.4
+    assert 0 < low < result["wrong_share"] < high < 1
     assert corrected(run, audit, "limit 10, seed 0", least=4) is None
     assert corrected(run, audit, "limit 20, seed 0", least=1) is None
     assert corrected(run, {}, "limit 10, seed 0", least=0) is None
