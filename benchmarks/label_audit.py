@@ -32,6 +32,7 @@ from scipy.stats import beta
 from benchmarks.common import DATA_DIR, ROOT, machine, write_json
 from benchmarks.evalkit import embedder, pair_sha1, sample_pairs
 from semcache.calibration import clopper_pearson_upper
+from semcache.config import VERIFY_FLOOR
 from semcache.thresholds import pick_threshold
 from semcache.tuning import LabelledPair, score_pairs
 from semcache.verifier import CrossEncoderVerifier
@@ -81,7 +82,7 @@ def served_pairs(pairs: list[LabelledPair], budget: float) -> tuple[float, np.nd
     threshold = pick_threshold(table, budget)
     if threshold is None:
         raise SystemExit(f"no shipped threshold certifies budget {budget}: try one of {sorted(table)}")
-    scores = score_pairs(pairs, embedder().encode, verifier, floor=0.5)
+    scores = score_pairs(pairs, embedder().encode, verifier, floor=VERIFY_FLOOR)
     return threshold, scores.verifier >= threshold
 
 

@@ -10,7 +10,7 @@ duplicates, so two paraphrases never paired sit in different clusters and part o
 right; and they join those pairs transitively (and Quora's duplicates include broader and narrower
 questions), so part of the "right" hits are wrong. ``--audit`` (by default
 benchmarks/data/qqp_stream_audit.jsonl) holds a reader's verdicts on random samples of the verifier's
-wrong hits and of its right hits (budgets 0.2 and 0.3, 6 000 prompts, seed 0), by the sha1 of
+wrong hits and of its right hits (budgets 0.2 and 0.3, 6 000 prompts, seed 0, cosine floor 0.5), by the sha1 of
 ``asked + NUL + served`` and no text: "same" (one answer serves both) or "different", and the runs and
 side (``, right hits``) each was drawn from. For each run with at least ``--min-audited`` verdicts drawn
 from each side, the table adds the wrong share corrected both ways, with its 95 % interval, and the
@@ -33,6 +33,7 @@ from benchmarks.common import DATA_DIR, ROOT, machine, write_json
 from benchmarks.evalkit import PrecomputedEmbedder, embedder, text_sha1
 from benchmarks.label_audit import two_sided
 from semcache import SemanticCache, Settings, parse_chat_request
+from semcache.config import VERIFY_FLOOR
 from semcache.keys import normalize_prompt
 
 
@@ -169,6 +170,8 @@ def main() -> None:
     # 0.02 is the default budget (no shipped threshold certifies it: no semantic hits until `semcache tune`);
     # 0.1 and looser are what the shipped Quora thresholds certify.
     parser.add_argument("--budgets", type=float, nargs="*", default=[0.02, 0.1, 0.15, 0.2, 0.3])
+    parser.add_argument("--floor", type=float, default=VERIFY_FLOOR,
+                        help="cosine a candidate needs before the verifier scores it (the sidecar's default)")  # fmt: skip
     parser.add_argument("--verify-top-n", type=int, default=2, help="candidates the verifier may score")
     parser.add_argument("--embedding-precision", choices=["int8", "fp32"], default="int8")
     parser.add_argument("--out", type=Path, default=Path("results/stream_sim.json"))
@@ -191,11 +194,13 @@ def main() -> None:
             for t in args.cosine]  # fmt: skip
     runs += [{"decision": f"verifier, budget {b}", "budget": b,
               **simulate(stream, vectors, verifier="cross-encoder", false_hit_budget=b,
-                           verify_top_n=args.verify_top_n)} for b in args.budgets]  # fmt: skip
+                           verify_top_n=args.verify_top_n, verify_min_similarity=args.floor)} for b in args.budgets]  # fmt: skip
     audit = load_audit(args.audit)
     for r in runs:
         if "budget" in r and (
-            fixed := corrected(r, audit, f"limit {args.limit}, seed {args.seed}", args.min_audited)
+            fixed := corrected(
+                r, audit, f"limit {args.limit}, seed {args.seed}, floor {args.floor}", args.min_audited
+            )
         ):
             r["audit"] = fixed
     print_table(runs, len(stream))
@@ -203,7 +208,7 @@ def main() -> None:
     show_hits([r for r in runs if "budget" in r], "wrong", args.show_wrong, args.seed)
     show_hits([r for r in runs if "budget" in r], "right", args.show_right, args.seed)
     console.print(f"machine: {machine()}")
-    write_json(args.out, {"machine": machine(), "stream": args.stream.name, "verify_top_n": args.verify_top_n,
+    write_json(args.out, {"machine": machine(), "stream": args.stream.name, "verify_top_n": args.verify_top_n, "floor": args.floor,
                           "embedding_precision": args.embedding_precision, "runs": runs})  # fmt: skip
     console.print(f"wrote {args.out}")
 

@@ -19,6 +19,7 @@ from rich.table import Table
 from benchmarks.common import DATA_DIR, ROOT, machine, write_json
 from benchmarks.evalkit import embedder, negatives_served, operating_point, sample_pairs
 from semcache.calibration import as_dicts, summary, sweep
+from semcache.config import VERIFY_FLOOR
 from semcache.thresholds import load_shipped, pick_threshold
 from semcache.tuning import NOT_SERVED, score_pairs
 from semcache.verifier import MODEL_DIR, CrossEncoderVerifier
@@ -84,7 +85,9 @@ def main() -> None:
     )
     parser.add_argument("--limit", type=int, default=4000, help="seeded sample per file (0 = all)")
     parser.add_argument("--budget", type=float, default=0.02, help="false-hit budget of the calibrated point")
-    parser.add_argument("--floor", type=float, default=0.5, help="cosine pre-filter before the verifier")
+    parser.add_argument(
+        "--floor", type=float, default=VERIFY_FLOOR, help="cosine pre-filter before the verifier"
+    )
     parser.add_argument("--verifier-dir", type=Path, default=MODEL_DIR)
     parser.add_argument("--embedding-precision", choices=["int8", "fp32"], default="int8")
     parser.add_argument("--out", type=Path, default=Path("results/sweep.json"))

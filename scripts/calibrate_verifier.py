@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import DATA_DIR  # noqa: E402
 from benchmarks.evalkit import embedder, train_split  # noqa: E402
+from semcache.config import VERIFY_FLOOR  # noqa: E402
 from semcache.tuning import load_pairs, score_pairs, tune  # noqa: E402
 from semcache.verifier import MODEL_DIR, CrossEncoderVerifier  # noqa: E402
 
@@ -58,7 +59,7 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, default=MODEL_DIR)
     parser.add_argument("--pairs", type=int, default=8000, help="held-out pairs to calibrate on")
     parser.add_argument(
-        "--floor", type=float, default=0.5, help="cosine pre-filter (settings.verify_min_similarity)"
+        "--floor", type=float, default=VERIFY_FLOOR, help="cosine pre-filter (settings.verify_min_similarity)"
     )
     parser.add_argument("--confidence", type=float, default=0.95)
     parser.add_argument("--seed", type=int, default=1)

@@ -143,18 +143,21 @@ def test_the_stream_audit_corrects_a_run_both_ways_by_the_verdicts_drawn_from_it
     run = {"decision": "verifier, budget 0.2", "hits": 10, "wrong": 4, "right": 6, "oracle_hits": 12,
            "wrong_hits": wrong_hits, "right_hits": right_hits}  # fmt: skip
     key = [hashlib.sha1(f"{a}\x00{s}".encode()).hexdigest() for a, s in wrong_hits + right_hits]
-    here, other = {"limit 10, seed 0, verifier, budget 0.2"}, {"limit 10, seed 0, verifier, budget 0.3"}
-    right = {"limit 10, seed 0, verifier, budget 0.2, right hits"}
+    here, other = (
+        {"limit 10, seed 0, floor 0.7, verifier, budget 0.2"},
+        {"limit 10, seed 0, floor 0.7, verifier, budget 0.3"},
+    )
+    right = {"limit 10, seed 0, floor 0.7, verifier, budget 0.2, right hits"}
     audit = {key[0]: ("same", here), key[1]: ("different", here), key[2]: ("different", here | other),
              key[3]: ("different", other), "unrelated": ("same", here),
              key[4]: ("same", right), key[5]: ("same", right), key[6]: ("different", right)}  # fmt: skip
-    result = corrected(run, audit, "limit 10, seed 0", least=3)
+    result = corrected(run, audit, "limit 10, seed 0, floor 0.7", least=3)
     # key[3] was drawn from another run's wrong hits: its verdict does not count for this one.
     assert result["audited"] == [3, 3] and result["really_wrong"] == [2, 1]
     assert result["wrong_share"] == pytest.approx((4 * 2 / 3 + 6 * 1 / 3) / 10)
     assert result["right_of_oracle"] == pytest.approx(10 * (1 - result["wrong_share"]) / 12)
     low, high = result["interval"]
     assert 0 < low < result["wrong_share"] < high < 1
-    assert corrected(run, audit, "limit 10, seed 0", least=4) is None
-    assert corrected(run, audit, "limit 20, seed 0", least=1) is None
-    assert corrected(run, {}, "limit 10, seed 0", least=0) is None
+    assert corrected(run, audit, "limit 10, seed 0, floor 0.7", least=4) is None
+    assert corrected(run, audit, "limit 20, seed 0, floor 0.7", least=1) is None
+    assert corrected(run, {}, "limit 10, seed 0, floor 0.7", least=0) is None

@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
-from semcache.config import Settings
+from semcache.config import VERIFY_FLOOR, Settings
 from semcache.guards import tripped
 from semcache.thresholds import load_shipped
 from semcache.tuning import load_pairs, score_pairs
@@ -83,7 +83,7 @@ def test_adversarial_negatives_are_refused_and_paraphrases_hit(
     verifier: CrossEncoderVerifier, embedder, name: str, most_served: float, fewest_hits: float
 ) -> None:
     pairs = load_pairs(DATA / name)
-    scores = score_pairs(pairs, embedder.encode, verifier, floor=0.5)
+    scores = score_pairs(pairs, embedder.encode, verifier, floor=VERIFY_FLOOR)
     # The shipped threshold for a 20 % budget, as measured on Quora's noisy labels (see thresholds.json).
     threshold = load_shipped(MODEL_DIR / "thresholds.json", "cross-encoder")[0.2]
     served = scores.verifier >= threshold
