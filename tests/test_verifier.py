@@ -77,6 +77,10 @@ def test_the_model_ships_with_provenance_and_thresholds() -> None:
         # Held out until measured: 3 of 63 traps served (4.8 %), 24 of 30 paraphrases hit. Left: for /
         # against, bitter / sour, and whose games go to whose account.
         ("adversarial_heldout_pairs_8.jsonl", 0.05, 0.5),
+        # Held out until measured, the first at the cosine floor of 0.7 (threshold 0.404): 4 of 64 traps
+        # served (6.3 %: warmer / colder, tighten / slacken, whose cancellation earns a refund, Mondays /
+        # Tuesdays), 19 of 30 paraphrases hit.
+        ("adversarial_heldout_pairs_9.jsonl", 0.07, 0.6),
     ],
 )
 def test_adversarial_negatives_are_refused_and_paraphrases_hit(
