@@ -36,6 +36,10 @@ TIMES_OF_DAY = frozenset(
      "sunrise", "sunset"}
 )  # fmt: skip
 SEASONS = frozenset({"spring", "summer", "autumn", "winter"})
+# "open on Mondays" names the day as "open on Monday" does.
+WEEKDAY_PLURALS = {
+    day + "s": day for day in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+}
 QUALIFIERS = frozenset({"this", "next", "last", "previous", "past", "coming"})
 # Opposites the guard knows beyond the training rules' list (semcache.perturb.ANTONYMS, which stays as
 # the shipped model was trained with): comparatives and the pairs of everyday tooling prompts.
@@ -51,7 +55,7 @@ MORE_OPPOSITES = [tuple(pair.split("/")) for pair in re.split(r"\s+", """
     strong/weak safe/dangerous online/offline login/logout grow/shrink maximize/minimize plus/minus
     add/subtract multiply/divide mutable/immutable frontend/backend quick/slow strength/weakness enlarge/shrink
     blurry/sharp blurred/sharp pause/resume suspend/resume loud/quiet noisy/quiet tighten/loosen tight/loose
-    required/optional""".strip())]  # fmt: skip
+    required/optional warm/cold slacken/tighten""".strip())]  # fmt: skip
 NEGATING_PREFIXES = ("un", "in", "dis", "non", "im", "il", "ir")
 SUFFIXES = [("iest", ["y"]), ("ier", ["y"]), ("ily", ["y"]), ("ied", ["y"]), ("est", ["", "e"]),
              ("er", ["", "e"]), ("ing", ["", "e"]), ("ed", ["", "e"]), ("ly", [""]), ("es", [""]),
@@ -77,7 +81,9 @@ CLI_TOOLS = frozenset(re.split(r"\s+", """
     git kubectl docker podman npm yarn pnpm pip cargo helm terraform aws gcloud az brew apt systemctl
     conda poetry dotnet mvn gradle""".strip()))  # fmt: skip
 NOT_SUBCOMMANDS = frozenset(
-    re.split(r"\s+", "a an and by for from hub in is it of on or that the this to vs with")
+    re.split(
+        r"\s+", "a an and as at but by for from hub if in is it of on or so that the this to vs when with"
+    )
 )
 SYMMETRIC = frozenset({"and", "or", "vs", "versus", "with", "&"})  # "X and Y" is "Y and X"
 DIRECTED_WITH = frozenset({"replace", "replacing", "replaced", "substitute", "fill", "overwrite", "populate"})

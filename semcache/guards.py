@@ -35,8 +35,10 @@ def _wordnet_pairs(path: Path) -> list[tuple[str, str]]:
     return [(pair[0], pair[1]) for pair in (line.split() for line in lines if not line.startswith("#"))]
 
 
-# Opposites that ask one question: "is X the same as Y" is "how are X and Y different".
-_NOT_OPPOSED = {("different", "same"), ("come", "go")}
+# Opposites that ask one question: "is X the same as Y" is "how are X and Y different". And on / off:
+# as bare words they are mostly prepositions ("stop procrastinating on homework" vs "putting off my
+# homework"); "turn on" vs "turn off" is caught as opposite particles of one verb.
+_NOT_OPPOSED = {("different", "same"), ("come", "go"), ("off", "on")}
 _OPPOSITE: dict[str, set[str]] = {}
 for _one, _other in {*ANTONYMS, *lexicon.MORE_OPPOSITES, *_wordnet_pairs(WORDNET_ANTONYMS)} - _NOT_OPPOSED:
     _OPPOSITE.setdefault(_one, set()).add(_other)
@@ -125,7 +127,7 @@ def units(a: str, b: str) -> bool:
 
 def _dates_of(text: str) -> list[set[str]]:
     """Calendar words in groups: dates, times of day, seasons, and the qualified ("next Monday")."""
-    words = _words(text)
+    words = [lexicon.WEEKDAY_PLURALS.get(w, w) for w in _words(text)]
     found = {w for w in words if w in lexicon.CALENDAR}
     qualified = {
         f"{q} {w}" for q, w in itertools.pairwise(words) if q in lexicon.QUALIFIERS and w in lexicon.CALENDAR
@@ -175,12 +177,14 @@ def _negations(words: Sequence[str]) -> int:
 
 
 def _particles(words: Sequence[str]) -> set[tuple[str, str]]:
-    pairs = itertools.pairwise(words)
-    return {
-        (verb, particle)
-        for verb, particle in pairs
-        if particle in lexicon.PARTICLES and verb in lexicon.PHRASAL
-    }
+    """A phrasal verb and its particle, next to it or up to three words on ("turn the alarm on")."""
+    found = set()
+    for i, verb in enumerate(words):
+        if verb in lexicon.PHRASAL:
+            particle = next((w for w in words[i + 1 : i + 5] if w in lexicon.PARTICLES), None)
+            if particle is not None:
+                found.add((verb, particle))
+    return found
 
 
 def opposites(a: str, b: str) -> bool:

@@ -112,6 +112,16 @@ def test_adversarial_negatives_are_refused_and_paraphrases_hit(
         ("Edit the ~/.bashrc file", "Edit the ~/.zshrc file", "identifiers"),
         ("Open C:\\Users\\bob\\notes.txt", "Open C:\\Users\\ann\\notes.txt", "identifiers"),
         ("Why is /usr/local/bin not on my PATH?", "Why isn't /usr/local/bin/ on the PATH", None),
+        ("Is the gym open on Sundays?", "Is the gym open on Saturdays?", "calendar"),
+        ("Why is my flat warmer at night?", "Why is my flat colder at night?", "opposites"),
+        ("How do I slacken a guitar string?", "How do I tighten a guitar string?", "opposites"),
+        ("Why do I procrastinate on my thesis?", "Why do I keep putting off my thesis?", None),
+        (
+            "How do I undo a commit in git but keep my files?",
+            "How do I revert a git commit and keep my files?",
+            None,
+        ),
+        ("Can I turn the alarm on from my phone?", "Can I turn the alarm off from my phone?", "opposites"),
         (
             "Convert 90 km/h to m/s, and/or explain I/O 24/7",
             "Explain I/O 24/7 and/or convert 90 km/h to m/s",
