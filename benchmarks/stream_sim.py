@@ -10,8 +10,8 @@ duplicates, so two paraphrases never paired sit in different clusters and part o
 right; and they join those pairs transitively (and Quora's duplicates include broader and narrower
 questions), so part of the "right" hits are wrong. ``--audit`` (by default
 benchmarks/data/qqp_stream_audit.jsonl) holds a reader's verdicts on random samples of the verifier's
-wrong hits and of its right hits (6 000 prompts, seed 0: budgets 0.2 and 0.3 at cosine floor 0.5, budget
-0.2 at floor 0.7), by the sha1 of ``asked + NUL + served`` and no text: "same" (one answer serves both) or "different", and the runs and
+wrong hits and of its right hits (seed 0: budgets 0.2 and 0.3 at cosine floor 0.5 and budget 0.2 at floor
+0.7 over 6 000 prompts; budget 0.2 at floor 0.7 over the whole stream, ``--limit 0``), by the sha1 of ``asked + NUL + served`` and no text: "same" (one answer serves both) or "different", and the runs and
 side (``, right hits``) each was drawn from. For each run with at least ``--min-audited`` verdicts drawn
 from each side, the table adds the wrong share corrected both ways, with its 95 % interval, and the
 right hits' share of the oracle's so corrected.
