@@ -157,15 +157,20 @@ def show_hits(runs: list[dict], kind: str, count: int, seed: int) -> None:
             print(f"  asked:  {asked}\n  served: {served}")
 
 
+def stream_arguments(parser: argparse.ArgumentParser, limit: int) -> None:
+    """The options that pick the stream: its file, how many prompts (``limit`` by default) and the seed."""
+    parser.add_argument("--stream", type=Path, default=DATA_DIR / "qqp_dev_stream.jsonl")
+    parser.add_argument(
+        "--limit", type=int, default=limit, help="about this many prompts, whole clusters (0 = all)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--stream", type=Path, default=DATA_DIR / "qqp_dev_stream.jsonl")
-    parser.add_argument(
-        "--limit", type=int, default=6000, help="about this many prompts, whole clusters (0 = all)"
-    )
-    parser.add_argument("--seed", type=int, default=0)
+    stream_arguments(parser, 6000)
     parser.add_argument("--cosine", type=float, nargs="*", default=[0.8, 0.85, 0.9, 0.95])
     # 0.02 is the default budget (no shipped threshold certifies it: no semantic hits until `semcache tune`);
     # 0.1 and looser are what the shipped Quora thresholds certify.

@@ -161,3 +161,18 @@ def test_the_stream_audit_corrects_a_run_both_ways_by_the_verdicts_drawn_from_it
     assert corrected(run, audit, "limit 10, seed 0, floor 0.7", least=4) is None
     assert corrected(run, audit, "limit 20, seed 0, floor 0.7", least=1) is None
     assert corrected(run, {}, "limit 10, seed 0, floor 0.7", least=0) is None
+
+
+def test_the_lookup_sweep_serves_the_first_candidate_that_reaches_the_threshold() -> None:
+    from benchmarks.lookup_sweep import Lookup, at_threshold
+
+    lookups = [
+        Lookup(oracle=False, exact=None, candidates=[(0.95, False), (0.99, True)]),  # most similar first
+        Lookup(oracle=True, exact=None, candidates=[(0.5, False), (0.9, True)]),
+        Lookup(oracle=True, exact=True),  # an exact repeat is a hit at any threshold
+        Lookup(oracle=True, exact=None, candidates=[]),
+    ]
+    strict = at_threshold(lookups, 0.96)
+    assert (strict["hits"], strict["wrong"]) == (2, 0) and strict["right_of_oracle"] == pytest.approx(2 / 3)
+    loose = at_threshold(lookups, 0.4)
+    assert (loose["hits"], loose["wrong"]) == (3, 2) and loose["wrong_share"] == pytest.approx(2 / 3)
