@@ -66,9 +66,10 @@ def two_sided(counts: tuple[int, int], verdicts: tuple[list[str], list[str]]) ->
     interval (Bonferroni: both hold together at least 95 % of the time). nan when a side is unaudited."""
     served = max(sum(counts), 1)
     sides = [really_wrong(v, confidence=0.975) for v in verdicts]
-    share = sum(n * side[1] for n, side in zip(counts, sides, strict=True)) / served
-    low = sum(n * side[2] for n, side in zip(counts, sides, strict=True)) / served
-    high = sum(n * side[3] for n, side in zip(counts, sides, strict=True)) / served
+    # side: (really wrong, share, low, high); each of the last three weighted by its side's count.
+    share, low, high = (
+        sum(n * side[k] for n, side in zip(counts, sides, strict=True)) / served for k in (1, 2, 3)
+    )
     if not all(verdicts):
         share = low = high = float("nan")
     return {"share": share, "interval": [low, high],

@@ -102,16 +102,23 @@ def simulate(stream: list[tuple[str, int]], vectors: PrecomputedEmbedder, **sett
 
 
 def load_audit(path: Path) -> dict[str, tuple[str, set[str]]]:
-    """sha1 of ``asked + NUL + served`` → its verdict ("same" or "different") and the runs whose wrong
-    hits it was drawn from (empty when the file is absent)."""
+    """sha1 of ``asked + NUL + served`` → its verdict ("same" or "different") and the samples it was drawn
+    from: a run's frame and decision, and ``, right hits`` when drawn from its right hits (empty when the
+    file is absent)."""
     if not path.exists():
         return {}
     return {row["sha1"]: (row["verdict"], set(row["drawn_from"])) for row in map(json.loads, path.open())}
 
 
+def run_frame(args: argparse.Namespace) -> str:
+    """What names a stream run besides its decision: everything else that changes which hits it serves."""
+    return (f"limit {args.limit}, seed {args.seed}, floor {args.floor}, top {args.verify_top_n}, "
+            f"{args.embedding_precision}")  # fmt: skip
+
+
 def corrected(run: dict, audit: dict[str, tuple[str, set[str]]], frame: str, least: int) -> dict | None:
-    """The run's wrong share corrected both ways by the verdicts drawn from this run (``frame``: the
-    stream's limit and seed, then the decision): wrong hits one answer serves are right, and right hits
+    """The run's wrong share corrected both ways by the verdicts drawn from this run (``frame``: its
+    :func:`run_frame`, then the decision): wrong hits one answer serves are right, and right hits
     (same cluster) it does not serve are wrong; with the 95 % interval and the right hits' share of the
     oracle's so corrected. None unless at least ``least`` verdicts were drawn from each side."""
     sides = [
@@ -202,11 +209,7 @@ def main() -> None:
                            verify_top_n=args.verify_top_n, verify_min_similarity=args.floor)} for b in args.budgets]  # fmt: skip
     audit = load_audit(args.audit)
     for r in runs:
-        if "budget" in r and (
-            fixed := corrected(
-                r, audit, f"limit {args.limit}, seed {args.seed}, floor {args.floor}", args.min_audited
-            )
-        ):
+        if "budget" in r and (fixed := corrected(r, audit, run_frame(args), args.min_audited)):
             r["audit"] = fixed
     print_table(runs, len(stream))
     console = Console(width=170)
