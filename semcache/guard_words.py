@@ -55,7 +55,7 @@ MORE_OPPOSITES = [tuple(pair.split("/")) for pair in re.split(r"\s+", """
     strong/weak safe/dangerous online/offline login/logout grow/shrink maximize/minimize plus/minus
     add/subtract multiply/divide mutable/immutable frontend/backend quick/slow strength/weakness enlarge/shrink
     blurry/sharp blurred/sharp pause/resume suspend/resume loud/quiet noisy/quiet tighten/loosen tight/loose
-    required/optional warm/cold slacken/tighten""".strip())]  # fmt: skip
+    required/optional warm/cold slacken/tighten bright/dim brighter/dimmer soggy/crispy soggy/crisp deepen/lighten""".strip())]  # fmt: skip
 NEGATING_PREFIXES = ("un", "in", "dis", "non", "im", "il", "ir")
 SUFFIXES = [("iest", ["y"]), ("ier", ["y"]), ("ily", ["y"]), ("ied", ["y"]), ("est", ["", "e"]),
              ("er", ["", "e"]), ("ing", ["", "e"]), ("ed", ["", "e"]), ("ly", [""]), ("es", [""]),
@@ -82,7 +82,9 @@ CLI_TOOLS = frozenset(re.split(r"\s+", """
     conda poetry dotnet mvn gradle""".strip()))  # fmt: skip
 NOT_SUBCOMMANDS = frozenset(
     re.split(
-        r"\s+", "a an and as at but by for from hub if in is it of on or so that the this to vs when with"
+        r"\s+",
+        "a an and as at but by for from hub if in into is it of on or so that the this to using vs when with"
+        " without",
     )
 )
 SYMMETRIC = frozenset({"and", "or", "vs", "versus", "with", "&"})  # "X and Y" is "Y and X"

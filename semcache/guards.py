@@ -1,7 +1,8 @@
 """Guards: cheap, deterministic checks that refuse a (query, cached prompt) pair outright when the two
 differ in something that changes the right answer and that a learned score can miss: numbers, units,
-calendar words, opposite words, code identifiers and file names, languages, or the same words with two parts in
-swapped places ("from Java to .NET" vs "from .NET to Java"). A guard only ever turns a hit into a miss.
+calendar words, opposite words, code identifiers and file names, languages, the same words with two parts in
+swapped places ("from Java to .NET" vs "from .NET to Java"), or one name in place of another ("Sydney" vs
+"Melbourne", ``semcache.name_guard``). A guard only ever turns a hit into a miss.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from semcache import guard_words as lexicon
+from semcache.name_guard import names
 from semcache.perturb import ANTONYMS
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
@@ -270,7 +272,7 @@ def _reordered(left: list[str], right: list[str]) -> bool:
 
 GUARDS: dict[str, Callable[[str, str], bool]] = {
     "numbers": numbers, "units": units, "calendar": calendar, "opposites": opposites,
-    "identifiers": identifiers, "languages": languages, "swapped": swapped,
+    "identifiers": identifiers, "languages": languages, "swapped": swapped, "names": names,
 }  # fmt: skip
 
 

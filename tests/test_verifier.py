@@ -81,6 +81,10 @@ def test_the_model_ships_with_provenance_and_thresholds() -> None:
         # served (6.3 %: warmer / colder, tighten / slacken, whose cancellation earns a refund, Mondays /
         # Tuesdays), 19 of 30 paraphrases hit.
         ("adversarial_heldout_pairs_9.jsonl", 0.07, 0.6),
+        # Held out until measured once, with the names guard (threshold 0.417): 4 of 64 traps served (6.3 %:
+        # lighten / deepen, soggy / crispy, bright / dim, whose closing costs the seller pays), 21 of 30
+        # paraphrases hit. Round 13 then made the first three opposites: 1 of 64.
+        ("adversarial_heldout_pairs_10.jsonl", 0.02, 0.6),
     ],
 )
 def test_adversarial_negatives_are_refused_and_paraphrases_hit(
@@ -198,6 +202,25 @@ def test_adversarial_negatives_are_refused_and_paraphrases_hit(
         ("How do I zoom in on a PDF?", "How do I zoom out on a PDF?", "opposites"),
         ("The decision was an easy one", "The decision was not difficult", None),
         ("Is tap water the same as rain?", "How are rain and tap water different?", None),
+        ("How do I explore the Gobi desert?", "How do I explore the Great Basin desert?", "names"),
+        ("Is the PlayStation worth buying?", "Is the Xbox worth buying?", "names"),
+        ("Should I learn React or Vue?", "Should I learn React or Angular?", "names"),
+        ("Is Java hard to learn?", "Is JavaScript hard to learn?", "languages"),
+        ("Does Hertz rent cars to 21 year olds?", "Does Avis rent cars to 21 year olds?", "names"),
+        ("How is life in the U.S.?", "How is life in the United States?", None),
+        ("Is it expensive to live in the USA?", "Is it expensive to live in America?", None),
+        ("Why did the Star Wars prequels flop?", "Why did the Star War prequels flop?", None),
+        ("Why do Serbs dislike NATO?", "Why do Serbians dislike NATO?", None),
+        ("What is the best What'sApp DP?", "What is the best WhatsApp DP?", None),
+        ("Why is the screen too bright at night?", "Why is the screen too dim at night?", "opposites"),
+        ("Why are my fries soggy?", "Why are my fries crispy?", "opposites"),
+        (
+            "How do I undo the last commit in git without losing changes?",
+            "How can I undo my most recent git commit but keep the changes?",
+            None,
+        ),
+        ("Stars Pay Tribute To Cory Monteith", "Stars Pay Tribute To James Garner", None),  # a headline
+        ("Sydney or Perth for a week?", "Melbourne or Perth for a week?", None),  # a sentence's first word
     ],
 )
 def test_guards(a: str, b: str, guard: str | None) -> None:
