@@ -7,8 +7,9 @@ serves some of them.
 A name is a run of up to three words that each start with a capital letter, not at the start of a
 sentence, in a prompt that is not written in title case. Two names are the same name when one is the
 other inflected ("Serbia" / "Serbs", "Russia" / "Russian's"), the initials of the other ("SC" / "Supreme
-Court", "U.S." / "United States"), the same letters ("What'sApp" / "WhatsApp"), or both are in one of a
-few aliases ("America" / "USA"). Two names of one person ("Hillary" / "Clinton") are refused: a miss.
+Court", "U.S." / "United States"), the same letters or a short form of four or more ("What'sApp" /
+"WhatsApp", "Postgres" / "PostgreSQL"), or both are in one of a few aliases ("America" / "USA", "JS" /
+"JavaScript"). Two names of one person ("Hillary" / "Clinton") are refused: a miss.
 """
 
 from __future__ import annotations
@@ -27,7 +28,11 @@ ALIASES = [
     {"uk", "britain", "great britain", "united kingdom"},
     {"holland", "netherlands", "the netherlands"},
     {"nyc", "new york", "new york city"},
+    {"js", "javascript"},
+    {"ts", "typescript"},
+    {"k8s", "kubernetes"},
 ]
+_MIN_PREFIX = 4  # "Postgres" / "PostgreSQL", "Mongo" / "MongoDB"; not "Mac" / "Macy's"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -80,8 +85,12 @@ def same_name(left: list[str], right: list[str]) -> bool:
     one, other = _key(left), _key(right)
     if _stem(one) == _stem(other) or any(one in alias and other in alias for alias in ALIASES):
         return True
-    if re.sub(r"[\W_]", "", one) == re.sub(r"[\W_]", "", other):  # "What'sApp" / "WhatsApp"
-        return True
+    compact, other_compact = re.sub(r"[\W_]", "", one), re.sub(r"[\W_]", "", other)
+    shorter = min(compact, other_compact, key=len)
+    if len(shorter) >= _MIN_PREFIX and (
+        compact.startswith(other_compact) or other_compact.startswith(compact)
+    ):
+        return True  # the same letters ("What'sApp" / "WhatsApp") or a short form ("Postgres" / "PostgreSQL")
     return _initials(left, right) or _initials(right, left)
 
 
