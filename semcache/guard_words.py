@@ -55,7 +55,8 @@ MORE_OPPOSITES = [tuple(pair.split("/")) for pair in re.split(r"\s+", """
     strong/weak safe/dangerous online/offline login/logout grow/shrink maximize/minimize plus/minus
     add/subtract multiply/divide mutable/immutable frontend/backend quick/slow strength/weakness enlarge/shrink
     blurry/sharp blurred/sharp pause/resume suspend/resume loud/quiet noisy/quiet tighten/loosen tight/loose
-    required/optional warm/cold slacken/tighten bright/dim brighter/dimmer soggy/crispy soggy/crisp deepen/lighten""".strip())]  # fmt: skip
+    required/optional warm/cold slacken/tighten bright/dim brighter/dimmer soggy/crispy soggy/crisp deepen/lighten neat/messy
+    wilt/thrive deep/high spacious/cramped""".strip())]  # fmt: skip
 NEGATING_PREFIXES = ("un", "in", "dis", "non", "im", "il", "ir")
 SUFFIXES = [("iest", ["y"]), ("ier", ["y"]), ("ily", ["y"]), ("ied", ["y"]), ("est", ["", "e"]),
              ("er", ["", "e"]), ("ing", ["", "e"]), ("ed", ["", "e"]), ("ly", [""]), ("es", [""]),
@@ -86,6 +87,9 @@ NOT_SUBCOMMANDS = frozenset(
         "a an and as at but by for from hub if in into is it of on or so that the this to using vs when with"
         " without",
     )
+)
+NOUN_MARKERS = frozenset(
+    {"a", "an", "the", "my", "our", "your", "this", "that", "in", "into", "from", "on", "of"}
 )
 SYMMETRIC = frozenset({"and", "or", "vs", "versus", "with", "&"})  # "X and Y" is "Y and X"
 DIRECTED_WITH = frozenset({"replace", "replacing", "replaced", "substitute", "fill", "overwrite", "populate"})

@@ -219,11 +219,15 @@ def languages(a: str, b: str) -> bool:
 
 
 def _subcommands(text: str) -> set[str]:
-    pairs = itertools.pairwise(_words(text))
+    """ "git revert" in "what does git revert do"; not after a determiner or preposition, where the tool
+    names a thing ("a git branch", "in git locally")."""
+    words = ("", *_words(text))
     return {
         f"{tool} {sub}"
-        for tool, sub in pairs
-        if tool in lexicon.CLI_TOOLS and sub not in lexicon.NOT_SUBCOMMANDS
+        for before, tool, sub in zip(words, words[1:], words[2:], strict=False)
+        if tool in lexicon.CLI_TOOLS
+        and sub not in lexicon.NOT_SUBCOMMANDS
+        and before not in lexicon.NOUN_MARKERS
     }
 
 

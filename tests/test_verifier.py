@@ -85,6 +85,11 @@ def test_the_model_ships_with_provenance_and_thresholds() -> None:
         # lighten / deepen, soggy / crispy, bright / dim, whose closing costs the seller pays), 21 of 30
         # paraphrases hit. Round 13 then made the first three opposites: 1 of 64.
         ("adversarial_heldout_pairs_10.jsonl", 0.02, 0.6),
+        # Held out until measured once (threshold 0.417): 7 of 64 traps served; one of them ("how much should a
+        # freelancer charge a client" / "a client pay a freelancer") is one question and was relabelled a
+        # paraphrase: 6 of 63 (9.5 %: neater / messier, wilting / thriving, deeper / higher, spacious /
+        # cramped, and two reworded swaps), 23 of 31 paraphrases hit. Round 14 made the four opposites: 2 of 63.
+        ("adversarial_heldout_pairs_11.jsonl", 0.04, 0.6),
     ],
 )
 def test_adversarial_negatives_are_refused_and_paraphrases_hit(
@@ -220,6 +225,17 @@ def test_adversarial_negatives_are_refused_and_paraphrases_hit(
         (
             "How do I undo the last commit in git without losing changes?",
             "How can I undo my most recent git commit but keep the changes?",
+            None,
+        ),
+        ("How do I make my handwriting neater?", "How do I make my handwriting messier?", "opposites"),
+        (
+            "How can I make a room feel more spacious?",
+            "How can I make a room feel more cramped?",
+            "opposites",
+        ),
+        (
+            "How do I delete a branch in git locally and remotely?",
+            "How can I remove a git branch both locally and on the remote?",
             None,
         ),
         ("Stars Pay Tribute To Cory Monteith", "Stars Pay Tribute To James Garner", None),  # a headline
