@@ -88,6 +88,15 @@ NOT_SUBCOMMANDS = frozenset(
         " without",
     )
 )
+# Words WordNet also lists as adjectives or adverbs that never name the quality a question asks about:
+# quantifiers, intensifiers, question words, particles, and praise ("the best way" is "a good way").
+FUNCTION_WORDS = frozenset(re.split(r"\s+", """
+    all any each every some no none few many much more most less least several other another such same own
+    only very too also just so then there here now still even ever again already yet once really quite
+    rather enough almost about around well up down out in on off over back away how why when where what
+    which who not as like best better good great nice top greatest finest ideal excellent awesome amazing
+    cool perfect decent favorite favourite wonderful main major key certain sure possible different through
+    across above below under along past behind beyond inside outside before after near""".strip()))  # fmt: skip
 NOUN_MARKERS = frozenset(
     {"a", "an", "the", "my", "our", "your", "this", "that", "in", "into", "from", "on", "of"}
 )

@@ -7,6 +7,7 @@ swapped places ("from Java to .NET" vs "from .NET to Java"), or one name in plac
 
 from __future__ import annotations
 
+import difflib
 import functools
 import itertools
 import re
@@ -17,6 +18,7 @@ from pathlib import Path
 from semcache import guard_words as lexicon
 from semcache.name_guard import names
 from semcache.perturb import ANTONYMS
+from semcache.qualities import different_qualities
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _FEET_INCHES = re.compile(r"\b(\d+)'(\d+)\b\"?")  # 5'10"
@@ -274,9 +276,41 @@ def _reordered(left: list[str], right: list[str]) -> bool:
     )
 
 
+_PARTICIPLES = ("ed", "ing")
+
+
+def _one_word_swapped(left: Sequence[str], right: Sequence[str]) -> tuple[str, str] | None:
+    """The two words, when the prompts differ only in one word put in place of another."""
+    changes = [
+        op
+        for op in difflib.SequenceMatcher(None, left, right, autojunk=False).get_opcodes()
+        if op[0] != "equal"
+    ]
+    if len(changes) != 1 or changes[0][0] != "replace":
+        return None
+    _, i1, i2, j1, j2 = changes[0]
+    return (left[i1], right[j1]) if i2 - i1 == 1 and j2 - j1 == 1 else None
+
+
+def qualities(a: str, b: str) -> bool:
+    """The prompts differ only in one adjective or adverb put in place of another of a different WordNet
+    group ("neater" vs "messier", "spacious" vs "cramped"); not function words or praise
+    (``lexicon.FUNCTION_WORDS``), forms of one word, numbers, or spellings ("colour" / "color")."""
+    swap = _one_word_swapped(_words(a), _words(b))
+    if swap is None or any(w[0].isdigit() or w.endswith(_PARTICIPLES) for w in swap):
+        return False  # a participle ("changed", "linked") is mostly a verb: "what changed" is "what's new"
+    one, other = _lemmas(swap[0]), _lemmas(swap[1])
+    if lexicon.FUNCTION_WORDS & (one | other) or one & other:
+        return False
+    if difflib.SequenceMatcher(None, *swap).ratio() >= 0.8:
+        return False
+    return different_qualities(one, other)
+
+
 GUARDS: dict[str, Callable[[str, str], bool]] = {
     "numbers": numbers, "units": units, "calendar": calendar, "opposites": opposites,
     "identifiers": identifiers, "languages": languages, "swapped": swapped, "names": names,
+    "qualities": qualities,
 }  # fmt: skip
 
 

@@ -90,6 +90,10 @@ def test_the_model_ships_with_provenance_and_thresholds() -> None:
         # paraphrase: 6 of 63 (9.5 %: neater / messier, wilting / thriving, deeper / higher, spacious /
         # cramped, and two reworded swaps), 23 of 31 paraphrases hit. Round 14 made the four opposites: 2 of 63.
         ("adversarial_heldout_pairs_11.jsonl", 0.04, 0.6),
+        # Held out until measured once, after the qualities guard (threshold 0.405): 1 of 64 traps served (a
+        # cosigner's and a borrower's credit swapped), 14 of 30 paraphrases hit: its paraphrases reword more
+        # than the other sets' (six of them under the cosine floor).
+        ("adversarial_heldout_pairs_12.jsonl", 0.02, 0.4),
     ],
 )
 def test_adversarial_negatives_are_refused_and_paraphrases_hit(
@@ -238,6 +242,18 @@ def test_adversarial_negatives_are_refused_and_paraphrases_hit(
             "How can I remove a git branch both locally and on the remote?",
             None,
         ),
+        ("Why is my rice so sticky?", "Why is my rice so mushy?", "qualities"),
+        (
+            "Why do some people always reply to emails?",
+            "Why do some people never reply to emails?",
+            "qualities",
+        ),
+        ("How can I get rich quickly?", "How can I get wealthy quickly?", None),
+        ("What is the easiest way to learn Python?", "What is the simplest way to learn Python?", None),
+        ("What is the best way to learn Python?", "What is a good way to learn Python?", None),
+        ("What changed in Django 4.2?", "What's new in Django 4.2?", None),
+        ("A dog runs through the grass.", "A dog runs across the grass.", None),
+        ("What colour is the sky?", "What color is the sky?", None),
         ("Stars Pay Tribute To Cory Monteith", "Stars Pay Tribute To James Garner", None),  # a headline
         ("Sydney or Perth for a week?", "Melbourne or Perth for a week?", None),  # a sentence's first word
     ],
