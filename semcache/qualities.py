@@ -31,6 +31,11 @@ def _table() -> tuple[dict[str, frozenset[int]], dict[str, tuple[str, ...]]]:
     return groups, irregular
 
 
+def load() -> None:
+    """Read the table now (about 60 ms), not on the first lookup that needs it."""
+    _table()
+
+
 def groups_of(forms: Iterable[str]) -> frozenset[int]:
     """The groups of every form that is an adjective or adverb, irregular forms read as their bases."""
     groups, irregular = _table()

@@ -26,6 +26,7 @@ import numpy as np
 
 from semcache.embedding import ort_session, padded_inputs
 from semcache.guards import tripped
+from semcache.qualities import load as load_qualities
 from semcache.thresholds import load_shipped
 
 MODEL_DIR = Path(__file__).parent / "verifier_model"
@@ -119,6 +120,7 @@ class CrossEncoderVerifier:
             tokenizer.no_padding()
             self._tokenizer = tokenizer
             self._session = ort_session(model_file, self._threads)
+            load_qualities()  # the guards' largest table, read before the first lookup
 
     def score(self, pairs: list[tuple[str, str]], similarities: np.ndarray | None = None) -> np.ndarray:
         """Probabilities that each (query, cached prompt) pair shares its answer."""
