@@ -18,13 +18,14 @@ UNITS = frozenset(re.split(r"\s+", """
     gbp yen rupee rupees watt watts kw kwh volt volts mph kph cent cents pixel pixels px quart quarts cup cups
     tablespoon tablespoons tbsp teaspoon teaspoons tsp microsecond microseconds nanosecond nanoseconds mm
     millimeter millimeters hz khz mhz ghz kbps mbps gbps fps dpi rpm acre acres hectare hectares hr hrs kib mib
-    gib tib jpy inr""".strip()))  # fmt: skip
+    gib tib jpy inr kilobit kilobits terabit terabits""".strip()))  # fmt: skip
 # Abbreviations and spellings of one unit, to the name the guard compares ("a+b": a unit per unit).
 UNIT_NAMES = dict(pair.split("=") for pair in re.split(r"\s+", """
     km=kilometer kilometre=kilometer kilometres=kilometer metre=meter metres=meter cm=centimeter
     mm=millimeter ms=millisecond kg=kilogram lb=pound lbs=pound oz=ounce ml=milliliter litre=liter
     litres=liter kb=kilobyte mb=megabyte gb=gigabyte tb=terabyte inches=inch feet=foot hr=hour
-    hrs=hour kph=kilometer+hour tsp=teaspoon tbsp=tablespoon px=pixel usd=dollar eur=euro gbp=pound jpy=yen inr=rupee""".strip()))  # fmt: skip
+    hrs=hour kph=kilometer+hour tsp=teaspoon tbsp=tablespoon px=pixel usd=dollar eur=euro gbp=pound jpy=yen inr=rupee
+    kbps=kilobit+second mbps=megabit+second gbps=gigabit+second""".strip()))  # fmt: skip
 CALENDAR = frozenset(re.split(r"\s+", """
     monday tuesday wednesday thursday friday saturday sunday january february april june july august
     september october november december today yesterday tomorrow tonight weekend week month year morning

@@ -112,8 +112,19 @@ def _one_as_article(more: list[str], fewer: list[str], more_text: str, fewer_tex
     return rest == fewer and bool(counted & articled)
 
 
+_BITS_BYTES = re.compile(r"(?<![A-Za-z])([KMGT])([bB])(ps)?\b")  # Mbps is bits, MBps bytes
+_PREFIXES = {"K": "kilo", "M": "mega", "G": "giga", "T": "tera"}
+
+
+def _bits_or_bytes(match: re.Match) -> str:
+    prefix, letter, per_second = match.groups()
+    return f" {_PREFIXES[prefix]}{'bits' if letter == 'b' else 'bytes'}{' per second' if per_second else ''}"
+
+
 def _units_of(text: str) -> set[str]:
     found = set()
+    if _BITS_BYTES.search(text):
+        text = _BITS_BYTES.sub(_bits_or_bytes, text)
     if "/h" in text.lower() or _FEET_INCHES.search(text):  # km/h, 5'10"; else the shared (cached) words
         text = re.sub(r"(?<=[a-z])/h\b", " per hour", text.lower())
         text = _FEET_INCHES.sub(r"\1 feet \2 inches", text)
@@ -265,8 +276,9 @@ def _reordered(left: list[str], right: list[str]) -> bool:
         end += 1
     middle_left, middle_right = left[start : len(left) - end], right[start : len(right) - end]
     directed = start > 0 and left[start - 1] in lexicon.DIRECTED_WITH  # "replace X with Y" is not "Y with X"
-    if lexicon.SYMMETRIC & set(middle_left) - ({"with"} if directed else set()):
-        return False
+    joined = {w for w, after in itertools.zip_longest(middle_left, middle_left[1:]) if after != "not"}
+    if lexicon.SYMMETRIC & joined - ({"with"} if directed else set()):
+        return False  # "X and Y" is "Y and X"; "X and not Y" is not "Y and not X"
     moved = any(middle_left[k:] + middle_left[:k] == middle_right for k in range(1, len(middle_left)))
     return (
         len(middle_left) >= 3

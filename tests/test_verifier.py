@@ -94,6 +94,10 @@ def test_the_model_ships_with_provenance_and_thresholds() -> None:
         # cosigner's and a borrower's credit swapped), 14 of 30 paraphrases hit: its paraphrases reword more
         # than the other sets' (six of them under the cosine floor).
         ("adversarial_heldout_pairs_12.jsonl", 0.02, 0.4),
+        # Held out until measured once (threshold 0.405): 4 of 64 traps served (6.3 %: consistent / varied,
+        # the moon and the earth swapped around "and not", Mbps / MBps, who pays vs who charges for pest
+        # control), 19 of 30 paraphrases hit. Round 15 then caught the swap and bits / bytes: 2 of 64.
+        ("adversarial_heldout_pairs_13.jsonl", 0.04, 0.6),
     ],
 )
 def test_adversarial_negatives_are_refused_and_paraphrases_hit(
@@ -254,6 +258,13 @@ def test_adversarial_negatives_are_refused_and_paraphrases_hit(
         ("What changed in Django 4.2?", "What's new in Django 4.2?", None),
         ("A dog runs through the grass.", "A dog runs across the grass.", None),
         ("What colour is the sky?", "What color is the sky?", None),
+        ("Is 30 Mbps enough for streaming?", "Is 30 MBps enough for streaming?", "units"),
+        ("Is 30 Mbps enough for streaming?", "Is 30 mbps enough for streaming?", None),
+        (
+            "Why does the moon orbit the earth and not the sun?",
+            "Why does the earth orbit the sun and not the moon?",
+            "swapped",
+        ),
         ("Stars Pay Tribute To Cory Monteith", "Stars Pay Tribute To James Garner", None),  # a headline
         ("Sydney or Perth for a week?", "Melbourne or Perth for a week?", None),  # a sentence's first word
     ],
