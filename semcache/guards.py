@@ -1,8 +1,9 @@
 """Guards: cheap, deterministic checks that refuse a (query, cached prompt) pair outright when the two
 differ in something that changes the right answer and that a learned score can miss: numbers, units,
 calendar words, opposite words, code identifiers and file names, languages, the same words with two parts in
-swapped places ("from Java to .NET" vs "from .NET to Java"), or one name in place of another ("Sydney" vs
-"Melbourne", ``semcache.name_guard``). A guard only ever turns a hit into a miss.
+swapped places ("from Java to .NET" vs "from .NET to Java"), one name in place of another ("Sydney" vs
+"Melbourne", ``semcache.name_guard``), or one adjective for another that WordNet does not group with it
+("soggy" vs "crispy", ``semcache.qualities``). A guard only ever turns a hit into a miss.
 """
 
 from __future__ import annotations
@@ -174,7 +175,8 @@ def _opposites_of(word: str) -> frozenset[str]:
 def _lemmas(word: str) -> frozenset[str]:
     """The word and the stems it may be a form of: "darker" dark, "oldest" old, "bigger" big, "quickly"
     quick, "easier" easy, "strengths" strength, "failing" fail, "closed" close. Wrong stems are
-    harmless: they only ever match a listed opposite."""
+    harmless: they only ever match a listed opposite, or add a WordNet group to a word (which makes
+    the qualities guard more likely to find the two words grouped, so less likely to refuse)."""
     forms = {word}
     if len(word) < 4:
         return frozenset(forms)
