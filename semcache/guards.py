@@ -174,9 +174,9 @@ def _opposites_of(word: str) -> frozenset[str]:
 @functools.lru_cache(maxsize=16384)
 def _lemmas(word: str) -> frozenset[str]:
     """The word and the stems it may be a form of: "darker" dark, "oldest" old, "bigger" big, "quickly"
-    quick, "easier" easy, "strengths" strength, "failing" fail, "closed" close. Wrong stems are
-    harmless: they only ever match a listed opposite, or add a WordNet group to a word (which makes
-    the qualities guard more likely to find the two words grouped, so less likely to refuse)."""
+    quick, "easier" easy, "strengths" strength, "failing" fail, "closed" close. A wrong stem matters
+    only where it is a listed opposite, or an adjective the qualities guard then counts among the word's
+    WordNet groups (more groups make a shared one likelier; a noun can pass for an adjective)."""
     forms = {word}
     if len(word) < 4:
         return frozenset(forms)
