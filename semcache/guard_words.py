@@ -18,7 +18,7 @@ UNITS = frozenset(re.split(r"\s+", """
     gbp yen rupee rupees watt watts kw kwh volt volts mph kph cent cents pixel pixels px quart quarts cup cups
     tablespoon tablespoons tbsp teaspoon teaspoons tsp microsecond microseconds nanosecond nanoseconds mm
     millimeter millimeters hz khz mhz ghz kbps mbps gbps fps dpi rpm acre acres hectare hectares hr hrs kib mib
-    gib tib jpy inr kilobit kilobits terabit terabits""".strip()))  # fmt: skip
+    gib tib jpy inr kilobit kilobits terabit terabits nautical fluid""".strip()))  # fmt: skip
 # Abbreviations and spellings of one unit, to the name the guard compares ("a+b": a unit per unit).
 UNIT_NAMES = dict(pair.split("=") for pair in re.split(r"\s+", """
     km=kilometer kilometre=kilometer kilometres=kilometer metre=meter metres=meter cm=centimeter
@@ -57,7 +57,7 @@ MORE_OPPOSITES = [tuple(pair.split("/")) for pair in re.split(r"\s+", """
     add/subtract multiply/divide mutable/immutable frontend/backend quick/slow strength/weakness enlarge/shrink
     blurry/sharp blurred/sharp pause/resume suspend/resume loud/quiet noisy/quiet tighten/loosen tight/loose
     required/optional warm/cold slacken/tighten bright/dim brighter/dimmer soggy/crispy soggy/crisp deepen/lighten neat/messy
-    wilt/thrive deep/high spacious/cramped""".strip())]  # fmt: skip
+    wilt/thrive deep/high spacious/cramped concise/detailed consistent/varied""".strip())]  # fmt: skip
 NEGATING_PREFIXES = ("un", "in", "dis", "non", "im", "il", "ir")
 SUFFIXES = [("iest", ["y"]), ("ier", ["y"]), ("ily", ["y"]), ("ied", ["y"]), ("est", ["", "e"]),
              ("er", ["", "e"]), ("ing", ["", "e"]), ("ed", ["", "e"]), ("ly", [""]), ("es", [""]),

@@ -98,6 +98,10 @@ def test_the_model_ships_with_provenance_and_thresholds() -> None:
         # the moon and the earth swapped around "and not", Mbps / MBps, who pays vs who charges for pest
         # control), 19 of 30 paraphrases hit. Round 15 then caught the swap and bits / bytes: 2 of 64.
         ("adversarial_heldout_pairs_13.jsonl", 0.04, 0.6),
+        # Held out until measured once (threshold 0.405): 3 of 64 traps served (4.7 %: concise / detailed,
+        # an employer's and my email swapped around different words, miles / nautical miles), 17 of 30
+        # paraphrases hit. Round 16 then caught the first and the last: 1 of 64.
+        ("adversarial_heldout_pairs_14.jsonl", 0.02, 0.5),
     ],
 )
 def test_adversarial_negatives_are_refused_and_paraphrases_hit(
@@ -265,6 +269,9 @@ def test_adversarial_negatives_are_refused_and_paraphrases_hit(
             "Why does the earth orbit the sun and not the moon?",
             "swapped",
         ),
+        ("What is 60 miles in kilometers?", "What is 60 nautical miles in kilometers?", "units"),
+        ("How many milliliters are in an ounce?", "How many milliliters are in a fluid ounce?", "units"),
+        ("How do I make my writing more concise?", "How do I make my writing more detailed?", "opposites"),
         ("Stars Pay Tribute To Cory Monteith", "Stars Pay Tribute To James Garner", None),  # a headline
         ("Sydney or Perth for a week?", "Melbourne or Perth for a week?", None),  # a sentence's first word
     ],
