@@ -98,6 +98,11 @@ FUNCTION_WORDS = frozenset(re.split(r"\s+", """
     which who not as like best better good great nice top greatest finest ideal excellent awesome amazing
     cool perfect decent favorite favourite wonderful main major key certain sure possible different through
     across above below under along past behind beyond inside outside before after near""".strip()))  # fmt: skip
+# After these a participle is an adjective ("more varied", "looks crowded"); elsewhere, after "is" too
+# ("is running", "was signed"), mostly a verb.
+BEFORE_ADJECTIVES = frozenset(re.split(r"\s+", """
+    more less most least too so very really quite rather become becomes look looks seem seems feel feels
+    sound sounds""".strip()))  # fmt: skip
 NOUN_MARKERS = frozenset(
     {"a", "an", "the", "my", "our", "your", "this", "that", "in", "into", "from", "on", "of"}
 )

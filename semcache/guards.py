@@ -293,8 +293,9 @@ def _reordered(left: list[str], right: list[str]) -> bool:
 _PARTICIPLES = ("ed", "ing")
 
 
-def _one_word_swapped(left: Sequence[str], right: Sequence[str]) -> tuple[str, str] | None:
-    """The two words, when the prompts differ only in one word put in place of another."""
+def _one_word_swapped(left: Sequence[str], right: Sequence[str]) -> tuple[str, str, str] | None:
+    """The two words and the word before them, when the prompts differ only in one word put in place
+    of another."""
     changes = [
         op
         for op in difflib.SequenceMatcher(None, left, right, autojunk=False).get_opcodes()
@@ -303,7 +304,14 @@ def _one_word_swapped(left: Sequence[str], right: Sequence[str]) -> tuple[str, s
     if len(changes) != 1 or changes[0][0] != "replace":
         return None
     _, i1, i2, j1, j2 = changes[0]
-    return (left[i1], right[j1]) if i2 - i1 == 1 and j2 - j1 == 1 else None
+    before = left[i1 - 1] if i1 else ""
+    return (left[i1], right[j1], before) if i2 - i1 == 1 and j2 - j1 == 1 else None
+
+
+def _as_verb(word: str, before: str) -> bool:
+    """A participle ("changed", "linked") reads as a verb unless a degree word or a linking verb comes
+    before it ("more varied", "looks crowded"): "what changed" is "what's new"."""
+    return word.endswith(_PARTICIPLES) and before not in lexicon.BEFORE_ADJECTIVES
 
 
 def qualities(a: str, b: str) -> bool:
@@ -311,12 +319,15 @@ def qualities(a: str, b: str) -> bool:
     group ("neater" vs "messier", "spacious" vs "cramped"); not function words or praise
     (``lexicon.FUNCTION_WORDS``), forms of one word, numbers, or spellings ("colour" / "color")."""
     swap = _one_word_swapped(_words(a), _words(b))
-    if swap is None or any(w[0].isdigit() or w.endswith(_PARTICIPLES) for w in swap):
-        return False  # a participle ("changed", "linked") is mostly a verb: "what changed" is "what's new"
-    one, other = _lemmas(swap[0]), _lemmas(swap[1])
+    if swap is None:
+        return False
+    first, second, before = swap
+    if any(w[0].isdigit() or _as_verb(w, before) for w in (first, second)):
+        return False
+    one, other = _lemmas(first), _lemmas(second)
     if lexicon.FUNCTION_WORDS & (one | other) or one & other:
         return False
-    if difflib.SequenceMatcher(None, *swap).ratio() >= 0.8:
+    if difflib.SequenceMatcher(None, first, second).ratio() >= 0.8:
         return False
     return different_qualities(one, other)
 

@@ -272,6 +272,8 @@ def test_adversarial_negatives_are_refused_and_paraphrases_hit(
         ("What is 60 miles in kilometers?", "What is 60 nautical miles in kilometers?", "units"),
         ("How many milliliters are in an ounce?", "How many milliliters are in a fluid ounce?", "units"),
         ("How do I make my writing more concise?", "How do I make my writing more detailed?", "opposites"),
+        ("Why does the room look crowded?", "Why does the room look spacious?", "qualities"),
+        ("A man is running.", "A man is singing.", None),
         ("Stars Pay Tribute To Cory Monteith", "Stars Pay Tribute To James Garner", None),  # a headline
         ("Sydney or Perth for a week?", "Melbourne or Perth for a week?", None),  # a sentence's first word
     ],
