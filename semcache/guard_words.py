@@ -37,6 +37,8 @@ TIMES_OF_DAY = frozenset(
      "sunrise", "sunset"}
 )  # fmt: skip
 SEASONS = frozenset({"spring", "summer", "autumn", "winter"})
+# "fall" is autumn after these ("in the fall", "this fall"); elsewhere a verb ("leaves fall", "fall asleep").
+BEFORE_SEASON = frozenset({"the", "this", "next", "last", "in", "early", "late", "during", "every"})
 # "open on Mondays" names the day as "open on Monday" does.
 WEEKDAY_PLURALS = {
     day + "s": day for day in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")

@@ -143,7 +143,10 @@ def units(a: str, b: str) -> bool:
 
 def _dates_of(text: str) -> list[set[str]]:
     """Calendar words in groups: dates, times of day, seasons, and the qualified ("next Monday")."""
-    words = [lexicon.WEEKDAY_PLURALS.get(w, w) for w in _words(text)]
+    words = [
+        "autumn" if w == "fall" and before in lexicon.BEFORE_SEASON else lexicon.WEEKDAY_PLURALS.get(w, w)
+        for before, w in itertools.pairwise(("", *_words(text)))
+    ]
     found = {w for w in words if w in lexicon.CALENDAR}
     qualified = {
         f"{q} {w}" for q, w in itertools.pairwise(words) if q in lexicon.QUALIFIERS and w in lexicon.CALENDAR

@@ -102,6 +102,10 @@ def test_the_model_ships_with_provenance_and_thresholds() -> None:
         # an employer's and my email swapped around different words, miles / nautical miles), 17 of 30
         # paraphrases hit. Round 16 then caught the first and the last: 1 of 64.
         ("adversarial_heldout_pairs_14.jsonl", 0.02, 0.5),
+        # Held out until measured once, at de08b99 (threshold 0.405): 3 of 64 traps served (4.7 %: two swaps
+        # reworded around other words, planting in the fall / the spring), 19 of 30 paraphrases hit. Round
+        # 17 then read "the fall" as autumn: 2 of 64.
+        ("adversarial_heldout_pairs_15.jsonl", 0.04, 0.5),
     ],
 )
 def test_adversarial_negatives_are_refused_and_paraphrases_hit(
@@ -274,6 +278,9 @@ def test_adversarial_negatives_are_refused_and_paraphrases_hit(
         ("How do I make my writing more concise?", "How do I make my writing more detailed?", "opposites"),
         ("Why does the room look crowded?", "Why does the room look spacious?", "qualities"),
         ("A man is running.", "A man is singing.", None),
+        ("What should I plant in the fall?", "What should I plant in the spring?", "calendar"),
+        ("What should I plant in the fall?", "What should I plant in autumn?", None),
+        ("Why do leaves fall in spring?", "Why do leaves drop in spring?", None),
         ("Stars Pay Tribute To Cory Monteith", "Stars Pay Tribute To James Garner", None),  # a headline
         ("Sydney or Perth for a week?", "Melbourne or Perth for a week?", None),  # a sentence's first word
     ],
