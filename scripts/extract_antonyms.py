@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent.parent / "semcache" / "wordnet_antonyms.txt"
@@ -33,20 +34,31 @@ _WORD = re.compile(r"[a-z]+")
 _SAME_PART = {".adj": {"a", "s"}, ".adv": {"r"}, ".verb": {"v"}}  # a pointer's target is in this file
 
 
-def synsets(path: Path) -> dict[str, tuple[list[str], list[tuple[str, str, str]]]]:
-    """Each synset's words and pointers (symbol, target offset, source/target word numbers)."""
-    out = {}
+def records(path: Path) -> Iterator[tuple[str, str, list[str], list[tuple[str, str, str, str]]]]:
+    """Each synset line of a WordNet data file: its offset, type ("a", "s", "r", "v", "n"), lowercased
+    words and pointers (symbol, target offset, target part, source/target word numbers)."""
     for line in path.read_text(encoding="latin-1").splitlines():
         if line.startswith("  "):  # the licence header
             continue
         fields = line.split(" ")
-        offset, count = fields[0], int(fields[3], 16)
+        count = int(fields[3], 16)
         words = [re.sub(r"\(.*\)$", "", fields[4 + 2 * i]).lower() for i in range(count)]
         at = 4 + 2 * count
-        pointers = [(fields[at + 1 + 4 * i], fields[at + 2 + 4 * i], fields[at + 4 + 4 * i])
-                    for i in range(int(fields[at])) if fields[at + 3 + 4 * i] in _SAME_PART[path.suffix]]  # fmt: skip
-        out[offset] = (words, pointers)
-    return out
+        pointers = [tuple(fields[at + 1 + 4 * i : at + 5 + 4 * i]) for i in range(int(fields[at]))]
+        yield fields[0], fields[2], words, pointers
+
+
+def synsets(path: Path) -> dict[str, tuple[list[str], list[tuple[str, str, str]]]]:
+    """Each synset's words and pointers (symbol, target offset, source/target word numbers) to synsets
+    of the same file."""
+    same_part = _SAME_PART[path.suffix]
+    return {
+        offset: (
+            words,
+            [(symbol, target, numbers) for symbol, target, part, numbers in pointers if part in same_part],
+        )
+        for offset, _, words, pointers in records(path)
+    }
 
 
 def antonyms(database: Path, similar_too: bool = True) -> set[tuple[str, str]]:

@@ -15,44 +15,33 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from collections import defaultdict
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from extract_antonyms import NOTICE, records
+
 OUT = Path(__file__).resolve().parent.parent / "semcache" / "wordnet_qualities.txt"
 _WORD = re.compile(r"[a-z]+")
-
-
-def _records(path: Path):
-    """(offset, type, words, pointers as (symbol, target offset, target part)) per synset line."""
-    for line in path.read_text(encoding="latin-1").splitlines():
-        if line.startswith("  "):  # the licence header
-            continue
-        fields = line.split(" ")
-        count = int(fields[3], 16)
-        words = [re.sub(r"\(.*\)$", "", fields[4 + 2 * i]).lower() for i in range(count)]
-        at = 4 + 2 * count
-        pointers = [
-            (fields[at + 1 + 4 * i], fields[at + 2 + 4 * i], fields[at + 3 + 4 * i])
-            for i in range(int(fields[at]))
-        ]
-        yield fields[0], fields[2], words, pointers
 
 
 def groups(database: Path) -> dict[str, set[str]]:
     """Each single-word adjective or adverb and the groups (a head adjective's offset, or an adverb
     synset's) it belongs to."""
     adjective_group: dict[str, str] = {}
-    adjectives = list(_records(database / "data.adj"))
+    adjectives = list(records(database / "data.adj"))
     for offset, kind, _, pointers in adjectives:
-        heads = [target for symbol, target, part in pointers if symbol == "&" and part in "as"]
+        heads = [target for symbol, target, part, _ in pointers if symbol == "&" and part in "as"]
         adjective_group[offset] = "a" + (heads[0] if kind == "s" and heads else offset)
     out: dict[str, set[str]] = defaultdict(set)
     for offset, _, words, _ in adjectives:
         for word in words:
             out[word].add(adjective_group[offset])
-    for offset, _, words, pointers in _records(database / "data.adv"):
+    for offset, _, words, pointers in records(database / "data.adv"):
         related = {
-            adjective_group[t] for symbol, t, part in pointers if symbol == "\\" and t in adjective_group
+            adjective_group[t] for symbol, t, _, _ in pointers if symbol == "\\" and t in adjective_group
         }
         for word in words:
             out[word] |= {"r" + offset, *related}
@@ -78,8 +67,7 @@ def main() -> None:
     args = parser.parse_args()
     words = groups(args.database)
     number = {group: i for i, group in enumerate(sorted({g for ids in words.values() for g in ids}))}
-    notice = (Path(__file__).resolve().parent.parent / "semcache" / "wordnet_antonyms.txt").read_text()
-    header = [line for line in notice.splitlines() if line.startswith("#")][1:]
+    header = NOTICE.splitlines()[1:]  # Princeton's notice, without the antonym file's own first line
     lines = [
         "# Adjective and adverb groups from WordNet 3.0, written by scripts/extract_qualities.py.",
         *header,
