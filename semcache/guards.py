@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from semcache import guard_words as lexicon
-from semcache.name_guard import names
+from semcache.name_guard import names, replaced_span
 from semcache.perturb import ANTONYMS
 from semcache.qualities import different_qualities
 
@@ -299,14 +299,10 @@ _PARTICIPLES = ("ed", "ing")
 def _one_word_swapped(left: Sequence[str], right: Sequence[str]) -> tuple[str, str, str] | None:
     """The two words and the word before them, when the prompts differ only in one word put in place
     of another."""
-    changes = [
-        op
-        for op in difflib.SequenceMatcher(None, left, right, autojunk=False).get_opcodes()
-        if op[0] != "equal"
-    ]
-    if len(changes) != 1 or changes[0][0] != "replace":
+    span = replaced_span(left, right)
+    if span is None:
         return None
-    _, i1, i2, j1, j2 = changes[0]
+    i1, i2, j1, j2 = span
     before = left[i1 - 1] if i1 else ""
     return (left[i1], right[j1], before) if i2 - i1 == 1 and j2 - j1 == 1 else None
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import functools
 import re
+from collections.abc import Sequence
 
 _APOSTROPHES = "'\u2019"  # ' and the typographic one
 _WORD = re.compile(rf"[A-Za-z0-9]+(?:[{_APOSTROPHES}][A-Za-z]+)?")
@@ -94,18 +95,28 @@ def same_name(left: list[str], right: list[str]) -> bool:
     return _initials(left, right) or _initials(right, left)
 
 
+def replaced_span(left: Sequence[str], right: Sequence[str]) -> tuple[int, int, int, int] | None:
+    """Where the two word sequences differ, when they differ only in one run of words put in place of
+    another: ``left[i1:i2]`` became ``right[j1:j2]``. The names and the qualities guards share it."""
+    changes = [
+        op
+        for op in difflib.SequenceMatcher(None, left, right, autojunk=False).get_opcodes()
+        if op[0] != "equal"
+    ]
+    if len(changes) != 1 or changes[0][0] != "replace":
+        return None
+    return changes[0][1:]
+
+
 def names(a: str, b: str) -> bool:
     """The prompts are the same words but for one name in place of another."""
     left, right = _spans(a), _spans(b)
     if _title_case(left) or _title_case(right):
         return False
-    matcher = difflib.SequenceMatcher(
-        None, [w.lower() for w, _ in left], [w.lower() for w, _ in right], autojunk=False
-    )
-    changes = [op for op in matcher.get_opcodes() if op[0] != "equal"]
-    if len(changes) != 1 or changes[0][0] != "replace":
+    span = replaced_span([w.lower() for w, _ in left], [w.lower() for w, _ in right])
+    if span is None:
         return False
-    _, i1, i2, j1, j2 = changes[0]
+    i1, i2, j1, j2 = span
     if not (_is_name(a, left, i1, i2) and _is_name(b, right, j1, j2)):
         return False
     return not same_name([w for w, _ in left[i1:i2]], [w for w, _ in right[j1:j2]])
