@@ -106,6 +106,12 @@ def test_the_model_ships_with_provenance_and_thresholds() -> None:
         # reworded around other words, planting in the fall / the spring), 19 of 30 paraphrases hit. Round
         # 17 then read "the fall" as autumn: 2 of 64.
         ("adversarial_heldout_pairs_15.jsonl", 0.04, 0.5),
+        # Held out until measured once, at e2ddb5f (threshold 0.405): 2 of 64 traps served (3.1 %: two swaps
+        # reworded around other verbs, "cast an integer to a string" / "parse a string into an integer" and
+        # cats hissing at dogs / dogs growling at cats), 14 of 30 paraphrases hit (one refused by a guard:
+        # "soften sugar gone hard" / "make hardened sugar soft", shaped like "brighten a dark photo" /
+        # "darken a bright photo", which it must refuse).
+        ("adversarial_heldout_pairs_16.jsonl", 0.04, 0.4),
     ],
 )
 def test_adversarial_negatives_are_refused_and_paraphrases_hit(
