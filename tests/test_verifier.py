@@ -126,7 +126,7 @@ def test_adversarial_negatives_are_refused_and_paraphrases_hit(
     assert served[negatives].mean() <= most_served
     assert served[positives].mean() >= fewest_hits
     cosine_served = scores.cosine >= 0.9
-    assert cosine_served[negatives].mean() > 0.3  # what a cosine cache would have served (33-47 %)
+    assert cosine_served[negatives].mean() > 0.25  # what a cosine cache would have served (28-53 %)
 
 
 @pytest.mark.parametrize(
