@@ -124,8 +124,7 @@ def _bits_or_bytes(match: re.Match) -> str:
 
 def _units_of(text: str) -> set[str]:
     found = set()
-    if _BITS_BYTES.search(text):
-        text = _BITS_BYTES.sub(_bits_or_bytes, text)
+    text = _BITS_BYTES.sub(_bits_or_bytes, text)
     if "/h" in text.lower() or _FEET_INCHES.search(text):  # km/h, 5'10"; else the shared (cached) words
         text = re.sub(r"(?<=[a-z])/h\b", " per hour", text.lower())
         text = _FEET_INCHES.sub(r"\1 feet \2 inches", text)
