@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import ROOT
-from semcache.calibration import Point
+from semcache.decision.calibration import Point
 from semcache.embedding import DIM, SentenceTransformerEmbedder
 from semcache.tuning import NOT_SERVED, LabelledPair, PairScores, load_pairs
 

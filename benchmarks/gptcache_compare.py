@@ -16,8 +16,9 @@ GPTCache (PyPI ``gptcache``) runs in its own venv, ``.venv-gptcache`` (kept apar
 files semcache uses, its adapter's ``get``, one row per ``similarity_threshold`` of
 ``SearchDistanceEvaluation``, plus the configuration of GPTCache's benchmark script verbatim.
 semcache runs in-process through its public API (``SemanticCache.store`` / ``lookup``): the cosine
-verifier at several ``min_similarity`` values and the trained cross-encoder at several false-hit budgets
-(skipped while ``semcache/verifier_model/model.onnx`` is missing).
+decision at several ``min_similarity`` values and the learned decision at several false-hit budgets
+(skipped while ``semcache/decision/model/head.npz`` is missing; a budget its shipped thresholds do not
+certify never hits). Both read the vectors and token states of one embedding pass per text, made once.
 
     python -m benchmarks.gptcache_compare                      # qqp sample of 2000 + the mock pairs
     python -m benchmarks.gptcache_compare --qqp-sample 500 --no-gptcache
@@ -46,8 +47,8 @@ from benchmarks.common import DATA_DIR, ROOT, machine, read_jsonl, write_json
 from benchmarks.evalkit import MODEL_DIR, PrecomputedEmbedder, embedder
 from benchmarks.gptcache_report import print_report, score, verdicts
 from semcache import CacheRequest, SemanticCache, Settings, parse_chat_request
-from semcache.embedding import packaged_model_path
-from semcache.verifier import MODEL_DIR as VERIFIER_DIR
+from semcache.decision.learned import MODEL_DIR as DECISION_DIR
+from semcache.embedding import SentenceTransformerEmbedder, packaged_model_path
 
 GPTCACHE_VENV = ROOT / ".venv-gptcache"
 GPTCACHE_SIDE = Path(__file__).resolve().parent / "gptcache_side.py"
@@ -167,6 +168,29 @@ def run_gptcache(
 # -- semcache --------------------------------------------------------------------------------------
 
 
+class StatesEmbedder(PrecomputedEmbedder):
+    """Precomputed vectors and token states (what the learned decision reads) of the real embedder, so
+    each text goes through the model once for every run."""
+
+    def __init__(self, model: SentenceTransformerEmbedder) -> None:
+        super().__init__(model)
+        self._states: dict[str, np.ndarray] = {}
+
+    def add(self, texts: list[str]) -> None:
+        """Embed the texts not seen yet (sorted by length, so a batch pads to little more than itself)."""
+        todo = sorted({t for t in texts if t not in self._vectors}, key=len)
+        for start in range(0, len(todo), 256):
+            chunk = todo[start : start + 256]
+            vectors, states = self._model.encode_states(chunk)
+            self._vectors.update(zip(chunk, vectors, strict=True))
+            self._states.update(zip(chunk, states, strict=True))
+
+    def encode_states(self, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Vectors and token states of ``texts``, embedding any not seen yet."""
+        self.add(texts)
+        return np.stack([self._vectors[t] for t in texts]), [self._states[t] for t in texts]
+
+
 def chat(text: str, **options: float) -> CacheRequest:
     payload: dict[str, Any] = {"model": "bench", "messages": [{"role": "user", "content": text}]}
     if options:
@@ -193,10 +217,10 @@ def answer_of(cache: SemanticCache, request: CacheRequest) -> str | None:
 
 def run_semcache(
     dataset: Dataset,
-    verifier: str,
+    decision: str,
     knob: str,
     values: list[float],
-    embedder: PrecomputedEmbedder,
+    embedder: StatesEmbedder,
     work_root: Path | None,
 ) -> tuple[dict[float, list[str | None]], dict[float, str]]:
     """Load the dataset into a fresh cache, then ask every query once per value of the per-request
@@ -204,7 +228,7 @@ def run_semcache(
     returned: dict[float, list[str | None]] = {}
     notes: dict[float, str] = {}
     with tempfile.TemporaryDirectory(prefix="semcache-", dir=work_root) as tmp:
-        cache = SemanticCache(Settings(data_dir=Path(tmp), verifier=verifier), embedder=embedder)
+        cache = SemanticCache(Settings(data_dir=Path(tmp), decision=decision), embedder=embedder)
         cache.start()
         try:
             for question, answer in zip(dataset.stored, dataset.answers, strict=True):
@@ -253,14 +277,14 @@ def parse_args() -> argparse.Namespace:
         type=float,
         nargs="+",
         default=[0.7, 0.75, 0.8, 0.85, 0.9, 0.95],
-        help="min_similarity values of semcache's cosine verifier",
+        help="min_similarity values of semcache's cosine decision",
     )
     parser.add_argument(
         "--budgets",
         type=float,
         nargs="+",
-        default=[0.02, 0.15, 0.2, 0.3],
-        help="false_hit_budget values of semcache's cross-encoder verifier",
+        default=[0.02, 0.05, 0.1],
+        help="false_hit_budget values of semcache's learned decision",
     )
     parser.add_argument(
         "--model-dir",
@@ -292,25 +316,25 @@ def load_datasets(args: argparse.Namespace) -> list[Dataset]:
 
 
 def semcache_rows(
-    args: argparse.Namespace, datasets: list[Dataset], vectors: PrecomputedEmbedder, root: Path, result: dict
+    args: argparse.Namespace, datasets: list[Dataset], vectors: StatesEmbedder, root: Path, result: dict
 ) -> list[dict[str, Any]]:
-    """One row per dataset and setting of semcache's cosine and cross-encoder decisions."""
+    """One row per dataset and setting of semcache's cosine and learned decisions."""
     runs = [("cosine", "min_similarity", args.cosine)]
-    if (VERIFIER_DIR / "model.onnx").exists():
-        runs.append(("cross-encoder", "false_hit_budget", args.budgets))
+    if (DECISION_DIR / "head.npz").exists():
+        runs.append(("learned", "false_hit_budget", args.budgets))
     else:
-        result["skipped"] = f"semcache cross-encoder rows: {VERIFIER_DIR / 'model.onnx'} missing"
+        result["skipped"] = f"semcache learned rows: {DECISION_DIR / 'head.npz'} missing"
     rows = []
     for d in datasets:
-        for verifier, knob, values in runs:
-            returned, notes = run_semcache(d, verifier, knob, values, vectors, root)
+        for decision, knob, values in runs:
+            returned, notes = run_semcache(d, decision, knob, values, vectors, root)
             for value in values:
                 rows.append(
                     {
                         "system": "semcache",
-                        "setting": f"{verifier} {knob}={value:g}",
+                        "setting": f"{decision} {knob}={value:g}",
                         "dataset": d.name,
-                        "verifier": verifier,
+                        "decision": decision,
                         knob: value,
                         "note": notes.get(value),
                         **score(d, returned[value]),
@@ -320,7 +344,7 @@ def semcache_rows(
 
 
 def gptcache_rows(
-    args: argparse.Namespace, datasets: list[Dataset], vectors: PrecomputedEmbedder, root: Path, result: dict
+    args: argparse.Namespace, datasets: list[Dataset], vectors: StatesEmbedder, root: Path, result: dict
 ) -> list[dict[str, Any]]:
     """One row per dataset and setting of GPTCache (run in its own venv); records its versions, timings
     and how closely its vectors agree with semcache's (the same model on both sides)."""
@@ -375,7 +399,7 @@ def main() -> None:
     }
     root = work_root()
     started = time.perf_counter()
-    vectors = PrecomputedEmbedder(embedder(model_dir=args.model_dir))
+    vectors = StatesEmbedder(embedder(model_dir=args.model_dir))
     vectors.add([chat(t).prompt for d in datasets for t in d.stored + d.queries])
     embed_s = time.perf_counter() - started
     rows = semcache_rows(args, datasets, vectors, root, result)

@@ -1,7 +1,7 @@
 """How much of a measured false-hit rate is label noise: the served hits of a labelled pair file, checked
 against a hand audit of a random sample of them, both ways.
 
-The verifier decides at the shipped threshold for ``--budget``; the pairs it serves that the file labels
+The learned decision decides at the shipped threshold for ``--budget``; the pairs it serves that the file labels
 0 are the measured false hits. Labels err both ways: some pairs labelled 0 are paraphrases one answer
 serves, and some labelled 1 are not (broader or narrower questions, a changed entity, an added question).
 The audit file holds, for served pairs of that file, a sha1 of ``a + NUL + b``, the label and a reader's
@@ -27,15 +27,14 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-from scipy.stats import beta
 
 from benchmarks.common import DATA_DIR, ROOT, machine, write_json
 from benchmarks.evalkit import embedder, pair_sha1, sample_pairs
-from semcache.calibration import clopper_pearson_upper
-from semcache.config import VERIFY_FLOOR
-from semcache.thresholds import pick_threshold
-from semcache.tuning import LabelledPair, score_pairs
-from semcache.verifier import CrossEncoderVerifier
+from semcache.config import DECISION_FLOOR
+from semcache.decision import make_decision
+from semcache.decision.calibration import two_sided
+from semcache.decision.thresholds import pick_threshold
+from semcache.tuning import LabelledPair, TextEncoder, score_pairs
 
 AUDIT = ROOT / "benchmarks" / "data" / "qqp_dev_audit.jsonl"
 
@@ -44,47 +43,15 @@ def pair_key(pair: LabelledPair) -> str:
     return pair_sha1(pair).hex()
 
 
-def interval(hits: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Two-sided Clopper-Pearson interval of hits / total."""
-    tail = (1 - confidence) / 2
-    low = float(beta.ppf(tail, hits, total - hits + 1)) if hits else 0.0
-    return low, clopper_pearson_upper(hits, total, 1 - tail)
-
-
-def really_wrong(verdicts: list[str], confidence: float = 0.95) -> tuple[int, float, float, float]:
-    """How many audit verdicts say "different" (a real false hit), their share of the verdicts (nan when
-    there are none) and its interval at ``confidence``."""
-    real = sum(v == "different" for v in verdicts)
-    low, high = interval(real, len(verdicts), confidence)
-    return real, (real / len(verdicts) if verdicts else float("nan")), low, high
-
-
-def two_sided(counts: tuple[int, int], verdicts: tuple[list[str], list[str]]) -> dict:
-    """The real false-hit share of served hits, ``counts[0]`` labelled wrong and ``counts[1]`` labelled
-    right, from the audit's verdicts on a sample of each: labelled-wrong hits one answer serves are right,
-    and labelled-right hits it does not serve are wrong. Its 95 % interval joins each side's 97.5 %
-    interval (Bonferroni: both hold together at least 95 % of the time). nan when a side is unaudited."""
-    served = max(sum(counts), 1)
-    sides = [really_wrong(v, confidence=0.975) for v in verdicts]
-    # side: (really wrong, share, low, high); each of the last three weighted by its side's count.
-    share, low, high = (
-        sum(n * side[k] for n, side in zip(counts, sides, strict=True)) / served for k in (1, 2, 3)
-    )
-    if not all(verdicts):
-        share = low = high = float("nan")
-    return {"share": share, "interval": [low, high],
-            "audited": [len(v) for v in verdicts], "really_wrong": [side[0] for side in sides]}  # fmt: skip
-
-
 def served_pairs(pairs: list[LabelledPair], budget: float) -> tuple[float, np.ndarray]:
-    """The shipped threshold for ``budget`` and which pairs the verifier serves at it."""
-    verifier = CrossEncoderVerifier(threads=os.cpu_count() or 1)
-    table = verifier.shipped_thresholds()
+    """The shipped threshold for ``budget`` and which pairs the learned decision serves at it."""
+    decision = make_decision("learned")
+    table = decision.shipped_thresholds()
     threshold = pick_threshold(table, budget)
     if threshold is None:
         raise SystemExit(f"no shipped threshold certifies budget {budget}: try one of {sorted(table)}")
-    scores = score_pairs(pairs, embedder().encode, verifier, floor=VERIFY_FLOOR)
-    return threshold, scores.verifier >= threshold
+    scores = score_pairs(pairs, TextEncoder(embedder().encode_states, decision), floor=DECISION_FLOOR)
+    return threshold, scores.decision >= threshold
 
 
 def estimate(pairs: list[LabelledPair], served: np.ndarray, audit: dict[str, str]) -> dict:
@@ -147,7 +114,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=Path, default=DATA_DIR / "qqp_dev.jsonl")
     parser.add_argument("--audit", type=Path, default=AUDIT, help="JSONL of {sha1, verdict}")
     parser.add_argument(
-        "--budget", type=float, default=0.1, help="decide at the shipped threshold for this budget"
+        "--budget", type=float, default=0.05, help="decide at the shipped threshold for this budget"
     )
     parser.add_argument("--show", type=int, default=0, help="print this many unaudited served negatives")
     parser.add_argument("--show-positives", type=int, default=0,

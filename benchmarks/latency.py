@@ -1,8 +1,10 @@
-"""Latency and throughput of the sidecar over loopback HTTP, and GPTCache's server side by side.
+"""Latency and throughput of the sidecar over loopback HTTP, per hit decision, and GPTCache's server.
 
-Starts the stub provider and a sidecar (``semcache serve``) as processes and warms one repo with one
-side (``a``) of GPTCache's paraphrase pairs (misses that go to the stub and are stored). The other side
-(``b``) is asked once; the ``b`` answered ``hit-semantic`` are the semantic-hit queries of what follows:
+For each decision of ``--decisions`` (default: ``learned`` then ``cosine``), in the same run on the same
+machine, starts a fresh stub provider and sidecar (``semcache serve``) as processes and warms one repo
+with one side (``a``) of GPTCache's paraphrase pairs (misses that go to the stub and are stored). The
+other side (``b``) is asked once; the ``b`` answered ``hit-semantic`` are that decision's semantic-hit
+queries of what follows:
 
 1. one client: exact hits (the ``a`` again) and semantic hits, p50 / p95 / p99;
 2. closed-loop load (``benchmarks/loadgen.py``): semantic hits at 8 / 32 / 64 concurrent clients for
@@ -10,16 +12,19 @@ side (``a``) of GPTCache's paraphrase pairs (misses that go to the stub and are 
    CPU used by the load generator, the sidecar and the stub, and the sidecar's event-loop lag in that
    window (its ``semcache_event_loop_lag_seconds`` histogram from ``GET /metrics``, read before and after);
 3. miss overhead: prompts the cache has not seen, one client, each sent to the sidecar (miss → stub →
-   store) and the same body to the stub directly, alternating; p50 / p99 of both and the difference;
-4. GPTCache (unless ``--no-gptcache``): its server (``benchmarks/gptcache_http.py``, in
-   ``.venv-gptcache``) warmed with the same ``a``, asked the same semantic-hit queries at one client and
-   under the same load, on its ``/get`` route (blocking its event loop, as GPTCache ships it) and on
-   ``/get_threaded`` (the same lookup in a worker thread); semcache's figures as ratios to its best.
+   store) and the same body to the stub directly, alternating; p50 / p99 of both and the difference.
 
-Client, sidecar, stub and GPTCache share the machine's cores. Quick run (under a minute):
+Then GPTCache (unless ``--no-gptcache``): its server (``benchmarks/gptcache_http.py``, in
+``.venv-gptcache``) warmed with the same ``a``, asked the semantic-hit queries of every decision (their
+union) at one client and under the same load, on its ``/get`` route (blocking its event loop, as GPTCache
+ships it) and on ``/get_threaded`` (the same lookup in a worker thread). The report gives ratios taken
+within the run (learned over cosine, each decision over GPTCache's better route) and the targets.
+
+Client, sidecar, stub and GPTCache share the machine's cores. Quick run (about a minute):
 
     python -m benchmarks.latency --pairs 100 --single 100 --duration 2 --warmup 0.5 --misses 40 --no-gptcache
-    python -m benchmarks.latency --verifier cosine                   # the full run
+    python -m benchmarks.latency                                      # the full run, both decisions
+    python -m benchmarks.latency --decisions cosine --min-similarity 0.85
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -52,6 +58,8 @@ from benchmarks.common import (
 )
 from benchmarks.latency_report import print_report
 from benchmarks.loadgen import Answer, LoadRun, Target, json_bodies, load, paired
+from semcache.decision import DECISIONS, make_decision
+from semcache.decision.thresholds import pick_threshold
 from semcache.embedding import packaged_model_path
 
 GPTCACHE_VENV = ROOT / ".venv-gptcache"
@@ -122,12 +130,35 @@ def load_levels(
     return levels
 
 
-def run_semcache(pairs: list[dict], fresh: list[str], args: argparse.Namespace) -> dict[str, Any]:
+def decision_settings(name: str, args: argparse.Namespace) -> dict[str, str]:
+    """The sidecar's settings for one decision: the cosine's threshold, or a learned one's budget."""
+    if name == "cosine":
+        return {"decision": name, "min_similarity": str(args.min_similarity)}
+    settings = {"decision": name, "false_hit_budget": str(args.budget)}
+    if args.decision_dir:
+        settings["decision_dir"] = str(args.decision_dir)
+    return settings
+
+
+def check_decisions(args: argparse.Namespace) -> None:
+    """Refuse, before any process starts, a decision that cannot serve a semantic hit at ``--budget``."""
+    for name in args.decisions:
+        if name == "cosine":
+            continue
+        try:
+            decision = make_decision(name, args.decision_dir)
+        except (FileNotFoundError, ValueError) as exc:
+            raise SystemExit(f"{exc}: pass --decisions cosine, or --decision-dir") from None
+        threshold = pick_threshold(decision.shipped_thresholds(), args.budget)
+        if threshold is None or not math.isfinite(threshold):
+            raise SystemExit(f"the {name} decision ships no threshold certifying false_hit_budget "
+                             f"{args.budget} (thresholds.json): it would serve no semantic hit")  # fmt: skip
+
+
+def run_semcache(
+    pairs: list[dict], fresh: list[str], settings: dict[str, str], args: argparse.Namespace
+) -> dict[str, Any]:
     """Warm, then the one-client, load and miss-overhead measurements; returns them and the hit queries."""
-    settings = {"verifier": args.verifier, "min_similarity": str(args.min_similarity),
-                "false_hit_budget": str(args.budget)}  # fmt: skip
-    if args.verifier_dir:
-        settings["verifier_dir"] = str(args.verifier_dir)
     stored, queries = [p["a"] for p in pairs], [p["b"] for p in pairs]
     with tempfile.TemporaryDirectory() as tmp, stub_and_sidecar(Path(tmp), **settings) as servers:
         url = f"{servers.sidecar_url}/v1/chat/completions"
@@ -136,7 +167,9 @@ def run_semcache(pairs: list[dict], fresh: list[str], args: argparse.Namespace) 
         asked = once(Target(url, chat_bodies(queries), semcache_outcome, REPO), len(queries))
         hits = [queries[i] for i in dict.fromkeys(asked.bodies("hit-semantic"))]
         if not hits:
-            raise SystemExit("no query was a semantic hit: loosen --min-similarity or --budget")
+            raise SystemExit(
+                f"no query was a semantic hit with {settings}: loosen --min-similarity or --budget"
+            )
         semantic = Target(url, chat_bodies(hits), semcache_outcome, REPO)
         kept = [stored[i] for i in warm.bodies("miss")]  # near-duplicate a's were hits, not stored
         exact = once(Target(url, chat_bodies(kept), semcache_outcome, REPO), args.single, pids)
@@ -178,7 +211,7 @@ def gptcache_server(python: Path, stored: list[str], threshold: float) -> Iterat
 
 
 def run_gptcache(stored: list[str], hits: list[str], args: argparse.Namespace) -> dict[str, Any]:
-    """GPTCache's server asked semcache's semantic-hit queries: one client on /get, then each route under load."""
+    """GPTCache's server asked the semantic-hit queries: one client on /get, then each route under load."""
     bodies = json_bodies([{"prompt": q} for q in hits])
     with gptcache_server(args.gptcache_python, stored, args.gptcache_threshold) as (base, pid):
         targets = {
@@ -189,7 +222,7 @@ def run_gptcache(stored: list[str], hits: list[str], args: argparse.Namespace) -
     return {"threshold": args.gptcache_threshold, "single": single.summary(), "load": levels}
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -197,10 +230,11 @@ def main() -> None:
         "--pairs", type=int, default=300, help="pairs whose a warms the cache (b: the queries)"
     )
     parser.add_argument("--data", type=Path, default=DATA_DIR / "gptcache_mock_pairs.jsonl")
-    parser.add_argument("--verifier", default="cross-encoder", help="cross-encoder or cosine")
-    parser.add_argument("--verifier-dir", type=Path, help="another trained cross-encoder (default: shipped)")
-    parser.add_argument("--min-similarity", type=float, default=0.8, help="the cosine verifier's threshold")
-    parser.add_argument("--budget", type=float, default=0.2, help="false-hit budget of the trained verifier")
+    parser.add_argument("--decisions", nargs="+", choices=sorted(DECISIONS), default=["learned", "cosine"],
+                        help="hit decisions to measure, each in its own fresh sidecar (default: %(default)s)")  # fmt: skip
+    parser.add_argument("--decision-dir", type=Path, help="another learned model (default: shipped)")
+    parser.add_argument("--budget", type=float, default=0.05, help="the learned decision's false_hit_budget")
+    parser.add_argument("--min-similarity", type=float, default=0.8, help="the cosine decision's threshold")
     parser.add_argument("--single", type=int, default=400, help="requests per one-client measurement")
     parser.add_argument("--clients", type=int, nargs="+", default=[8, 32, 64], help="concurrent clients")
     parser.add_argument("--duration", type=float, default=8.0, help="measured seconds per client count")
@@ -212,19 +246,29 @@ def main() -> None:
                         help="GPTCache's similarity_threshold (0.8, its default: cos >= 0.6)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "latency.json")
     args = parser.parse_args()
+    args.decisions = list(dict.fromkeys(args.decisions))
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     if not args.no_gptcache and not args.gptcache_python.exists():
         raise SystemExit(
             f"{args.gptcache_python} is missing: see benchmarks/GPTCACHE.md, or pass --no-gptcache"
         )
+    check_decisions(args)
     rows = read_jsonl(args.data)
     pairs, fresh = rows[: args.pairs], [r["a"] for r in rows[args.pairs : args.pairs + args.misses]]
     result: dict[str, Any] = {"machine": machine(), "args": {k: str(v) for k, v in vars(args).items()}}
-    result["semcache"] = run_semcache(pairs, fresh, args)
-    write_json(args.out, result)  # kept should GPTCache's side fail
+    result["semcache"] = {}
+    for name in args.decisions:
+        result["semcache"][name] = run_semcache(pairs, fresh, decision_settings(name, args), args)
+        write_json(args.out, result)  # kept should a later side fail
     if not args.no_gptcache:
-        result["gptcache"] = run_gptcache([p["a"] for p in pairs], result["semcache"]["hit_queries"], args)
+        hits = list(dict.fromkeys(q for run in result["semcache"].values() for q in run["hit_queries"]))
+        result["gptcache"] = run_gptcache([p["a"] for p in pairs], hits, args)
     console = Console(width=max(Console().width, 150))
-    result["targets"] = print_report(console, result)
+    result["ratios"], result["targets"] = print_report(console, result)
     write_json(args.out, result)
     console.print(f"wrote {args.out}")
 

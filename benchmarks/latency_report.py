@@ -1,7 +1,8 @@
-"""Tables and target checks of ``benchmarks/latency.py`` (the result dict it builds, printed)."""
+"""Tables, within-run ratios and target checks of ``benchmarks/latency.py`` (the result dict it builds)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rich.console import Console
@@ -10,6 +11,7 @@ from rich.table import Table
 from benchmarks.loadgen import GENERATOR
 
 LATENCY = ("p50", "p95", "p99", "mean")
+NONE = {"n": 0, "p50": math.inf, "p95": math.inf, "p99": math.inf, "mean": math.inf}
 
 
 def _ms(stats: dict[str, Any], key: str) -> str:
@@ -20,12 +22,21 @@ def _hits_per_s(level: dict[str, Any], outcome: str) -> float:
     return level["outcomes"].get(outcome, 0) / level["seconds"]
 
 
+def _stats(run: dict[str, Any], outcome: str) -> dict[str, Any]:
+    return run["latency_by_outcome"].get(outcome, NONE)
+
+
+def _over(ours: float, theirs: float) -> float:
+    return ours / theirs if theirs else math.inf
+
+
 def single_table(result: dict[str, Any]) -> Table:
-    """One client: exact and semantic hits (and GPTCache's hits), latency percentiles."""
+    """One client: exact and semantic hits of each decision (and GPTCache's hits), latency percentiles."""
     table = Table("system", "requests", "outcome", "n", *(f"{k} ms" for k in LATENCY), title="one client")
-    semcache = result["semcache"]
-    rows = [("semcache", "exact repeats", semcache["exact"], "hit-exact"),
-            ("semcache", "paraphrases", semcache["semantic"], "hit-semantic")]  # fmt: skip
+    rows = []
+    for name, run in result["semcache"].items():
+        rows += [(f"semcache {name}", "exact repeats", run["exact"], "hit-exact"),
+                 (f"semcache {name}", "paraphrases", run["semantic"], "hit-semantic")]  # fmt: skip
     if "gptcache" in result:
         rows.append(("GPTCache /get", "paraphrases", result["gptcache"]["single"], "hit"))
     for system, asked, run, outcome in rows:
@@ -40,7 +51,7 @@ def load_table(result: dict[str, Any]) -> Table:
     """Closed-loop load: throughput, latency, CPU shares and (semcache) event-loop lag per client count."""
     table = Table("system", "clients", "req/s", "hits/s", "p50 ms", "p95 ms", "p99 ms", "CPU: generator",
                   "server", "stub", "loop lag p99 / max ms", title="semantic hits under closed-loop load")  # fmt: skip
-    systems = [("semcache", "hit-semantic", result["semcache"]["load"])]
+    systems = [(f"semcache {name}", "hit-semantic", run["load"]) for name, run in result["semcache"].items()]
     for route, levels in result.get("gptcache", {}).get("load", {}).items():
         systems.append((f"GPTCache {route}", "hit", levels))
     for name, outcome, levels in systems:
@@ -57,77 +68,95 @@ def load_table(result: dict[str, Any]) -> Table:
 
 
 def miss_table(result: dict[str, Any]) -> Table:
-    """Miss overhead: the sidecar in front of the stub against the stub alone."""
-    misses = result["semcache"]["misses"]
+    """Miss overhead of each decision's sidecar: the sidecar in front of the stub against the stub alone."""
     table = Table(
-        "path", "n", *(f"{k} ms" for k in LATENCY), title="misses: sidecar + stub vs the stub alone"
+        "decision",
+        "path",
+        "n",
+        *(f"{k} ms" for k in LATENCY),
+        title="misses: sidecar + stub vs the stub alone",
     )
-    for label, stats in (("sidecar → stub", misses["sidecar"]), ("stub directly", misses["stub_direct"])):
-        table.add_row(label, str(stats["n"]), *(_ms(stats, k) for k in LATENCY))
-    if misses["overhead_ms"]:
-        table.add_row("overhead", "", *(f"{misses['overhead_ms'][k]:+.2f}" for k in LATENCY))
+    for name, run in result["semcache"].items():
+        misses = run["misses"]
+        for label, stats in (("sidecar → stub", misses["sidecar"]), ("stub directly", misses["stub_direct"])):
+            table.add_row(name, label, str(stats["n"]), *(_ms(stats, k) for k in LATENCY))
+        if misses["overhead_ms"]:
+            table.add_row(name, "overhead", "", *(f"{misses['overhead_ms'][k]:+.2f}" for k in LATENCY))
     return table
 
 
-def ratios(result: dict[str, Any]) -> dict[str, Any]:
-    """semcache's figures over GPTCache's: hit latency at one client, hits/s (its better route)."""
-    ours, theirs = result["semcache"], result["gptcache"]
-    hit, their_hit = (
-        ours["semantic"]["latency_by_outcome"]["hit-semantic"],
-        theirs["single"]["latency_by_outcome"]["hit"],
-    )
-    out: dict[str, Any] = {"hit_p50": hit["p50"] / their_hit["p50"], "hit_p99": hit["p99"] / their_hit["p99"]}
-    for level in ours["load"]:
-        clients = level["clients"]
-        best = max(_hits_per_s(lv, "hit") for levels in theirs["load"].values() for lv in levels
-                   if lv["clients"] == clients)  # fmt: skip
-        out[f"hits_per_s_{clients}"] = _hits_per_s(level, "hit-semantic") / best if best else float("inf")
+def gptcache_rates(result: dict[str, Any]) -> dict[int, float]:
+    """GPTCache's hits/s at each client count, on its better route."""
+    rates: dict[int, float] = {}
+    for levels in result.get("gptcache", {}).get("load", {}).values():
+        for level in levels:
+            rates[level["clients"]] = max(rates.get(level["clients"], 0.0), _hits_per_s(level, "hit"))
+    return rates
+
+
+def ratios(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Figures taken within the run: learned over cosine and each decision over GPTCache (semantic hits/s
+    per client count, its better route; semantic-hit p50 at one client), and each exact-hit p50 in ms."""
+    runs, theirs = result["semcache"], gptcache_rates(result)
+    rates = {name: {lv["clients"]: _hits_per_s(lv, "hit-semantic") for lv in run["load"]}
+             for name, run in runs.items()}  # fmt: skip
+    out = []
+    if "learned" in runs and "cosine" in runs:
+        out += [{"figure": "learned / cosine semantic hits/s", "clients": c, "value": _over(r, rates["cosine"][c]),
+                 "unit": "x"} for c, r in rates["learned"].items() if c in rates["cosine"]]  # fmt: skip
+    for name, run in runs.items():
+        if "gptcache" in result:
+            out += [{"figure": f"{name} / GPTCache semantic hits/s", "clients": c, "value": _over(r, theirs[c]),
+                     "unit": "x"} for c, r in rates[name].items() if c in theirs]  # fmt: skip
+            p50 = _over(_stats(run["semantic"], "hit-semantic")["p50"],
+                        _stats(result["gptcache"]["single"], "hit")["p50"])  # fmt: skip
+            out.append(
+                {"figure": f"{name} / GPTCache semantic-hit p50", "clients": 1, "value": p50, "unit": "x"}
+            )
+        exact = _stats(run["exact"], "hit-exact")["p50"]
+        out.append({"figure": f"{name} exact-hit p50", "clients": 1, "value": exact, "unit": "ms"})
     return out
 
 
-def targets(result: dict[str, Any]) -> list[tuple[str, str, bool]]:
-    """Each target of issue 5 with the measured value and whether it holds."""
-    ours = result["semcache"]
-    cosine = ours["settings"]["verifier"] == "cosine"
-    hit = ours["semantic"]["latency_by_outcome"].get(
-        "hit-semantic", {"n": 0, "p50": float("inf"), "p99": float("inf")}
-    )
-    exact = ours["exact"]["latency_by_outcome"].get("hit-exact", {"p50": float("inf")})
-    p50_goal = 10.0 if cosine else 12.0
-    checks = [
-        (f"semantic hit p50 <= {p50_goal:g} ms, 1 client", f"{hit['p50']:.2f} ms", hit["p50"] <= p50_goal)
-    ]
-    if cosine:
-        checks.append(("semantic hit p99 <= 25 ms, 1 client", f"{hit['p99']:.2f} ms", hit["p99"] <= 25.0))
-    checks.append(("exact hit p50 <= 2 ms", f"{exact['p50']:.2f} ms", exact["p50"] <= 2.0))
-    at32 = next((lv for lv in ours["load"] if lv["clients"] == 32), None)
-    if at32:
-        rate = _hits_per_s(at32, "hit-semantic")
-        checks.append((">= 250 semantic hits/s at 32 clients", f"{rate:.0f}/s", rate >= 250))
-    if "gptcache" in result and at32:
-        ratio = ratios(result)["hits_per_s_32"]
-        checks.append((">= 5x GPTCache's throughput at 32 clients", f"{ratio:.1f}x", ratio >= 5))
+def _find(rows: list[dict[str, Any]], figure: str, clients: int) -> float | None:
+    return next((r["value"] for r in rows if r["figure"] == figure and r["clients"] == clients), None)
+
+
+def targets(result: dict[str, Any], rows: list[dict[str, Any]]) -> list[tuple[str, str, bool | None]]:
+    """Each target with the measured value and whether it holds (None: not measured in this run)."""
+    goals = [("learned semantic hits/s at 32 clients >= 0.8x cosine's", "learned / cosine semantic hits/s", 32,
+              lambda v: v >= 0.8, "x"),
+             ("learned semantic hits/s at 32 clients >= 3x GPTCache's better route",
+              "learned / GPTCache semantic hits/s", 32, lambda v: v >= 3, "x"),
+             ("learned semantic-hit p50 <= 0.4x GPTCache's, 1 client", "learned / GPTCache semantic-hit p50", 1,
+              lambda v: v <= 0.4, "x")]  # fmt: skip
+    goals += [(f"{name} exact-hit p50 <= 2 ms", f"{name} exact-hit p50", 1, lambda v: v <= 2.0, " ms")
+              for name in result["semcache"]]  # fmt: skip
+    checks = []
+    for label, figure, clients, holds, unit in goals:
+        value = _find(rows, figure, clients)
+        measured = "-" if value is None else f"{value:.2f}{unit}"
+        checks.append((label, measured, None if value is None else holds(value)))
     return checks
 
 
-def print_report(console: Console, result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Print every table; returns the target checks for the JSON."""
+def print_report(
+    console: Console, result: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Print every table; returns the ratios and the target checks for the JSON."""
     console.print(single_table(result))
     console.print(load_table(result))
     console.print(miss_table(result))
-    if "gptcache" in result:
-        table = Table(
-            "semcache / GPTCache", "ratio", title="semcache over GPTCache (latency: lower is better)"
-        )
-        for name, value in ratios(result).items():
-            table.add_row(name, f"{value:.2f}x")
-        console.print(table)
-    checks = targets(result)
-    table = Table(
-        "target", "measured", "holds", title=f"targets, verifier {result['semcache']['settings']['verifier']}"
-    )
+    rows = ratios(result)
+    table = Table("figure", "clients", "value", title="taken within the run")
+    for row in rows:
+        value = f"{row['value']:.2f}" + ("x" if row["unit"] == "x" else f" {row['unit']}")
+        table.add_row(row["figure"], str(row["clients"]), value)
+    console.print(table)
+    checks = targets(result, rows)
+    table = Table("target", "measured", "holds", title=f"targets ({', '.join(result['semcache'])})")
     for name, value, ok in checks:
-        table.add_row(name, value, "yes" if ok else "NO")
+        table.add_row(name, value, "not measured" if ok is None else "yes" if ok else "NO")
     console.print(table)
     console.print(f"machine: {result['machine']}")
-    return [{"target": name, "measured": value, "holds": ok} for name, value, ok in checks]
+    return rows, [{"target": name, "measured": value, "holds": ok} for name, value, ok in checks]

@@ -193,7 +193,7 @@ def fill_store(data_dir: Path, size: int, prompts: list[str], real: np.ndarray) 
     store.close()
 
 
-E2E_SETTINGS = {"verifier": "cosine", "min_similarity": "0.8"}
+E2E_SETTINGS = {"decision": "cosine", "min_similarity": "0.8"}
 
 
 def phase_e2e_build(data_dir: Path) -> dict:

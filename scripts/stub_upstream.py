@@ -13,8 +13,13 @@ Behaviour is picked by the model name (substrings, case-insensitive):
   empty            an empty answer
   tool             a tool call instead of content
 
+With ``--clusters FILE`` (JSONL rows ``{"prompt": ..., "cluster": ...}``) an ok answer to a prompt of the
+file is "cluster <id>" instead, the same for every prompt of a cluster, so a client can tell whether a
+cached answer served to a prompt was stored for a prompt of its cluster; other prompts are answered as
+above.
+
 ``GET /_stub/calls`` returns call counts, ``POST /_stub/reset`` clears them.
-Run it by hand with ``python scripts/stub_upstream.py --port 8766``.
+Run it by hand with ``python scripts/stub_upstream.py --port 8766 [--clusters FILE]``.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -52,8 +58,17 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _answer(model: str, messages: list[dict[str, Any]]) -> tuple[str, str, list[dict] | None]:
-    """Return (content, finish_reason, tool_calls) for a model's behaviour."""
+def load_clusters(path: Path) -> dict[str, str]:
+    """Each prompt of a JSONL file of ``{"prompt", "cluster"}`` rows, mapped to its cluster id as text."""
+    with path.open() as handle:
+        rows = [json.loads(line) for line in handle if line.strip()]
+    return {str(row["prompt"]): str(row["cluster"]) for row in rows}
+
+
+def _answer(
+    model: str, messages: list[dict[str, Any]], clusters: dict[str, str] | None = None
+) -> tuple[str, str, list[dict] | None]:
+    """Return (content, finish_reason, tool_calls) for a model's behaviour (and the prompt's cluster)."""
     name = model.lower()
     if "length" in name:
         return "a truncated answ", "length", None
@@ -62,11 +77,17 @@ def _answer(model: str, messages: list[dict[str, Any]]) -> tuple[str, str, list[
     if "tool" in name:
         call = {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}
         return "", "tool_calls", [call]
-    return f"[{model}] answer to: {_last_user_text(messages)}", "stop", None
+    prompt = _last_user_text(messages)
+    if clusters is not None and prompt in clusters:
+        return f"cluster {clusters[prompt]}", "stop", None
+    return f"[{model}] answer to: {prompt}", "stop", None
 
 
-def create_stub_app() -> FastAPI:
-    """Build the stub provider app; each app keeps its own call counters."""
+def create_stub_app(clusters: dict[str, str] | None = None) -> FastAPI:
+    """Build the stub provider app; each app keeps its own call counters.
+
+    ``clusters`` maps prompts to cluster ids: an ok answer to one of them is "cluster <id>".
+    """
     app = FastAPI()
     calls: Counter[str] = Counter()
 
@@ -88,7 +109,7 @@ def create_stub_app() -> FastAPI:
         if failure is not None:
             return failure
         messages = body.get("messages", [])
-        content, finish, tool_calls = _answer(model, messages)
+        content, finish, tool_calls = _answer(model, messages, clusters)
         usage = {"prompt_tokens": _count_tokens(messages), "completion_tokens": len(content.split())}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         if body.get("stream"):
@@ -161,8 +182,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--port", type=int, default=8766)
+    parser.add_argument(
+        "--clusters", type=Path, help='JSONL of {"prompt", "cluster"}: their answer is "cluster <id>"'
+    )
     args = parser.parse_args()
-    uvicorn.run(create_stub_app(), host="127.0.0.1", port=args.port, log_level="warning")
+    clusters = load_clusters(args.clusters) if args.clusters else None
+    uvicorn.run(create_stub_app(clusters), host="127.0.0.1", port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -16,15 +16,14 @@ from typing import Any, Literal
 import numpy as np
 
 from semcache.config import Settings
+from semcache.decision import Decision, DecisionPolicy, Encoded, Thresholds, make_decision
 from semcache.embedding import DIM, Embedder, MicroBatcher, SentenceTransformerEmbedder
 from semcache.errors import Conflict, InvalidRequest, NotFound
 from semcache.index import AnnParams, IndexSet, Neighbor
 from semcache.keys import CacheRequest
 from semcache.purges import Purges
-from semcache.records import Entry, NewEntry, RepoStats
-from semcache.store import GLOBAL, Store
-from semcache.thresholds import Thresholds
-from semcache.verifier import DecisionPolicy, Verifier, make_verifier
+from semcache.records import GLOBAL, Entry, NewEntry, RepoStats
+from semcache.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +40,15 @@ class CacheHit:
 
 @dataclass(frozen=True)
 class Lookup:
-    """The outcome of a lookup; ``embedding`` is kept so a miss can be stored without re-embedding."""
+    """The outcome of a lookup; ``embedding`` and ``tokens`` (the decision's stored form of the prompt's
+    token states) are kept so a miss can be stored without embedding it again."""
 
     hit: CacheHit | None
     embedding: np.ndarray | None = None
+    tokens: np.ndarray | None = None
+    # True when the request's false-hit budget is stricter than any calibrated one: no semantic hit
+    # could be served, and the response says so.
+    uncalibrated: bool = False
 
 
 def is_cacheable(completion: dict[str, Any]) -> bool:
@@ -69,7 +73,7 @@ class SemanticCache:
         self,
         settings: Settings,
         embedder: Embedder | None = None,
-        verifier: Verifier | None = None,
+        decision: Decision | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -86,19 +90,17 @@ class SemanticCache:
         )
         ann = AnnParams.of(settings)
         self._indexes = IndexSet(self._store, settings.index_dir, getattr(embedder, "dim", DIM), ann)
-        self._verifier = verifier or make_verifier(
-            settings.verifier, settings.verifier_threads, settings.verifier_dir
-        )
+        self._decision = decision or make_decision(settings.decision, settings.decision_dir)
         # Tuned thresholds are kept per model: one fitted for another model is never applied to this one.
         self.thresholds = Thresholds(
-            self._store, self._verifier.model_id, self._verifier.shipped_thresholds()
+            self._store, self._decision.model_id, self._decision.shipped_thresholds()
         )
         self._purges = Purges(self._store, self._indexes, clock)
 
     @property
-    def verifier(self) -> Verifier:
+    def decision_model(self) -> Decision:
         """The hit decision in use."""
-        return self._verifier
+        return self._decision
 
     @property
     def embedder(self) -> Embedder:
@@ -109,21 +111,20 @@ class SemanticCache:
 
     def start(self) -> None:
         """Load the embedding model and check every repo's index against the store."""
-        for model in (self._batcher.embedder, self._verifier):
-            load = getattr(model, "load", None)
-            if load is not None:
-                load()
+        load = getattr(self._batcher.embedder, "load", None)
+        if load is not None:
+            load()
         self._purges.resume()  # first, so a repo being purged is not indexed again
         repos = self._indexes.load_all()
-        log.info("cache ready: %d repos, verifier %s", len(repos), self._verifier.model_id)
+        log.info("cache ready: %d repos, decision %s", len(repos), self._decision.model_id)
         for other in self.thresholds.orphaned():
             log.warning("thresholds tuned for %s are not used by %s; run `semcache tune` again",
-                        other, self._verifier.model_id)  # fmt: skip
+                        other, self._decision.model_id)  # fmt: skip
         if not self.decision()["semantic_hits"]:
             log.warning(
-                "no threshold of the %s verifier certifies false_hit_budget %s: only exact hits will be "
+                "no threshold of the %s decision certifies false_hit_budget %s: only exact hits will be "
                 "served until `semcache tune` fits one (or a request asks for a budget that is certified)",
-                self._verifier.name, self.settings.false_hit_budget,
+                self._decision.name, self.settings.false_hit_budget,
             )  # fmt: skip
 
     def close(self) -> None:
@@ -155,31 +156,32 @@ class SemanticCache:
     def policy(self, request: CacheRequest) -> DecisionPolicy:
         """The decision policy for a request, from its false-hit budget and its repo's tuned thresholds.
 
-        A request's ``min_similarity`` overrides the cosine floor (and, for the cosine verifier, the
-        threshold). Where no threshold was ever calibrated, the cosine verifier falls back to the
-        ``min_similarity`` setting and a trained one never hits.
+        A request's ``min_similarity`` overrides the cosine floor (and, for the cosine decision, the
+        threshold). Where no threshold was ever calibrated, the cosine decision falls back to the
+        ``min_similarity`` setting and a learned one never hits.
         """
         budget = request.options.false_hit_budget or self.settings.false_hit_budget
         return self._policy(request.repo, budget, request.options.min_similarity)
 
     def _policy(self, repo: str, budget: float, floor: float | None = None) -> DecisionPolicy:
         tuned = self.thresholds.resolve(repo, budget)
-        if self._verifier.name == "cosine":
+        if self._decision.name == "cosine":
             threshold = floor or (tuned if tuned is not None else self.settings.min_similarity)
             return DecisionPolicy(min_similarity=threshold, threshold=threshold)
         return DecisionPolicy(
-            min_similarity=floor or self.settings.verify_min_similarity,
+            min_similarity=floor or self.settings.decision_min_similarity,
             threshold=tuned if tuned is not None else math.inf,
         )
 
     def decision(self, repo: str = GLOBAL) -> dict[str, Any]:
-        """How a request with the default budget is decided in ``repo``: verifier, budget, threshold
+        """How a request with the default budget is decided in ``repo``: decision, budget, threshold
         (None when no threshold certifies that budget, so only exact hits are served)."""
         budget = self.settings.false_hit_budget
         threshold = self._policy(repo, budget).threshold
-        return {"verifier": self._verifier.name, "model": self._verifier.model_id, "false_hit_budget": budget,
+        return {"decision": self._decision.name, "model": self._decision.model_id, "false_hit_budget": budget,
                 "threshold": None if math.isinf(threshold) else threshold,
-                "semantic_hits": not math.isinf(threshold)}  # fmt: skip
+                "semantic_hits": not math.isinf(threshold),
+                "calibrated_budgets": self.thresholds.budgets(repo)}  # fmt: skip
 
     def lookup(self, request: CacheRequest, count: bool = True) -> Lookup:
         """Find a cached answer for ``request``: exact key first, then the semantic search."""
@@ -191,21 +193,28 @@ class SemanticCache:
         entry = self._store.get_exact(request.exact_key, now)
         if entry is not None:
             return Lookup(self._record(CacheHit(entry, "exact", 1.0, 1.0), count, now))
-        vector = self._batcher.embed(request.prompt)
-        hit = self._semantic(request, vector, now)
+        vector, tokens = self._encode(request.prompt)
+        policy = self.policy(request)
+        hit = self._semantic(request, vector, Encoded(request.prompt, tokens), policy, now)
         if hit is not None:
-            return Lookup(self._record(hit, count, now), vector)
+            return Lookup(self._record(hit, count, now), vector, tokens)
         if count:
             self._store.record_miss(request.repo)
-        return Lookup(None, vector)
+        return Lookup(None, vector, tokens, uncalibrated=math.isinf(policy.threshold))
+
+    def _encode(self, text: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """The one embedding pass: the text's vector and the decision's form of its token states."""
+        vector, states = self._batcher.embed_states(text)
+        return vector, None if states is None else self._decision.tokens(states)
 
     def _record(self, hit: CacheHit, count: bool, now: float) -> CacheHit:
         if count:
             self._store.record_hit(hit.entry, hit.kind, now)
         return hit
 
-    def _semantic(self, request: CacheRequest, vector: np.ndarray, now: float) -> CacheHit | None:
-        policy = self.policy(request)
+    def _semantic(
+        self, request: CacheRequest, vector: np.ndarray, query: Encoded, policy: DecisionPolicy, now: float
+    ) -> CacheHit | None:
         if math.isinf(policy.threshold):  # nothing calibrated this strict: no candidate can hit
             return None
         floor = policy.min_similarity
@@ -219,19 +228,34 @@ class SemanticCache:
         if len(candidates) < top_k and len(neighbors) == wide and neighbors[-1].similarity >= floor:
             allowed = self._store.scope_ids(request.repo, request.scope_key, now)
             candidates = self._in_scope(request, index.search(vector, top_k, allowed), now)
-        # Most similar first, one at a time: a hit on the first candidate pays for one verifier pass;
-        # only candidates the verifier turned down cost another. Only these few entries are read whole.
-        chosen = [n for n in candidates if n.similarity >= floor][: self.settings.verify_top_n]
+        # Most similar first: the first candidate whose score reaches the threshold is served (the
+        # thresholds are calibrated by replaying streams with this very rule). Only these few entries
+        # are read whole.
+        chosen = [n for n in candidates if n.similarity >= floor][: self.settings.decision_top_n]
         entries = self._store.get_many([n.id for n in chosen])
-        for neighbor in chosen:
-            entry = entries.get(neighbor.id)
-            if entry is None:  # deleted since the scope check
-                continue
-            similarity = neighbor.similarity
-            score = float(self._verifier.score([(request.prompt, entry.prompt)], np.array([similarity]))[0])
+        chosen = [n for n in chosen if n.id in entries]  # an entry deleted since the scope check is gone
+        if not chosen:
+            return None
+        tokens = self._candidate_tokens([entries[n.id] for n in chosen])
+        similarities = np.array([n.similarity for n in chosen])
+        encoded = [Encoded(entries[n.id].prompt, tokens.get(n.id)) for n in chosen]
+        scores = self._decision.score(query, encoded, similarities)
+        for neighbor, score in zip(chosen, scores, strict=True):
             if score >= policy.threshold:
-                return CacheHit(entry, "semantic", similarity, score)
+                return CacheHit(entries[neighbor.id], "semantic", neighbor.similarity, float(score))
         return None
+
+    def _candidate_tokens(self, entries: list[Entry]) -> dict[int, np.ndarray]:
+        """The candidates' stored token states; those made by another decision model (or none, as for
+        entries stored under the cosine decision) are made again from the prompt and kept."""
+        model = self._decision.model_id
+        tokens = self._store.tokens([e.id for e in entries], model)
+        stale = [e for e in entries if e.id not in tokens]
+        fresh = {e.id: t for e in stale if (t := self._encode(e.prompt)[1]) is not None}
+        if fresh:
+            self._store.set_tokens(fresh, model)
+            tokens.update(fresh)
+        return tokens
 
     def _in_scope(self, request: CacheRequest, neighbors: list[Neighbor], now: float) -> list[Neighbor]:
         live = self._store.in_scope([n.id for n in neighbors], request.scope_key, now)
@@ -245,6 +269,7 @@ class SemanticCache:
         completion: dict[str, Any],
         embedding: np.ndarray | None = None,
         model: str | None = None,
+        tokens: np.ndarray | None = None,
     ) -> int | None:
         """Store an upstream answer if it may be cached; returns the new entry id or None.
 
@@ -254,7 +279,7 @@ class SemanticCache:
             return None
         if request.repo in self._purges:
             return None
-        return self._insert(request, completion, embedding, model)
+        return self._insert(request, completion, embedding, model, tokens)
 
     def put(self, request: CacheRequest, completion: dict[str, Any]) -> int:
         """Store an answer sent directly by an operator; refuses answers that may not be cached."""
@@ -267,7 +292,7 @@ class SemanticCache:
                 "response must be a chat completion whose choices all finished with 'stop' and hold "
                 "non-empty text content (no tool calls)"
             )
-        return self._insert(request, completion, None, None)
+        return self._insert(request, completion, None, None, None)
 
     def _insert(
         self,
@@ -275,9 +300,12 @@ class SemanticCache:
         completion: dict[str, Any],
         embedding: np.ndarray | None,
         model: str | None,
+        tokens: np.ndarray | None,
     ) -> int:
         self.check(request)
-        vector = embedding if embedding is not None else self._batcher.embed(request.prompt)
+        if embedding is None:
+            embedding, tokens = self._encode(request.prompt)
+        vector = embedding
         usage = completion.get("usage") or {}
         now = self._clock()
         entry = NewEntry(
@@ -292,6 +320,8 @@ class SemanticCache:
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
             context_files=[(f.path, f.sha) for f in request.options.context_files],
+            tokens=tokens,
+            tokens_model=None if tokens is None else self._decision.model_id,
         )
         with self._indexes.lock:
             index = self._indexes.get(request.repo)

@@ -92,12 +92,13 @@ def stats(repo: Annotated[str | None, typer.Argument()] = None, data_dir: DataDi
     cache = _open_cache(data_dir)
     try:
         repos = [validate_repo(repo)] if repo else list(cache.repos())
-        table = Table("repo", "entries", "hits (exact/semantic)", "misses", "hit rate", "tokens saved")
+        table = Table("repo", "entries", "hits (exact/semantic)", "misses", "hit rate", "tokens saved",
+                      "semantic decision")  # fmt: skip
         for name in repos:
             s = cache.stats(name)
             rate = f"{s.hit_rate:.1%}" if s.hit_rate is not None else "-"
             table.add_row(name, str(s.entries), f"{s.hits} ({s.hits_exact}/{s.hits_semantic})", str(s.misses),
-                          rate, str(s.tokens_saved))  # fmt: skip
+                          rate, str(s.tokens_saved), _decision_line(cache.decision(name)))  # fmt: skip
         console.print(table)
         if settings.router_config is not None and settings.ledger_path.exists():
             console.print(_spend_table(settings, repo))
@@ -105,6 +106,14 @@ def stats(repo: Annotated[str | None, typer.Argument()] = None, data_dir: DataDi
         _fail(exc.message)
     finally:
         cache.close()
+
+
+def _decision_line(decision: dict) -> str:
+    """The decision in force for the default budget, or why no semantic hit is served."""
+    budget = decision["false_hit_budget"]
+    if not decision["semantic_hits"]:
+        return f"off: budget {budget} is stricter than any calibrated ({decision['calibrated_budgets']})"
+    return f"{decision['decision']}, budget {budget}, threshold {decision['threshold']:.3f}"
 
 
 def _spend_table(settings: Settings, repo: str | None) -> Table:
@@ -145,40 +154,47 @@ def router_train(ctx: typer.Context, data_dir: DataDir = None) -> None:
 @app.command()
 def tune(
     pairs: Annotated[
-        Path, typer.Option("--pairs", help="JSONL of {a, b, label}: 1 if one answer serves both")
-    ],
-    budget: Annotated[float, typer.Option(help="largest share of served hits that may be wrong")] = 0.02,
+        Path | None, typer.Option("--pairs", help="JSONL of {a, b, label}: 1 if one answer serves both")
+    ] = None,
+    stream: Annotated[
+        Path | None,
+        typer.Option("--stream", help="JSONL of {prompt, cluster} in arrival order: calibrate by lookup"),
+    ] = None,
+    budget: Annotated[float, typer.Option(help="largest share of served hits that may be wrong")] = 0.05,
     repo: Annotated[str | None, typer.Option(help="tune this repo only (adds its wrong-hit reports)")] = None,
     confidence: Annotated[float, typer.Option(help="Clopper-Pearson confidence of the bound")] = 0.95,
     report_dir: Annotated[Path | None, typer.Option(help="default <data_dir>/reports")] = None,
     save: Annotated[bool, typer.Option(help="store the fitted threshold")] = True,
     data_dir: DataDir = None,
 ) -> None:
-    """Fit the hit threshold so the false-hit rate's upper bound stays within BUDGET; write a report."""
-    from semcache.store import GLOBAL
-    from semcache.tuning import LabelledPair, load_pairs, plot, report, score_pairs
-    from semcache.tuning import tune as fit
+    """Fit the hit threshold so the false-hit rate's upper bound stays within BUDGET; write a report.
 
+    With --pairs, on labelled pairs; with --stream, by replaying a clustered prompt stream through a
+    cache (a served answer is wrong when its prompt is of another cluster)."""
+    from semcache.records import GLOBAL
+    from semcache.tuning import TextEncoder, plot, report
+
+    if (pairs is None) == (stream is None):
+        _fail("give exactly one of --pairs and --stream")
     if not 0 < budget < 1 or not 0.5 <= confidence < 1:
         _fail("--budget must be in (0, 1) and --confidence in [0.5, 1)")
     settings = _settings(data_dir)
     cache = _open_cache(data_dir)
     try:
         target = validate_repo(repo) if repo else GLOBAL
-        labelled = load_pairs(pairs)
-        if repo:
-            labelled += [LabelledPair(f["query_prompt"], f["cached_prompt"], 0) for f in cache.feedback(repo)]
-        floor = settings.verify_min_similarity if cache.verifier.name != "cosine" else 0.0
-        scores = score_pairs(labelled, cache.embedder.encode, cache.verifier, floor)
-        result = fit(scores, cache.verifier.name, budget, confidence)
+        decision = cache.decision_model
+        encoder = TextEncoder(cache.embedder.encode_states, decision)
+        floor = settings.decision_min_similarity if decision.name != "cosine" else 0.0
+        console.print(f"scoring with {decision.model_id} ...")
+        result = _fit(pairs, stream, repo, cache, encoder, floor, budget, confidence)
         out = report_dir or settings.data_dir / "reports"
-        stem = f"tune-{repo or 'global'}-{cache.verifier.name}-{budget:g}"
+        stem = f"tune-{repo or 'global'}-{decision.name}-{budget:g}"
         _write_report(out / f"{stem}.json", report(result))
         plot(result, out / f"{stem}.png")
         _print_tune(result, out / f"{stem}.json")
         if result.chosen is None:
             _fail(f"no threshold keeps the {confidence:.0%} upper bound of the false-hit rate within {budget} "
-                  f"on these {result.pairs} pairs: add labelled pairs or allow a larger budget")  # fmt: skip
+                  f"on these {result.pairs} rows: add labelled data or allow a larger budget")  # fmt: skip
         if save:
             cache.thresholds.save(target, budget, result.chosen.threshold, result.pairs)
             console.print(f"saved threshold {result.chosen.threshold:.4f} for {target} at budget {budget}")
@@ -186,6 +202,21 @@ def tune(
         _fail(getattr(exc, "message", None) or str(exc))
     finally:
         cache.close()
+
+
+def _fit(pairs, stream, repo, cache, encoder, floor, budget, confidence):
+    """The tuning result from a pairs file (plus the repo's wrong-hit reports) or a stream file."""
+    from semcache.tuning import LabelledPair, load_pairs, load_stream, score_pairs, tune_stream
+    from semcache.tuning import tune as fit
+
+    name = cache.decision_model.name
+    if stream is not None:
+        top_n = cache.settings.decision_top_n
+        return tune_stream(load_stream(stream), encoder, name, budget, floor, top_n, confidence)
+    labelled = load_pairs(pairs)
+    if repo:
+        labelled += [LabelledPair(f["query_prompt"], f["cached_prompt"], 0) for f in cache.feedback(repo)]
+    return fit(score_pairs(labelled, encoder, floor), name, budget, confidence)
 
 
 def _write_report(path: Path, payload: dict) -> None:
@@ -197,14 +228,16 @@ def _write_report(path: Path, payload: dict) -> None:
 
 def _print_tune(result, report_path: Path) -> None:
     table = Table("decision", "threshold", "served", "precision", "recall", "false-hit rate", "upper bound")
-    for name, point in ((result.verifier, result.chosen), ("cosine", result.cosine_chosen)):
+    for name, point in ((result.decision, result.chosen), ("cosine", result.cosine_chosen)):
         if point is None:
             table.add_row(name, "none meets the budget", "", "", "", "", "")
         else:
             table.add_row(name, f"{point.threshold:.4f}", str(point.served), f"{point.precision:.3f}",
                           f"{point.recall:.3f}", f"{point.false_hit_rate:.4f}", f"{point.false_hit_upper:.4f}")  # fmt: skip
     console.print(table)
-    console.print(f"{result.pairs} pairs ({result.positives} positive); report: {report_path} (+ .png)")
+    console.print(
+        f"{result.pairs} rows ({result.positives} with a right answer); report: {report_path} (+ .png)"
+    )
 
 
 @app.command()

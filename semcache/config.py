@@ -8,12 +8,10 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# The cosine a candidate needs before the verifier may score it. Measured in the stream simulation (6 000
-# prompts, budget 0.2): with a floor of 0.5, the verifier's hits at cosine 0.5-0.7 were 81 % wrong by the
-# stream's clusters (127 of 157), against 3-19 % above 0.8. Quora's labelled pairs, which the thresholds
-# are calibrated on, hold few such candidates; a cache's nearest neighbours hold many. A floor of 0.7
-# refused no paraphrase of the adversarial sets and 2 of 828 GPTCache mock hits.
-VERIFY_FLOOR = 0.7
+# The cosine a candidate needs before the learned decision scores it: a cache's nearest neighbours under
+# it are almost never the same question (in an earlier stream measurement, 81 % of the hits served at
+# cosine 0.5-0.7 were wrong), and the shipped thresholds are calibrated by lookup with this floor.
+DECISION_FLOOR = 0.7
 
 
 class Settings(BaseSettings):
@@ -33,7 +31,6 @@ class Settings(BaseSettings):
         "int8", description="ONNX weights: int8 (per-channel dynamic quantization, ~2x faster) or fp32"
     )
     embedding_threads: int = Field(2, gt=0, le=64, description="onnxruntime threads of one embedding pass")
-    verifier_threads: int = Field(2, gt=0, le=64, description="onnxruntime threads of one verifier pass")
     host: str = "127.0.0.1"
     port: int = 8765
 
@@ -45,7 +42,7 @@ class Settings(BaseSettings):
     max_ttl_s: float = Field(365 * 24 * 3600, gt=0, description="largest ttl_s a request may ask for")
     max_entries_per_repo: int = Field(100_000, gt=0, description="past this, least recently hit go")
     min_similarity: float = Field(
-        0.90, gt=0, le=1, description="cosine threshold of the cosine verifier when no tuned one applies"
+        0.90, gt=0, le=1, description="cosine threshold of the cosine decision when no tuned one applies"
     )
     top_k: int = Field(4, gt=0, le=64, description="candidates the decision looks at")
     ann_min_entries: int = Field(
@@ -78,26 +75,25 @@ class Settings(BaseSettings):
     worker_threads: int = Field(
         8, gt=0, le=256, description="threads that run lookups and stores off the event loop"
     )
-    verifier: str = Field("cross-encoder", description="the hit decision; see semcache.verifier.VERIFIERS")
-    verifier_dir: Path | None = Field(
+    decision: str = Field(
+        "learned", description="the hit decision: 'learned' (shipped) or 'cosine'; see semcache.decision"
+    )
+    decision_dir: Path | None = Field(
         None,
-        description="a cross-encoder trained with scripts/train_verifier.py and calibrated with "
-        "scripts/calibrate_verifier.py, used instead of the shipped one (default: semcache/verifier_model)",
+        description="a decision model trained with training.train_head and calibrated with "
+        "training.calibrate, used instead of the shipped one (default: semcache/decision/model)",
     )
     false_hit_budget: float = Field(
-        0.02, gt=0, lt=1, description="largest share of served hits that may be wrong (per request too)"
+        0.05, gt=0, lt=1, description="largest share of served hits that may be wrong (per request too)"
     )
-    verify_min_similarity: float = Field(
-        VERIFY_FLOOR,
-        gt=0,
-        le=1,
-        description="cosine pre-filter: candidates below it are never scored by the verifier",
+    decision_min_similarity: float = Field(
+        DECISION_FLOOR, gt=0, le=1, description="cosine pre-filter: candidates below it are never scored"
     )
-    verify_top_n: int = Field(
+    decision_top_n: int = Field(
         2,
         gt=0,
         le=16,
-        description="most candidates the verifier scores per lookup, best first, until one hits",
+        description="most candidates the decision scores per lookup, best first, until one hits",
     )
 
     router_config: Path | None = Field(

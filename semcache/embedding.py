@@ -77,9 +77,7 @@ class SentenceTransformerEmbedder:
             from sentence_transformers import SentenceTransformer
 
             model = SentenceTransformer(str(packaged_model_path()), device="cpu")
-            return lambda texts: model.encode(
-                texts, batch_size=min(len(texts), 64), normalize_embeddings=True, convert_to_numpy=True
-            )
+            return lambda texts: _torch_encode(model, texts)
         if not (self._model_dir / "onnx" / "model.onnx").exists():
             export_in_child(self._model_dir)
         onnx_file = self._model_dir / "onnx" / PRECISIONS[self._precision]
@@ -89,9 +87,15 @@ class SentenceTransformerEmbedder:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Embed ``texts`` into normalized float32 rows."""
+        return self.encode_states(texts)[0]
+
+    def encode_states(self, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Embed ``texts`` and keep each text's per-token states (tokens x dim, float32) from the
+        same forward pass: the hit decision reads them, so it needs no second model pass."""
         if self._encode is None:
             self.load()
-        return np.asarray(self._encode(texts), dtype=np.float32)
+        vectors, states = self._encode(texts)
+        return np.asarray(vectors, dtype=np.float32), states
 
 
 def length_groups(lengths: list[int], waste: float = 0.15, most: int = 64) -> list[list[int]]:
@@ -156,16 +160,29 @@ def _onnx_encoder(model_dir: Path, onnx_file: Path, max_tokens: int, threads: in
     tokenizer.no_padding()
     session = ort_session(onnx_file, threads)
 
-    def encode(texts: list[str]) -> np.ndarray:
+    def encode(texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
         out = np.zeros((len(texts), DIM), dtype=np.float32)
+        states: list[np.ndarray] = [np.zeros((0, DIM), np.float32)] * len(texts)
         for group, inputs in grouped_inputs(tokenizer.encode_batch(texts)):
             hidden = session.run(None, inputs)[0]
             weights = inputs["attention_mask"][..., None].astype(np.float32)
             pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
             out[group] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-        return out
+            lengths = inputs["attention_mask"].sum(axis=1)
+            for row, i in enumerate(group):
+                states[i] = np.ascontiguousarray(hidden[row, : lengths[row]], dtype=np.float32)
+        return out, states
 
     return encode
+
+
+def _torch_encode(model, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The torch backend's vectors and token states (a reference for tests, not for serving)."""
+    outputs = model.encode(
+        texts, batch_size=min(len(texts), 64), normalize_embeddings=True, output_value=None
+    )
+    vectors = np.stack([o["sentence_embedding"].numpy() for o in outputs]).astype(np.float32)
+    return vectors, [o["token_embeddings"].numpy().astype(np.float32) for o in outputs]
 
 
 def export_in_child(target: Path) -> None:
@@ -226,7 +243,7 @@ def _export_onnx(target: Path) -> None:
 def quantize_int8(source: Path, target: Path) -> None:
     """Dynamic int8 quantization with per-channel weight scales (per-tensor scales distort MiniLM's
     vectors: cosine to fp32 0.96 on average, against 0.99 per channel); written atomically. Both
-    shipped models (the embedding and the verifier) are quantized by this one function."""
+    the embedding model is quantized by this function."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     fd, scratch = tempfile.mkstemp(prefix=".quant-", suffix=".onnx", dir=target.parent)
@@ -260,6 +277,10 @@ class MicroBatcher:
 
     def embed(self, text: str) -> np.ndarray:
         """Embed one text (blocking), sharing a forward pass with concurrent callers."""
+        return self.embed_states(text)[0]
+
+    def embed_states(self, text: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """One text's vector and token states (None from an embedder that gives none), blocking."""
         self._ensure_started()
         future: Future = Future()
         self._queue.put((text, future))
@@ -307,11 +328,16 @@ class MicroBatcher:
         return batch, False
 
     def _encode(self, batch: list[tuple[str, Future]]) -> None:
+        texts = [text for text, _ in batch]
         try:
-            vectors = self.embedder.encode([text for text, _ in batch])
+            encode_states = getattr(self.embedder, "encode_states", None)
+            if encode_states is not None:
+                vectors, states = encode_states(texts)
+            else:
+                vectors, states = self.embedder.encode(texts), [None] * len(texts)
         except Exception as exc:  # every waiting caller gets the failure, none hangs
             for _, future in batch:
                 future.set_exception(exc)
             return
-        for (_, future), vector in zip(batch, vectors, strict=True):
-            future.set_result(vector)
+        for (_, future), vector, tokens in zip(batch, vectors, states, strict=True):
+            future.set_result((vector, tokens))

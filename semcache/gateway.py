@@ -68,6 +68,7 @@ class CacheStatus:
     similarity: float | None = None
     entry_id: int | None = None
     score: float | None = None
+    uncalibrated: bool = False
 
     @classmethod
     def of(cls, lookup: Lookup, request: CacheRequest) -> CacheStatus:
@@ -75,7 +76,9 @@ class CacheStatus:
         if lookup.hit is not None:
             hit = lookup.hit
             return cls(f"hit-{hit.kind}", hit.similarity, hit.entry.id, hit.score)  # type: ignore[arg-type]
-        return cls("bypass" if request.options.no_cache or not request.cacheable else "miss")
+        if request.options.no_cache or not request.cacheable:
+            return cls("bypass")
+        return cls("miss", uncalibrated=lookup.uncalibrated)
 
     def headers(self) -> dict[str, str]:
         """Response headers for this status."""
@@ -86,6 +89,9 @@ class CacheStatus:
             headers["X-Semcache-Entry-Id"] = str(self.entry_id)
         if self.score is not None:
             headers["X-Semcache-Score"] = f"{self.score:.4f}"
+        if self.uncalibrated:
+            # The false-hit budget asked for is stricter than any calibrated one: exact hits only.
+            headers["X-Semcache-Semantic"] = "off: budget stricter than any calibrated"
         return headers
 
 
@@ -122,7 +128,7 @@ class Gateway:
             return Reply(served_from_cache(lookup.hit), headers)
         answer = await self.upstream.complete(request.body, request.repo, request.options.tier)
         await anyio.to_thread.run_sync(
-            self.cache.store, request, answer.completion, lookup.embedding, answer.model
+            self.cache.store, request, answer.completion, lookup.embedding, answer.model, lookup.tokens
         )
         return Reply(answer.completion, {**headers, **answer.headers})
 
@@ -132,7 +138,7 @@ class Gateway:
         if lookup.hit is not None:
             return StreamReply(replay(served_from_cache(lookup.hit)), headers)
         answer = await self.upstream.stream(request.body, request.repo, request.options.tier)
-        events = self._pass_through(request, answer, lookup.embedding)
+        events = self._pass_through(request, answer, lookup)
         return StreamReply(events, {**headers, **answer.headers})
 
     async def _lookup(self, request: CacheRequest) -> tuple[Lookup, dict[str, str]]:
@@ -148,7 +154,7 @@ class Gateway:
         return lookup, headers
 
     async def _pass_through(
-        self, request: CacheRequest, answer: StreamAnswer, embedding: Any
+        self, request: CacheRequest, answer: StreamAnswer, lookup: Lookup
     ) -> AsyncIterator[bytes]:
         collected = StreamCollector()
         try:
@@ -160,7 +166,9 @@ class Gateway:
             yield sse({"error": {"type": "upstream_stream_error", "message": message}})
             return
         completion = collected.completion()
-        await anyio.to_thread.run_sync(self.cache.store, request, completion, embedding, answer.model)
+        await anyio.to_thread.run_sync(
+            self.cache.store, request, completion, lookup.embedding, answer.model, lookup.tokens
+        )
         yield b"data: [DONE]\n\n"
 
 

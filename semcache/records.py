@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+GLOBAL = "*"  # the repo name under which thresholds for every repo are kept
+
 
 @dataclass(frozen=True)
 class NewEntry:
@@ -23,6 +25,9 @@ class NewEntry:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     context_files: list[tuple[str, str]] = field(default_factory=list)
+    # The decision's stored form of the prompt's token states, and the decision model that made it.
+    tokens: np.ndarray | None = None
+    tokens_model: str | None = None
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,7 @@ async def repo_stats(repo: str, request: Request) -> dict[str, Any]:
         "repo": stats.repo, "entries": stats.entries, "purging": service.cache.purging(stats.repo),
         "hits": stats.hits, "hits_exact": stats.hits_exact,
         "hits_semantic": stats.hits_semantic, "misses": stats.misses, "hit_rate": stats.hit_rate,
-        "tokens_saved": stats.tokens_saved,
+        "tokens_saved": stats.tokens_saved, "decision": service.cache.decision(stats.repo),
         "cost_saved_usd": spend["total"]["saved_usd"] if spend["total"] else None,
         "spend": spend,
     }  # fmt: skip

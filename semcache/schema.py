@@ -68,4 +68,8 @@ MIGRATIONS: list[str] = [
         requested_at REAL NOT NULL
     );
     """,
+    """
+    ALTER TABLE entries ADD COLUMN tokens BLOB;
+    ALTER TABLE entries ADD COLUMN tokens_model TEXT;
+    """,
 ]

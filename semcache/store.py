@@ -20,10 +20,10 @@ import numpy as np
 import sqlite_utils
 
 from semcache.errors import StoreError
-from semcache.records import Entry, NewEntry, RepoStats
+from semcache.records import GLOBAL, Entry, NewEntry, RepoStats
 from semcache.schema import MIGRATIONS
 
-GLOBAL = "*"
+__all__ = ["GLOBAL", "Store"]
 
 
 _ENTRY_COLUMNS = (
@@ -97,6 +97,8 @@ class Store:
             "embedding": np.asarray(entry.embedding, dtype=np.float32).tobytes(),
             "created_at": now,
             "expires_at": entry.expires_at,
+            "tokens": None if entry.tokens is None else np.ascontiguousarray(entry.tokens).tobytes(),
+            "tokens_model": entry.tokens_model,
         }
         with self._tx() as db:
             replaced = [
@@ -123,6 +125,23 @@ class Store:
     def get_many(self, ids: list[int]) -> dict[int, Entry]:
         """Entries by id (missing ids are left out)."""
         return self._entries_by_id(ids)
+
+    def tokens(self, ids: list[int], model: str) -> dict[int, np.ndarray]:
+        """The stored token states (flat int8) of those ``ids`` whose states ``model`` made."""
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        sql = f"SELECT id, tokens FROM entries WHERE id IN ({marks}) AND tokens_model = ?"
+        rows = self._read(sql, [*ids, model], plain=True)
+        return {row[0]: np.frombuffer(row[1], dtype=np.int8) for row in rows if row[1] is not None}
+
+    def set_tokens(self, tokens: dict[int, np.ndarray], model: str) -> None:
+        """Replace entries' stored token states (made again for a new decision model)."""
+        with self._tx() as db:
+            db.conn.executemany(
+                "UPDATE entries SET tokens = ?, tokens_model = ? WHERE id = ?",
+                [(np.ascontiguousarray(t).tobytes(), model, i) for i, t in tokens.items()],
+            )
 
     def in_scope(self, ids: list[int], scope_key: str, now: float) -> set[int]:
         """Which of ``ids`` are live entries of one scope (ids only: nothing is decoded)."""

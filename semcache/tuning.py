@@ -1,6 +1,6 @@
 """``semcache tune``: fit the decision threshold on labelled pairs so that the false-hit rate's upper
 confidence bound stays within a budget, and report precision / recall / false-hit rate per threshold
-for cosine and for the verifier."""
+for cosine and for the decision; by pairs or by replaying a clustered stream (calibration by lookup)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from semcache.calibration import Point, as_dicts, fit_threshold, summary, sweep
-from semcache.verifier import Verifier
+from semcache.decision import Decision, Encoded
+from semcache.decision.calibration import Point, as_dicts, fit_threshold, summary, sweep
+from semcache.decision.replay import StreamLookups, replay, stream_sweep
 
 NOT_SERVED = -1.0  # the score of a pair whose cosine is under the pre-filter: never a hit
+# A batch of texts through the embedding pass: their vectors and per-token states.
+EncodeStates = Callable[[list[str]], tuple[np.ndarray, list[np.ndarray]]]
 
 
 @dataclass(frozen=True)
@@ -28,18 +31,18 @@ class LabelledPair:
 
 @dataclass(frozen=True)
 class PairScores:
-    """Cosine and verifier scores of labelled pairs."""
+    """Cosine and decision scores of labelled pairs."""
 
     labels: np.ndarray
     cosine: np.ndarray
-    verifier: np.ndarray
+    decision: np.ndarray
 
 
 @dataclass(frozen=True)
 class TuneResult:
     """The fitted operating point (None when no threshold meets the budget) and the curves."""
 
-    verifier: str
+    decision: str
     budget: float
     confidence: float
     pairs: int
@@ -49,47 +52,128 @@ class TuneResult:
     curves: dict[str, list[Point]]
 
 
-def load_pairs(path: Path) -> list[LabelledPair]:
-    """Read ``{"a", "b", "label"}`` rows from a JSONL file."""
-    pairs = []
+class TextEncoder:
+    """Texts as a lookup holds them (vector and the decision's stored tokens), each encoded once."""
+
+    def __init__(self, encode_states: EncodeStates, decision: Decision, batch: int = 256) -> None:
+        self._encode_states = encode_states
+        self._decision = decision
+        self._batch = batch
+        self.vectors: dict[str, np.ndarray] = {}
+        self.encoded: dict[str, Encoded] = {}
+
+    def add(self, texts: list[str]) -> None:
+        """Encode the texts not seen yet, shortest first (a batch pads to its longest)."""
+        todo = sorted({t for t in texts if t not in self.vectors}, key=len)
+        for start in range(0, len(todo), self._batch):
+            chunk = todo[start : start + self._batch]
+            vectors, states = self._encode_states(chunk)
+            for text, vector, tokens in zip(chunk, vectors, states, strict=True):
+                self.vectors[text] = vector
+                self.encoded[text] = Encoded(text, self._decision.tokens(tokens))
+
+    def score(self, left: list[str], right: list[str], cosines: np.ndarray) -> np.ndarray:
+        """The decision's score of each (query, cached prompt) pair."""
+        return np.array([
+            self._decision.score(self.encoded[a], [self.encoded[b]], np.array([c]))[0]
+            for a, b, c in zip(left, right, cosines, strict=True)
+        ], dtype=np.float64)  # fmt: skip
+
+
+def _read_rows(path: Path, fields: tuple[str, ...], make: Callable[[dict], object]) -> list:
+    """``make(row)`` for every JSONL row of ``path``; a bad row names its line and the fields expected."""
+    out = []
     with path.open() as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
-                pairs.append(LabelledPair(str(row["a"]), str(row["b"]), int(row["label"])))
+                out.append(make(json.loads(line)))
             except (KeyError, ValueError, TypeError) as exc:
-                raise ValueError(f"{path}:{number}: expected {{'a', 'b', 'label'}}: {exc}") from exc
-    if not pairs:
-        raise ValueError(f"{path} holds no pairs")
-    return pairs
+                raise ValueError(f"{path}:{number}: expected {{{', '.join(fields)}}}: {exc}") from exc
+    if not out:
+        raise ValueError(f"{path} holds no rows")
+    return out
 
 
-def score_pairs(
-    pairs: list[LabelledPair], embed: Callable[[list[str]], np.ndarray], verifier: Verifier, floor: float
-) -> PairScores:
-    """Cosine of each pair and the verifier's score (``NOT_SERVED`` under the cosine pre-filter)."""
-    left = embed([p.a for p in pairs])
-    right = embed([p.b for p in pairs])
+def load_pairs(path: Path) -> list[LabelledPair]:
+    """Read ``{"a", "b", "label"}`` rows from a JSONL file."""
+    return _read_rows(
+        path, ("a", "b", "label"), lambda r: LabelledPair(str(r["a"]), str(r["b"]), int(r["label"]))
+    )
+
+
+def score_pairs(pairs: list[LabelledPair], encoder: TextEncoder, floor: float) -> PairScores:
+    """Cosine of each pair and the decision's score (``NOT_SERVED`` under the cosine pre-filter)."""
+    encoder.add([t for p in pairs for t in (p.a, p.b)])
+    left = np.stack([encoder.vectors[p.a] for p in pairs])
+    right = np.stack([encoder.vectors[p.b] for p in pairs])
     cosine = np.einsum("ij,ij->i", left, right).astype(np.float64)
     scores = np.full(len(pairs), NOT_SERVED)
     keep = np.nonzero(cosine >= floor)[0]
     if len(keep):
-        scores[keep] = verifier.score([(pairs[i].b, pairs[i].a) for i in keep], cosine[keep])
+        scores[keep] = encoder.score([pairs[i].b for i in keep], [pairs[i].a for i in keep], cosine[keep])
     return PairScores(np.array([p.label for p in pairs]), cosine, scores)
 
 
-def tune(scores: PairScores, verifier: str, budget: float, confidence: float = 0.95) -> TuneResult:
-    """Fit the verifier's threshold (and, for comparison, a cosine threshold) to ``budget``."""
-    served = scores.verifier > NOT_SERVED
-    curve = sweep(np.where(served, scores.verifier, NOT_SERVED), scores.labels, confidence)
+def tune(scores: PairScores, decision: str, budget: float, confidence: float = 0.95) -> TuneResult:
+    """Fit the decision's threshold (and, for comparison, a cosine threshold) to ``budget``."""
+    _check_labels(scores.labels)
+    served = scores.decision > NOT_SERVED
+    curve = sweep(np.where(served, scores.decision, NOT_SERVED), scores.labels, confidence)
     curve = [p for p in curve if p.threshold > NOT_SERVED]
     cosine_curve = sweep(scores.cosine, scores.labels, confidence)
     return TuneResult(
-        verifier=verifier, budget=budget, confidence=confidence, pairs=len(scores.labels),
+        decision=decision, budget=budget, confidence=confidence, pairs=len(scores.labels),
         positives=int(scores.labels.sum()), chosen=fit_threshold(curve, budget),
-        cosine_chosen=fit_threshold(cosine_curve, budget), curves={verifier: curve, "cosine": cosine_curve},
+        cosine_chosen=fit_threshold(cosine_curve, budget), curves={decision: curve, "cosine": cosine_curve},
+    )  # fmt: skip
+
+
+def _check_labels(labels: np.ndarray) -> None:
+    """A threshold fitted without both kinds of label is no bound at all: refuse."""
+    if labels.sum() == 0 or labels.sum() == len(labels):
+        kind = "no pair labelled 1 (same answer)" if labels.sum() == 0 else "no pair labelled 0 (different)"
+        raise ValueError(f"{kind}: a threshold cannot be fitted without both kinds of pair")
+
+
+def load_stream(path: Path) -> list[tuple[str, str]]:
+    """Read ``{"prompt", "cluster"}`` rows (a clustered prompt stream, in arrival order)."""
+    return _read_rows(path, ("prompt", "cluster"), lambda r: (str(r["prompt"]), str(r["cluster"])))
+
+
+def stream_lookups(
+    rows: list[tuple[str, str]], encoder: TextEncoder, floor: float, top_n: int, cosine: bool = False
+) -> StreamLookups:
+    """Replay a stream through a cache, scoring with the decision (or with the cosine alone)."""
+    texts = [prompt for prompt, _ in rows]
+    encoder.add(texts)
+    vectors = np.stack([encoder.vectors[t] for t in texts])
+    _, clusters = np.unique([cluster for _, cluster in rows], return_inverse=True)
+
+    def score(queries: np.ndarray, candidates: np.ndarray, cosines: np.ndarray) -> np.ndarray:
+        if cosine:
+            return cosines.astype(np.float64)
+        return encoder.score([texts[i] for i in queries], [texts[j] for j in candidates], cosines)
+
+    return replay(vectors, clusters, score, top_n, 0.0 if cosine else floor)
+
+
+def tune_stream(
+    rows: list[tuple[str, str]], encoder: TextEncoder, decision: str, budget: float,
+    floor: float, top_n: int, confidence: float = 0.95,
+) -> TuneResult:  # fmt: skip
+    """Fit the threshold by lookup: of the hits a cache replaying the stream serves, the wrong share's
+    upper bound stays within ``budget``; ``recall`` is the right hits over the oracle's."""
+    lookups = stream_lookups(rows, encoder, floor, top_n)
+    if not lookups.oracle.any():
+        raise ValueError("no prompt of the stream shares a cluster with an earlier one: nothing to fit")
+    curve = stream_sweep(lookups, confidence)
+    cosine_curve = stream_sweep(stream_lookups(rows, encoder, floor, top_n, cosine=True), confidence)
+    return TuneResult(
+        decision=decision, budget=budget, confidence=confidence, pairs=len(rows),
+        positives=int(lookups.oracle.sum()), chosen=fit_threshold(curve, budget),
+        cosine_chosen=fit_threshold(cosine_curve, budget), curves={decision: curve, "cosine": cosine_curve},
     )  # fmt: skip
 
 
@@ -100,7 +184,7 @@ def report(result: TuneResult) -> dict:
         return None if p is None else {k: getattr(p, k) for k in Point.__dataclass_fields__}
 
     return {
-        "verifier": result.verifier, "budget": result.budget, "confidence": result.confidence,
+        "decision": result.decision, "budget": result.budget, "confidence": result.confidence,
         "pairs": result.pairs, "positives": result.positives,
         "chosen": point(result.chosen), "cosine_chosen": point(result.cosine_chosen),
         "summary": {name: summary(curve) for name, curve in result.curves.items()},
@@ -109,7 +193,7 @@ def report(result: TuneResult) -> dict:
 
 
 def plot(result: TuneResult, path: Path) -> None:
-    """Precision, recall and false-hit rate against the threshold, for cosine and the verifier."""
+    """Precision, recall and false-hit rate against the threshold, for cosine and the decision."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -123,7 +207,7 @@ def plot(result: TuneResult, path: Path) -> None:
         ax.plot(t, [p.false_hit_rate for p in curve], label="false-hit rate")
         ax.plot(t, [p.false_hit_upper for p in curve], ":", label=f"false-hit {result.confidence:.0%} upper")
         ax.axhline(result.budget, color="grey", lw=0.8, ls="--", label=f"budget {result.budget}")
-        chosen = result.chosen if name == result.verifier else result.cosine_chosen
+        chosen = result.chosen if name == result.decision else result.cosine_chosen
         if chosen is not None:
             ax.axvline(chosen.threshold, color="black", lw=0.8, label=f"chosen {chosen.threshold:.3f}")
         ax.set_title(f"{name} ({result.pairs} pairs)")

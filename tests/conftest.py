@@ -59,7 +59,7 @@ def settings(tmp_path: Path, model_dir: Path, stub_url: str) -> Settings:
         upstream_base_url=f"{stub_url}/v1",
         upstream_api_key_env="SEMCACHE_TEST_NO_KEY",
         min_similarity=0.85,
-        verifier="cosine",  # cache mechanics; tests/test_verifier.py covers the trained decision
+        decision="cosine",  # cache mechanics; tests/test_decision.py covers the learned decision
     )
 
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from semcache.cache import SemanticCache, is_cacheable
 from semcache.config import Settings
+from semcache.decision import Encoded
 from semcache.errors import Conflict, InvalidRequest, NotFound
 from semcache.keys import CacheRequest, parse_chat_request
 from semcache.store import GLOBAL
@@ -260,7 +261,7 @@ words = st.lists(st.sampled_from(["alpha", "beta", "gamma", "delta", "list", "py
 
 
 def fast_cache(tmp_path: Path, name: str) -> SemanticCache:
-    settings = Settings(data_dir=tmp_path / name, verifier="cosine")
+    settings = Settings(data_dir=tmp_path / name, decision="cosine")
     return SemanticCache(settings, embedder=HashEmbedder(), clock=Clock())
 
 
@@ -307,7 +308,7 @@ def test_property_purging_a_never_touches_b(tmp_path: Path, a: list[str], b: lis
     cache.close()
 
 
-class ScriptedVerifier:
+class ScriptedDecision:
     """Turns down every candidate whose prompt says 'decoy'; records what it was asked to score."""
 
     name = "scripted"
@@ -316,29 +317,32 @@ class ScriptedVerifier:
     def __init__(self) -> None:
         self.asked: list[str] = []
 
+    def tokens(self, states: np.ndarray) -> None:
+        return None
+
     def shipped_thresholds(self) -> dict[float, float]:
         return {}
 
-    def score(self, pairs: list[tuple[str, str]], similarities) -> np.ndarray:
-        self.asked += [candidate for _, candidate in pairs]
-        return np.array([0.0 if "decoy" in candidate else 1.0 for _, candidate in pairs])
+    def score(self, query: Encoded, candidates: list[Encoded], similarities) -> np.ndarray:
+        self.asked += [c.text for c in candidates]
+        return np.array([0.0 if "decoy" in c.text else 1.0 for c in candidates])
 
 
 @pytest.mark.parametrize("top_n, expect_hit", [(1, False), (2, True)])
-def test_the_verifier_scores_candidates_best_first_until_one_hits(
+def test_the_first_candidate_that_reaches_the_threshold_is_served_best_first(
     settings: Settings, clock: Clock, top_n: int, expect_hit: bool
 ) -> None:
-    verifier = ScriptedVerifier()
-    settings = settings.model_copy(update={"verify_top_n": top_n, "verify_min_similarity": 0.3})
-    cache = SemanticCache(settings, embedder=HashEmbedder(), verifier=verifier, clock=clock)
+    decision = ScriptedDecision()
+    settings = settings.model_copy(update={"decision_top_n": top_n, "decision_min_similarity": 0.3})
+    cache = SemanticCache(settings, embedder=HashEmbedder(), decision=decision, clock=clock)
     cache.start()
     cache.thresholds.save(GLOBAL, settings.false_hit_budget, 0.5, pairs=10)
     cache.store(request("reverse a list in python decoy"), completion("the decoy's answer"))
     cache.store(request("reverse a list in python please now"), completion("reversed()"))
     found = cache.lookup(request("reverse a list in python"))
     cache.close()
-    assert verifier.asked[0] == "reverse a list in python decoy"  # the more similar one goes first
-    assert len(verifier.asked) == top_n
+    assert decision.asked[0] == "reverse a list in python decoy"  # the more similar one goes first
+    assert len(decision.asked) == top_n
     assert (found.hit is not None) == expect_hit
     if expect_hit:
         assert found.hit.entry.prompt == "reverse a list in python please now"

@@ -159,7 +159,7 @@ def test_a_running_set_reconciles_an_index_with_another_process(
 def test_the_cache_switches_structure_on_a_sweep_and_keeps_hitting(
     tmp_path: Path, stub_url: str, structure: str
 ) -> None:
-    settings = Settings(data_dir=tmp_path / "data", upstream_base_url=f"{stub_url}/v1", verifier="cosine",
+    settings = Settings(data_dir=tmp_path / "data", upstream_base_url=f"{stub_url}/v1", decision="cosine",
                         min_similarity=0.85, ann_min_entries=10, ann_m=8, ann_structure=structure)  # fmt: skip
     prompts = [f"how do I {verb} a {noun} in python" for verb in ("sort", "copy", "print", "parse")
                for noun in ("list", "dict", "string", "file")]  # fmt: skip

@@ -1,0 +1,143 @@
+"""A both-ways hand audit of the hits a replayed calibration stream serves, and the thresholds it supports.
+
+The stream's clusters join only pairs Quora labelled duplicates, so they err both ways: two duplicates
+never paired sit in different clusters ("wrong" hits that are right), and broader or narrower questions
+joined transitively share one ("right" hits that are wrong). A reader's verdicts on random samples of
+each side ("same": one answer serves both; "different") correct the wrong share at every threshold at
+or above the one the samples were drawn at.
+
+    python -m training.audit --model results/head sample --wrong 100 --right 100 > to_read.txt
+    python -m training.audit --model results/head fit   # after writing the verdicts file
+
+Verdicts are kept by the sha1 of ``asked + NUL + served`` with no text (the data's terms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+
+from semcache.decision.calibration import two_sided
+from semcache.decision.learned import LearnedDecision
+from semcache.decision.replay import neighbours
+from training.calibrate import BUDGETS, stream_lookups
+from training.data import stream_of, training_set
+from training.prepare import BANK
+from training.scoring import BankScorer
+from training.states import ROOT, StateBank
+
+VERDICTS = ROOT / "training" / "audit" / "calibration_verdicts.jsonl"
+
+
+def key(asked: str, served: str) -> str:
+    """The sha1 that names a served pair without its text."""
+    return hashlib.sha1(f"{asked}\x00{served}".encode()).hexdigest()
+
+
+def served_hits(model: Path, reference: float, top_n: int, floor: float, seed: int) -> list[dict]:
+    """Every hit the stream serves at the ``reference`` threshold: asked, served, score, cluster-right."""
+    scorer = BankScorer(StateBank.load(BANK), LearnedDecision(model))
+    rows = stream_of(training_set(seed=seed).calibration, seed=seed)
+    lookups = stream_lookups(scorer, rows, top_n, floor, cosine=False)
+    texts = [r["prompt"] for r in rows]
+    found, _ = neighbours(np.stack([scorer.bank.vector(t) for t in texts]), top_n, floor)
+    hits = []
+    for i in range(len(rows)):
+        passing = np.nonzero(lookups.scores[i] >= reference)[0]
+        if len(passing):
+            slot = passing[0]
+            hits.append({"asked": texts[i], "served": texts[found[i, slot]],
+                         "score": float(lookups.scores[i, slot]), "right": bool(lookups.right[i, slot])})  # fmt: skip
+    return hits
+
+
+def load_verdicts(path: Path = VERDICTS) -> dict[str, str]:
+    """sha1 -> "same" / "different"."""
+    if not path.exists():
+        return {}
+    return {r["key"]: r["verdict"] for r in map(json.loads, path.read_text().splitlines()) if r}
+
+
+def corrected(hits: list[dict], verdicts: dict[str, str], threshold: float) -> dict:
+    """The wrong share of the hits served at ``threshold`` by the clusters and corrected both ways."""
+    kept = [h for h in hits if h["score"] >= threshold]
+    sides = [[h for h in kept if h["right"] == side] for side in (False, True)]
+    audited = tuple([verdicts[key(h["asked"], h["served"])] for h in side if key(h["asked"], h["served"]) in verdicts]
+                    for side in sides)  # fmt: skip
+    fixed = two_sided((len(sides[0]), len(sides[1])), audited)
+    return {"threshold": threshold, "served": len(kept), "by_clusters": len(sides[0]) / max(len(kept), 1),
+            "corrected": fixed["share"], "interval": fixed["interval"], "audited": fixed["audited"],
+            "sides": [len(sides[0]), len(sides[1])],
+            "really_wrong": fixed["really_wrong"]}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--reference", type=float, default=0.5, help="the threshold samples are drawn at")
+    parser.add_argument("--top-n", type=int, default=2)
+    parser.add_argument("--floor", type=float, default=0.7)
+    parser.add_argument("--seed", type=int, default=0)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sample = sub.add_parser("sample", help="print random hits of each side to read")
+    sample.add_argument("--wrong", type=int, default=100)
+    sample.add_argument("--right", type=int, default=100)
+    fitting = sub.add_parser("fit", help="each budget's threshold by the corrected wrong share")
+    fitting.add_argument("--least", type=int, default=20, help="fewest verdicts per side a threshold needs")
+    fitting.add_argument("--write", action="store_true", help="ship them in the model's thresholds.json")
+    args = parser.parse_args()
+    hits = served_hits(args.model, args.reference, args.top_n, args.floor, args.seed)
+    if args.command == "sample":
+        rng = random.Random(args.seed)
+        for side, count in ((False, args.wrong), (True, args.right)):
+            pool = [h for h in hits if h["right"] == side]
+            for h in rng.sample(pool, min(count, len(pool))):
+                print(json.dumps({"key": key(h["asked"], h["served"]), "side": "right" if side else "wrong",
+                                  "asked": h["asked"], "served": h["served"]}))  # fmt: skip
+        return
+    verdicts = load_verdicts()
+    scores = sorted({round(h["score"], 4) for h in hits})
+    table = [corrected(hits, verdicts, t) for t in scores[:: max(1, len(scores) // 200)]]
+    chosen = fit(table, args.least)
+    for budget, row in chosen.items():
+        print(f"budget {budget}: {row}")
+    if args.write:
+        write(args.model, chosen, args.reference, len(verdicts))
+
+
+def fit(table: list[dict], least: int) -> dict[str, dict]:
+    """For each budget, the loosest threshold whose corrected wrong share is within it, with at least
+    ``least`` verdicts on each side of the hits it serves, or all of them (fewer cannot support it)."""
+    chosen = {}
+    for budget in BUDGETS:
+        ok = [r for r in table if r["corrected"] <= budget
+              and all(a >= min(least, n) for a, n in zip(r["audited"], r["sides"], strict=True))]  # fmt: skip
+        if ok:
+            chosen[str(budget)] = min(ok, key=lambda r: r["threshold"])
+    return chosen
+
+
+def write(model: Path, chosen: dict[str, dict], reference: float, verdicts: int) -> None:
+    """Put the audited thresholds into the model's ``thresholds.json`` as the shipped learned table."""
+    path = model / "thresholds.json"
+    shipped = json.loads(path.read_text())
+    shipped["tables"]["learned"] = {budget: row["threshold"] for budget, row in chosen.items()}
+    shipped["audited"] = {
+        "how": "the calibration stream's hits at the reference threshold, random samples of those the "
+        "clusters call wrong and right read by hand (python -m training.audit); each budget's threshold is "
+        "the loosest whose wrong share, corrected both ways, is within it (point estimate; the 95 % "
+        "interval beside it)",
+        "reference_threshold": reference, "verdicts": verdicts, "points": chosen,
+    }  # fmt: skip
+    path.write_text(json.dumps(shipped, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

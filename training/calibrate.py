@@ -1,0 +1,84 @@
+"""``python -m training.calibrate``: fit the shipped budget -> threshold table by lookup.
+
+Replays the calibration stream (qqp_train components held out from training, see ``training.data``)
+through a cache with the decision in ``--model`` (``semcache.decision.replay``), and for each budget picks
+the loosest threshold whose 95 % Clopper-Pearson upper bound of the served wrong share stays within it.
+The same for a plain cosine threshold, for comparison. Writes ``thresholds.json`` into the model folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from semcache.config import DECISION_FLOOR
+from semcache.decision.calibration import fit_threshold
+from semcache.decision.learned import LearnedDecision
+from semcache.decision.replay import StreamLookups, replay, stream_sweep
+from training.data import stream_of, training_set
+from training.prepare import BANK
+from training.scoring import BankScorer
+from training.states import StateBank
+
+BUDGETS = (0.02, 0.05, 0.1, 0.2)
+
+
+def stream_lookups(
+    scorer: BankScorer, rows: list[dict], top_n: int, floor: float, cosine: bool
+) -> StreamLookups:
+    """Replay ``rows`` (prompt, cluster) scoring with the decision, or with the cosine alone."""
+    texts = [r["prompt"] for r in rows]
+    vectors = np.stack([scorer.bank.vector(t) for t in texts])
+    clusters = np.array([r["cluster"] for r in rows])
+
+    def score(queries: np.ndarray, candidates: np.ndarray, cosines: np.ndarray) -> np.ndarray:
+        if cosine:
+            return cosines.astype(np.float64)
+        return scorer.scores([texts[i] for i in queries], [texts[j] for j in candidates], cosines)
+
+    return replay(vectors, clusters, score, top_n, 0.0 if cosine else floor)
+
+
+def table(lookups: StreamLookups, budgets: tuple[float, ...]) -> tuple[dict, dict]:
+    """(budget -> threshold, budget -> operating point) for the budgets some threshold certifies."""
+    points = stream_sweep(lookups)
+    thresholds, chosen = {}, {}
+    for budget in budgets:
+        point = fit_threshold(points, budget)
+        if point is not None:
+            thresholds[str(budget)] = point.threshold
+            chosen[str(budget)] = {"threshold": point.threshold, "served": point.served, "wrong": point.wrong,
+                                   "wrong_share": point.false_hit_rate, "upper": point.false_hit_upper,
+                                   "of_oracle": point.recall, "oracle": int(lookups.oracle.sum())}  # fmt: skip
+    return thresholds, chosen
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", type=Path, required=True, help="folder with head.npz")
+    parser.add_argument("--bank", type=Path, default=BANK)
+    parser.add_argument("--top-n", type=int, default=2)
+    parser.add_argument("--floor", type=float, default=DECISION_FLOOR)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    scorer = BankScorer(StateBank.load(args.bank), LearnedDecision(args.model))
+    rows = stream_of(training_set(seed=args.seed).calibration, seed=args.seed)
+    out = {"tables": {}, "points": {}}
+    for name, cosine in (("learned", False), ("cosine", True)):
+        lookups = stream_lookups(scorer, rows, args.top_n, args.floor, cosine)
+        out["tables"][name], out["points"][name] = table(lookups, BUDGETS)
+        print(name, json.dumps(out["points"][name], indent=1))
+    out["calibrated_on"] = {
+        "stream": "qqp_train components held out from training (training.data.split_qqp), each question "
+        "once, clusters joined by positive pairs", "prompts": len(rows), "seed": args.seed,
+    }  # fmt: skip
+    out.update(confidence=0.95, bound="Clopper-Pearson upper bound of the served wrong share, by lookup",
+               floor=args.floor, top_n=args.top_n, script="python -m training.calibrate")  # fmt: skip
+    (args.model / "thresholds.json").write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

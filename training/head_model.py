@@ -1,0 +1,95 @@
+"""The interaction head in torch, for training; ``semcache.decision.head`` runs the same maths in numpy.
+
+Given the query's and the candidate's token states from the one embedding pass:
+
+1. project each token to ``width`` dims and L2-normalize (what is stored with each entry, as int8);
+2. align softly both ways (ESIM / ColBERT style): each token's attention-weighted counterpart in the other
+   text, and its best single match;
+3. compare each token with its counterpart, ``[x, a, x - a, x * a, best]`` through one layer (what in
+   one text has no counterpart in the other), then compose: each compared token attends to the others;
+4. pool each side (max and mean), combine the sides symmetrically, add the cosine and the literal
+   features, and score with a small MLP plus a learned multiple of the cosine, so that at initialization
+   the head ranks as the cosine does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from semcache.decision.literals import WIDTH as LITERALS
+
+
+class InteractionHead(nn.Module):
+    """Scores (query, candidate) pairs from token states; symmetric in its two inputs."""
+
+    def __init__(
+        self,
+        dim: int = 384,
+        width: int = 64,
+        hidden: int = 64,
+        literals: int = LITERALS,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.drop = nn.Dropout(dropout)
+        self.proj = nn.Linear(dim, width)
+        self.log_temperature = nn.Parameter(torch.tensor(np.log(10.0), dtype=torch.float32))
+        self.compare = nn.Linear(4 * width + 1, hidden)
+        self.compose = nn.Linear(2 * hidden, hidden)
+        self.mix = nn.Linear(4 * hidden + 1 + literals, hidden)
+        self.out = nn.Linear(hidden, 1)
+        self.cosine_weight = nn.Parameter(torch.tensor(10.0))
+        self.cosine_bias = nn.Parameter(torch.tensor(-8.5))
+        self.literals = literals
+
+    def project(self, states: torch.Tensor) -> torch.Tensor:
+        """Tokens to the stored width, unit length."""
+        return nn.functional.normalize(self.proj(states), dim=-1)
+
+    def forward(self, q, q_mask, c, c_mask, cosine, literal):
+        """Logits for a batch: token states (B x T x 384), masks (B x T, 1 = token), cosine (B),
+        literal features (B x literals)."""
+        qp, cp = self.project(q), self.project(c)
+        sim = torch.einsum("bid,bjd->bij", qp, cp)
+        pair_mask = q_mask[:, :, None] * c_mask[:, None, :]
+        logits = sim * self.log_temperature.exp() + (pair_mask - 1) * 1e4
+        q_side = self._side(qp, cp, logits, sim, pair_mask, q_mask)
+        c_side = self._side(
+            cp, qp, logits.transpose(1, 2), sim.transpose(1, 2), pair_mask.transpose(1, 2), c_mask
+        )
+        x = torch.cat(
+            [q_side + c_side, (q_side - c_side).abs(), cosine[:, None], literal[:, : self.literals]], dim=1
+        )
+        z = self.drop(torch.relu(self.mix(self.drop(x))))
+        return self.out(z).squeeze(1) + self.cosine_weight * cosine + self.cosine_bias
+
+    def _side(self, x, other, logits, sim, pair_mask, mask):
+        aligned = torch.softmax(logits, dim=2) @ other
+        best = (sim + (pair_mask - 1) * 4).max(dim=2).values
+        f = self.drop(
+            torch.relu(
+                self.compare(torch.cat([x, aligned, x - aligned, x * aligned, best[..., None]], dim=2))
+            )
+        )
+        # Composition: each compared token sees the others (self-attention), then one layer.
+        attention = (f @ f.transpose(1, 2)) / f.shape[-1] ** 0.5 + (mask[:, None, :] - 1) * 1e4
+        g = self.drop(torch.relu(self.compose(torch.cat([f, torch.softmax(attention, dim=2) @ f], dim=2))))
+        top = (g + (mask[..., None] - 1) * 1e4).max(dim=1).values
+        mean = (g * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+        return torch.cat([top, mean], dim=1)
+
+    def export(self) -> dict[str, np.ndarray]:
+        """The weights as numpy arrays, under the names ``semcache.decision.head`` reads."""
+        t = lambda p: p.detach().cpu().numpy().astype(np.float32)  # noqa: E731
+        return {
+            "proj_w": t(self.proj.weight).T.copy(), "proj_b": t(self.proj.bias),
+            "temperature": np.float32(self.log_temperature.exp().item()),
+            "compare_w": t(self.compare.weight).T.copy(), "compare_b": t(self.compare.bias),
+            "compose_w": t(self.compose.weight).T.copy(), "compose_b": t(self.compose.bias),
+            "mix_w": t(self.mix.weight).T.copy(), "mix_b": t(self.mix.bias),
+            "out_w": t(self.out.weight).reshape(-1), "out_b": t(self.out.bias).reshape(()),
+            "cosine_weight": np.float32(self.cosine_weight.item()),
+            "cosine_bias": np.float32(self.cosine_bias.item()),
+        }  # fmt: skip
