@@ -105,6 +105,6 @@ def operating_point(scores: np.ndarray, labels: np.ndarray, threshold: float) ->
 
 def negatives_served(scores: PairScores, threshold: float, use_cosine: bool = False) -> float:
     """Share of the negative pairs that would be served at ``threshold``."""
-    values = scores.cosine if use_cosine else scores.verifier
+    values = scores.cosine if use_cosine else scores.decision
     negatives = scores.labels == 0
     return float(((values >= threshold) & (values > NOT_SERVED) & negatives).sum() / max(negatives.sum(), 1))

@@ -10,6 +10,7 @@ threshold; a PNG), and the shipped operating point for a budget (traps served: n
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 
@@ -84,6 +85,23 @@ def adversarial_total(results: list[dict]) -> dict:
     return out
 
 
+def traps_by_kind(files: list[Path], encoder: TextEncoder, floor: float, threshold: float | None) -> dict:
+    """Adversarial pairs served at the shipped threshold, per kind of pair (negation, swapped roles, ...)."""
+    from semcache.tuning import LabelledPair
+
+    rows = [json.loads(line) for path in files for line in path.read_text().splitlines() if line.strip()]
+    if threshold is None or not rows:
+        return {}
+    pairs = [LabelledPair(r["a"], r["b"], int(r["label"])) for r in rows]
+    scores = score_pairs(pairs, encoder, floor)
+    out: dict[str, list[int]] = {}
+    for row, score in zip(rows, scores.decision, strict=True):
+        counts = out.setdefault(row.get("kind", "?"), [0, 0])
+        counts[0] += 1
+        counts[1] += int(score >= threshold)
+    return {kind: {"pairs": n, "served": k} for kind, (n, k) in sorted(out.items())}
+
+
 def print_table(results: list[dict], budget: float) -> None:
     table = Table("pairs", "decision", "P@R0.5", "R@P0.90", "R@P0.95", "R@P0.98", "R@P0.99", "best F1",
                   f"shipped @ budget {budget}: precision / recall / neg. served", title="hit decision sweep")  # fmt: skip
@@ -146,9 +164,12 @@ def main() -> None:
     print_table(results, args.budget)
     totals = adversarial_total(results)
     Console().print(f"adversarial sets at budget {args.budget}: {totals}")
+    kinds = traps_by_kind([p for p in args.pairs if p in ADVERSARIAL], encoder, args.floor,
+                          pick_threshold(shipped["learned"], args.budget))  # fmt: skip
+    Console().print(f"adversarial pairs served by kind (learned): {kinds}")
     Console().print(f"machine: {machine()}")
     payload = {"machine": machine(), "model": decision.model_id, "budget": args.budget, "floor": args.floor,
-               "adversarial": totals, "results": results}  # fmt: skip
+               "adversarial": totals, "adversarial_by_kind": kinds, "results": results}  # fmt: skip
     write_json(args.out, payload)
     plot_pchr(results, args.out.with_suffix(".png"))
     Console().print(f"wrote {args.out} (+ .png)")

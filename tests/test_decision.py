@@ -29,7 +29,7 @@ def test_the_numpy_head_computes_what_the_torch_head_trained(tmp_path: Path) -> 
     weights = HeadWeights.load(tmp_path / "head.npz")
     rng = np.random.default_rng(0)
     q, c = rng.normal(size=(7, 384)).astype(np.float32), rng.normal(size=(11, 384)).astype(np.float32)
-    literal = np.array([1.0, 0.0], dtype=np.float32)
+    literal = np.array([1.0, 0.0, 1.0], dtype=np.float32)
     # Padded as in a training batch: the padding must not change the score.
     pad = lambda x, n: np.vstack([x, np.zeros((n - len(x), 384), np.float32)])  # noqa: E731
     mask = lambda x, n: np.r_[np.ones(len(x)), np.zeros(n - len(x))].astype(np.float32)  # noqa: E731
@@ -47,9 +47,10 @@ def test_the_numpy_head_computes_what_the_torch_head_trained(tmp_path: Path) -> 
 
 
 def test_literal_features_see_numbers_and_identifiers() -> None:
-    assert features("Resize to 1024 px", "Resize to 2048 px").tolist() == [1.0, 0.0]
-    assert features("What does os.path.join do?", "What does os.path.split do?").tolist() == [0.0, 1.0]
-    assert features("How do I reverse a list?", "How can I reverse a list?").tolist() == [0.0, 0.0]
+    assert features("Resize to 1024 px", "Resize to 2048 px").tolist() == [1.0, 0.0, 0.0]
+    assert features("Set the limit to 512 MB", "Set the limit to 512 GB").tolist() == [0.0, 0.0, 1.0]
+    assert features("What does os.path.join do?", "What does os.path.split do?").tolist() == [0.0, 1.0, 0.0]
+    assert features("How do I reverse a list?", "How can I reverse a list?").tolist() == [0.0, 0.0, 0.0]
 
 
 @pytest.fixture(scope="module")

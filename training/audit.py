@@ -56,8 +56,17 @@ def served_hits(model: Path, reference: float, top_n: int, floor: float, seed: i
     return hits
 
 
-def load_verdicts(path: Path = VERDICTS) -> dict[str, str]:
-    """sha1 -> "same" / "different"."""
+def load_verdicts(model: str, path: Path = VERDICTS) -> dict[str, str]:
+    """sha1 -> "same" / "different", for the sample drawn from ``model``'s hits (a sample drawn from
+    another model's hits is not a random sample of this one's)."""
+    if not path.exists():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {r["key"]: r["verdict"] for r in rows if r["model"] == model}
+
+
+def known_verdicts(path: Path = VERDICTS) -> dict[str, str]:
+    """Every verdict read so far, whatever sample it was drawn for (a pair's verdict does not change)."""
     if not path.exists():
         return {}
     return {r["key"]: r["verdict"] for r in map(json.loads, path.read_text().splitlines()) if r}
@@ -74,6 +83,18 @@ def corrected(hits: list[dict], verdicts: dict[str, str], threshold: float) -> d
             "corrected": fixed["share"], "interval": fixed["interval"], "audited": fixed["audited"],
             "sides": [len(sides[0]), len(sides[1])],
             "really_wrong": fixed["really_wrong"]}  # fmt: skip
+
+
+def print_sample(hits: list[dict], wrong: int, right: int, seed: int, model: str) -> None:
+    """Random hits of each side as JSON lines for the reader to add a verdict to (those read before for
+    another sample carry their verdict already)."""
+    rng, known = random.Random(seed), known_verdicts()
+    for side, count in ((False, wrong), (True, right)):
+        pool = [h for h in hits if h["right"] == side]
+        for h in rng.sample(pool, min(count, len(pool))):
+            pair = key(h["asked"], h["served"])
+            print(json.dumps({"key": pair, "model": model, "side": "right" if side else "wrong",
+                              "verdict": known.get(pair), "asked": h["asked"], "served": h["served"]}))  # fmt: skip
 
 
 def main() -> None:
@@ -95,14 +116,9 @@ def main() -> None:
     args = parser.parse_args()
     hits = served_hits(args.model, args.reference, args.top_n, args.floor, args.seed)
     if args.command == "sample":
-        rng = random.Random(args.seed)
-        for side, count in ((False, args.wrong), (True, args.right)):
-            pool = [h for h in hits if h["right"] == side]
-            for h in rng.sample(pool, min(count, len(pool))):
-                print(json.dumps({"key": key(h["asked"], h["served"]), "side": "right" if side else "wrong",
-                                  "asked": h["asked"], "served": h["served"]}))  # fmt: skip
+        print_sample(hits, args.wrong, args.right, args.seed, LearnedDecision(args.model).model_id)
         return
-    verdicts = load_verdicts()
+    verdicts = load_verdicts(LearnedDecision(args.model).model_id)
     scores = sorted({round(h["score"], 4) for h in hits})
     table = [corrected(hits, verdicts, t) for t in scores[:: max(1, len(scores) // 200)]]
     chosen = fit(table, args.least)
@@ -113,14 +129,19 @@ def main() -> None:
 
 
 def fit(table: list[dict], least: int) -> dict[str, dict]:
-    """For each budget, the loosest threshold whose corrected wrong share is within it, with at least
-    ``least`` verdicts on each side of the hits it serves, or all of them (fewer cannot support it)."""
+    """For each budget, walking from the strictest threshold down, the last one before the corrected
+    wrong share first exceeds the budget (so a lucky dip further down is not picked), among thresholds
+    with at least ``least`` verdicts on each side of the hits they serve, or all of them."""
     chosen = {}
+    rows = sorted(table, key=lambda r: -r["threshold"])
+    supported = [
+        r for r in rows if all(a >= min(least, n) for a, n in zip(r["audited"], r["sides"], strict=True))
+    ]
     for budget in BUDGETS:
-        ok = [r for r in table if r["corrected"] <= budget
-              and all(a >= min(least, n) for a, n in zip(r["audited"], r["sides"], strict=True))]  # fmt: skip
-        if ok:
-            chosen[str(budget)] = min(ok, key=lambda r: r["threshold"])
+        for row in supported:
+            if not row["corrected"] <= budget:
+                break
+            chosen[str(budget)] = row
     return chosen
 
 

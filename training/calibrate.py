@@ -66,11 +66,11 @@ def main() -> None:
     args = parser.parse_args()
     scorer = BankScorer(StateBank.load(args.bank), LearnedDecision(args.model))
     rows = stream_of(training_set(seed=args.seed).calibration, seed=args.seed)
-    out = {"tables": {}, "points": {}}
+    out = {"tables": {}, "by_clusters": {}}
     for name, cosine in (("learned", False), ("cosine", True)):
         lookups = stream_lookups(scorer, rows, args.top_n, args.floor, cosine)
-        out["tables"][name], out["points"][name] = table(lookups, BUDGETS)
-        print(name, json.dumps(out["points"][name], indent=1))
+        out["tables"][name], out["by_clusters"][name] = table(lookups, BUDGETS)
+        print(name, json.dumps(out["by_clusters"][name], indent=1))
     out["calibrated_on"] = {
         "stream": "qqp_train components held out from training (training.data.split_qqp), each question "
         "once, clusters joined by positive pairs", "prompts": len(rows), "seed": args.seed,

@@ -4,8 +4,8 @@ Given the query's and the candidate's token states from the one embedding pass:
 
 1. project each token to ``width`` dims and L2-normalize (what is stored with each entry, as int8);
 2. align softly both ways (ESIM / ColBERT style): each token's attention-weighted counterpart in the other
-   text, and its best single match;
-3. compare each token with its counterpart, ``[x, a, x - a, x * a, best]`` through one layer (what in
+   text, its best single match, and how far the counterpart's relative position is from its own;
+3. compare each token with its counterpart, ``[x, a, x - a, x * a, best, moved]`` through one layer (what in
    one text has no counterpart in the other), then compose: each compared token attends to the others;
 4. pool each side (max and mean), combine the sides symmetrically, add the cosine and the literal
    features, and score with a small MLP plus a learned multiple of the cosine, so that at initialization
@@ -19,6 +19,12 @@ import torch
 from torch import nn
 
 from semcache.decision.literals import WIDTH as LITERALS
+
+
+def _positions(mask: torch.Tensor) -> torch.Tensor:
+    """Each token's relative position in its text, 0 (first) to 1 (last); padding past the end."""
+    length = mask.sum(dim=1, keepdim=True)
+    return torch.arange(mask.shape[1], dtype=mask.dtype)[None, :] / (length - 1).clamp(min=1)
 
 
 class InteractionHead(nn.Module):
@@ -36,7 +42,7 @@ class InteractionHead(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.proj = nn.Linear(dim, width)
         self.log_temperature = nn.Parameter(torch.tensor(np.log(10.0), dtype=torch.float32))
-        self.compare = nn.Linear(4 * width + 1, hidden)
+        self.compare = nn.Linear(4 * width + 2, hidden)
         self.compose = nn.Linear(2 * hidden, hidden)
         self.mix = nn.Linear(4 * hidden + 1 + literals, hidden)
         self.out = nn.Linear(hidden, 1)
@@ -55,9 +61,17 @@ class InteractionHead(nn.Module):
         sim = torch.einsum("bid,bjd->bij", qp, cp)
         pair_mask = q_mask[:, :, None] * c_mask[:, None, :]
         logits = sim * self.log_temperature.exp() + (pair_mask - 1) * 1e4
-        q_side = self._side(qp, cp, logits, sim, pair_mask, q_mask)
+        q_pos, c_pos = _positions(q_mask), _positions(c_mask)
+        q_side = self._side(qp, cp, logits, sim, pair_mask, q_mask, q_pos, c_pos)
         c_side = self._side(
-            cp, qp, logits.transpose(1, 2), sim.transpose(1, 2), pair_mask.transpose(1, 2), c_mask
+            cp,
+            qp,
+            logits.transpose(1, 2),
+            sim.transpose(1, 2),
+            pair_mask.transpose(1, 2),
+            c_mask,
+            c_pos,
+            q_pos,
         )
         x = torch.cat(
             [q_side + c_side, (q_side - c_side).abs(), cosine[:, None], literal[:, : self.literals]], dim=1
@@ -65,14 +79,14 @@ class InteractionHead(nn.Module):
         z = self.drop(torch.relu(self.mix(self.drop(x))))
         return self.out(z).squeeze(1) + self.cosine_weight * cosine + self.cosine_bias
 
-    def _side(self, x, other, logits, sim, pair_mask, mask):
-        aligned = torch.softmax(logits, dim=2) @ other
+    def _side(self, x, other, logits, sim, pair_mask, mask, pos, other_pos):
+        weights = torch.softmax(logits, dim=2)
+        aligned = weights @ other
         best = (sim + (pair_mask - 1) * 4).max(dim=2).values
-        f = self.drop(
-            torch.relu(
-                self.compare(torch.cat([x, aligned, x - aligned, x * aligned, best[..., None]], dim=2))
-            )
-        )
+        # How far (in relative position) a token's counterpart sits from it: a swap of roles moves it.
+        moved = (pos - (weights @ other_pos[..., None]).squeeze(-1)).abs()
+        features = torch.cat([x, aligned, x - aligned, x * aligned, best[..., None], moved[..., None]], dim=2)
+        f = self.drop(torch.relu(self.compare(features)))
         # Composition: each compared token sees the others (self-attention), then one layer.
         attention = (f @ f.transpose(1, 2)) / f.shape[-1] ** 0.5 + (mask[:, None, :] - 1) * 1e4
         g = self.drop(torch.relu(self.compose(torch.cat([f, torch.softmax(attention, dim=2) @ f], dim=2))))

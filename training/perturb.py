@@ -1,11 +1,14 @@
 """Rule-based hard negatives and easy positives, made from a question by small edits that change (or
 keep) its meaning: negation, antonyms, swapped roles, changed numbers, identifiers, file names and
-languages. Used to teach the verifier the traps that paraphrase corpora rarely show."""
+languages, swapped words, changed units. Used to teach the hit decision the traps that paraphrase corpora
+rarely show."""
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
+from dataclasses import dataclass
 
 NEGATABLE = [
     (r"\bcan\b", "cannot"), (r"\bshould\b", "should not"), (r"\bis\b", "is not"), (r"\bare\b", "are not"),
@@ -114,7 +117,95 @@ def change_identifier(text: str, rng: random.Random) -> str | None:
     return text[: match.start()] + new + text[match.end() :]
 
 
-HARD_NEGATIVES = [negate, antonym, swap_roles, change_number, change_language, change_identifier]
+_STOP = set(
+    ["the", "a", "an", "of", "to", "in", "on", "for", "with", "and", "or", "but", "is", "are", "was", "were", "be", "been", "do", "does", "did", "how", "what", "why", "when", "where", "which", "who", "whom", "whose", "can", "could", "should", "would", "will", "shall", "may", "might", "must", "i", "you", "he", "she", "it", "we", "they", "me", "my", "your", "our", "their", "this", "that", "these", "those", "there", "here", "from", "by", "at", "as", "about", "into", "than", "then", "so", "if", "not", "no", "yes", "any", "some", "all", "more", "most", "very", "just", "also", "get", "got", "has", "have", "had", "its", "it's"]
+)  # fmt: skip
+# Where two words may change places without changing the question ("the difference between A and B").
+_SYMMETRIC = re.compile(r"\b(between|and|or|vs|versus|compare|compared|difference|same|similar|both)\b", re.I)
+_BEFORE_NOUN = set(
+    [
+        "the",
+        "a",
+        "an",
+        "my",
+        "your",
+        "his",
+        "her",
+        "our",
+        "their",
+        "its",
+        "from",
+        "at",
+        "by",
+        "on",
+        "with",
+        "for",
+        "of",
+        "in",
+        "into",
+        "do",
+        "does",
+        "did",
+        "can",
+        "should",
+        "will",
+        "would",
+        "are",
+        "is",
+        "was",
+        "were",
+    ]
+)
+
+
+@dataclass(frozen=True)
+class _Word:
+    start: int
+    end: int
+    text: str
+
+
+UNIT_GROUPS = [
+    ["KB", "MB", "GB", "TB"], ["millimeters", "centimeters", "meters", "kilometers", "inches", "feet", "miles"],
+    ["grams", "kilograms", "ounces", "pounds"], ["milliliters", "liters", "cups", "gallons"],
+    ["seconds", "minutes", "hours", "days", "weeks", "months", "years"], ["celsius", "fahrenheit"],
+    ["dollars", "euros", "rupees", "pounds"], ["mph", "km/h"], ["MHz", "GHz"], ["watts", "kilowatts"],
+]  # fmt: skip
+
+
+def swap_words(text: str, rng: random.Random) -> str | None:
+    """Exchange two content words ("the buyer pays the seller" -> "the seller pays the buyer"), unless the
+    question is symmetric in them."""
+    if _SYMMETRIC.search(text):
+        return None
+    # Words after a determiner, a preposition or an auxiliary are mostly nouns: swapping two of them keeps
+    # the sentence well formed ("Why do cats hiss at dogs?" -> "Why do dogs hiss at cats?").
+    words = list(re.finditer(r"[A-Za-z][A-Za-z-]*", text))
+    content = [_Word(w.start(), w.end(), w.group()) for before, w in itertools.pairwise(words)
+               if before.group().lower() in _BEFORE_NOUN and len(w.group()) > 2 and w.group().lower() not in _STOP]  # fmt: skip
+    if len(content) < 2:
+        return None
+    first, second = sorted(rng.sample(content, 2), key=lambda w: w.start)
+    if first.text.lower() == second.text.lower():
+        return None
+    return (text[: first.start] + second.text + text[first.end : second.start] + first.text
+            + text[second.end :])  # fmt: skip
+
+
+def change_unit(text: str, rng: random.Random) -> str | None:
+    """Replace a unit of measure by another of its kind (MB by GB, meters by feet)."""
+    for group in rng.sample(UNIT_GROUPS, len(UNIT_GROUPS)):
+        for unit in group:
+            match = re.search(rf"(?<![\w/]){re.escape(unit)}(?![\w/])", text, re.IGNORECASE)
+            if match:
+                other = rng.choice([u for u in group if u.lower() != unit.lower()])
+                return text[: match.start()] + other + text[match.end() :]
+    return None
+
+
+HARD_NEGATIVES = [
+    negate, antonym, swap_roles, change_number, change_language, change_identifier, swap_words, change_unit,
+]  # fmt: skip
 
 
 def hard_negative(text: str, rng: random.Random) -> str | None:

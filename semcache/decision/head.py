@@ -3,7 +3,7 @@ one embedding pass each text already had.
 
 Each entry keeps its prompt's tokens projected to a small width, unit length, as int8 (``project``);
 a lookup projects the query's tokens the same way and scores each candidate (``logit``): soft alignment
-both ways, a per-token comparison with the aligned counterpart, a composition step (self-attention), pooling, and a small MLP over both sides,
+both ways, a per-token comparison with the aligned counterpart (and how far its position moved), a composition step (self-attention), pooling, and a small MLP over both sides,
 the cosine and the literal features. ``training/head_model.py`` is the same maths in torch, and a test
 holds the two equal.
 """
@@ -81,10 +81,18 @@ def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
+def _positions(count: int) -> np.ndarray:
+    """Relative positions of ``count`` tokens, 0 (first) to 1 (last)."""
+    return np.arange(count, dtype=np.float32) / max(count - 1, 1)
+
+
 def _side(weights: HeadWeights, x: np.ndarray, other: np.ndarray, sim: np.ndarray) -> np.ndarray:
-    aligned = _softmax(sim * weights.temperature, axis=1) @ other
+    alignment = _softmax(sim * weights.temperature, axis=1)
+    aligned = alignment @ other
     best = sim.max(axis=1, keepdims=True)
-    f = _relu(np.concatenate([x, aligned, x - aligned, x * aligned, best], axis=1) @ weights.compare_w
+    # How far a token's counterpart sits from it, in relative position: a swap of roles moves it.
+    moved = np.abs(_positions(len(x)) - alignment @ _positions(len(other)))[:, None]
+    f = _relu(np.concatenate([x, aligned, x - aligned, x * aligned, best, moved], axis=1) @ weights.compare_w
               + weights.compare_b)  # fmt: skip
     attended = _softmax(f @ f.T / np.sqrt(f.shape[1]), axis=1) @ f
     g = _relu(np.concatenate([f, attended], axis=1) @ weights.compose_w + weights.compose_b)
