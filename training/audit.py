@@ -102,7 +102,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--reference", type=float, default=0.5, help="the threshold samples are drawn at")
+    parser.add_argument("--reference", type=float, default=0.66, help="the threshold samples are drawn at")
     parser.add_argument("--top-n", type=int, default=2)
     parser.add_argument("--floor", type=float, default=0.7)
     parser.add_argument("--seed", type=int, default=0)

@@ -6,7 +6,9 @@
 4. ``training.audit fit --write``: the shipped thresholds, by the wrong share corrected both ways with
    the hand audit's verdicts (``training/audit/calibration_verdicts.jsonl``).
 
-To ship the result, copy DIR's files into ``semcache/decision/model``.
+The audit's verdicts are kept per model (the digest of ``head.npz``): a head that comes out different
+needs a new audit sample (``training.audit sample``) before step 4 can write thresholds. To ship the
+result, copy DIR's files into ``semcache/decision/model``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--reference", default="0.5", help="the threshold the audit's samples were drawn at")
+    parser.add_argument("--reference", default="0.66", help="the threshold the audit's samples were drawn at")
     args = parser.parse_args()
     started = time.monotonic()
     if not BANK.exists():
