@@ -7,7 +7,9 @@
    the hand audit's verdicts (``training/audit/calibration_verdicts.jsonl``).
 
 The audit's verdicts are kept per model (the digest of ``head.npz``): a head that comes out different
-needs a new audit sample (``training.audit sample``) before step 4 can write thresholds. To ship the
+needs a new audit sample (``training.audit sample``) before step 4 can write thresholds. On this
+project's 2-core machine, ``train_head`` with the shipped arguments made the shipped ``head.npz`` again
+byte for byte (SHA-256 c82ca63f83ba…). To ship the
 result, copy DIR's files into ``semcache/decision/model``.
 """
 
