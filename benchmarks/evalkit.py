@@ -27,26 +27,34 @@ def embedder(precision: str = "int8", model_dir: Path = MODEL_DIR) -> SentenceTr
 
 
 class PrecomputedEmbedder:
-    """Serves vectors computed once by the real embedder (same model, same ONNX backend as the
-    sidecar), so repeated simulations do not embed every text again."""
+    """Serves the vectors and token states (what the learned decision reads) computed once by the real
+    embedder (same model, same ONNX backend as the sidecar), so repeated simulations do not embed every
+    text again."""
 
     dim = DIM
 
     def __init__(self, model: SentenceTransformerEmbedder) -> None:
         self._model = model
         self._vectors: dict[str, np.ndarray] = {}
+        self._states: dict[str, np.ndarray] = {}
 
     def add(self, texts: list[str]) -> None:
         """Embed the texts not seen yet (sorted by length, so a batch pads to little more than itself)."""
         todo = sorted({t for t in texts if t not in self._vectors}, key=len)
         for start in range(0, len(todo), 256):
             chunk = todo[start : start + 256]
-            self._vectors.update(zip(chunk, self._model.encode(chunk), strict=True))
+            vectors, states = self._model.encode_states(chunk)
+            self._vectors.update(zip(chunk, vectors, strict=True))
+            self._states.update(zip(chunk, states, strict=True))
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Vectors of ``texts``, embedding any not seen yet."""
+        return self.encode_states(texts)[0]
+
+    def encode_states(self, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Vectors and token states of ``texts``, embedding any not seen yet."""
         self.add(texts)
-        return np.stack([self._vectors[t] for t in texts])
+        return np.stack([self._vectors[t] for t in texts]), [self._states[t] for t in texts]
 
 
 # MRPC and STS-B come without a train / dev split: the verifier's training may use the half that a hash of

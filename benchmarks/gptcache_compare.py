@@ -48,7 +48,7 @@ from benchmarks.evalkit import MODEL_DIR, PrecomputedEmbedder, embedder
 from benchmarks.gptcache_report import print_report, score, verdicts
 from semcache import CacheRequest, SemanticCache, Settings, parse_chat_request
 from semcache.decision.learned import MODEL_DIR as DECISION_DIR
-from semcache.embedding import SentenceTransformerEmbedder, packaged_model_path
+from semcache.embedding import packaged_model_path
 
 GPTCACHE_VENV = ROOT / ".venv-gptcache"
 GPTCACHE_SIDE = Path(__file__).resolve().parent / "gptcache_side.py"
@@ -168,29 +168,6 @@ def run_gptcache(
 # -- semcache --------------------------------------------------------------------------------------
 
 
-class StatesEmbedder(PrecomputedEmbedder):
-    """Precomputed vectors and token states (what the learned decision reads) of the real embedder, so
-    each text goes through the model once for every run."""
-
-    def __init__(self, model: SentenceTransformerEmbedder) -> None:
-        super().__init__(model)
-        self._states: dict[str, np.ndarray] = {}
-
-    def add(self, texts: list[str]) -> None:
-        """Embed the texts not seen yet (sorted by length, so a batch pads to little more than itself)."""
-        todo = sorted({t for t in texts if t not in self._vectors}, key=len)
-        for start in range(0, len(todo), 256):
-            chunk = todo[start : start + 256]
-            vectors, states = self._model.encode_states(chunk)
-            self._vectors.update(zip(chunk, vectors, strict=True))
-            self._states.update(zip(chunk, states, strict=True))
-
-    def encode_states(self, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Vectors and token states of ``texts``, embedding any not seen yet."""
-        self.add(texts)
-        return np.stack([self._vectors[t] for t in texts]), [self._states[t] for t in texts]
-
-
 def chat(text: str, **options: float) -> CacheRequest:
     payload: dict[str, Any] = {"model": "bench", "messages": [{"role": "user", "content": text}]}
     if options:
@@ -220,7 +197,7 @@ def run_semcache(
     decision: str,
     knob: str,
     values: list[float],
-    embedder: StatesEmbedder,
+    embedder: PrecomputedEmbedder,
     work_root: Path | None,
 ) -> tuple[dict[float, list[str | None]], dict[float, str]]:
     """Load the dataset into a fresh cache, then ask every query once per value of the per-request
@@ -316,7 +293,7 @@ def load_datasets(args: argparse.Namespace) -> list[Dataset]:
 
 
 def semcache_rows(
-    args: argparse.Namespace, datasets: list[Dataset], vectors: StatesEmbedder, root: Path, result: dict
+    args: argparse.Namespace, datasets: list[Dataset], vectors: PrecomputedEmbedder, root: Path, result: dict
 ) -> list[dict[str, Any]]:
     """One row per dataset and setting of semcache's cosine and learned decisions."""
     runs = [("cosine", "min_similarity", args.cosine)]
@@ -344,7 +321,7 @@ def semcache_rows(
 
 
 def gptcache_rows(
-    args: argparse.Namespace, datasets: list[Dataset], vectors: StatesEmbedder, root: Path, result: dict
+    args: argparse.Namespace, datasets: list[Dataset], vectors: PrecomputedEmbedder, root: Path, result: dict
 ) -> list[dict[str, Any]]:
     """One row per dataset and setting of GPTCache (run in its own venv); records its versions, timings
     and how closely its vectors agree with semcache's (the same model on both sides)."""
@@ -399,7 +376,7 @@ def main() -> None:
     }
     root = work_root()
     started = time.perf_counter()
-    vectors = StatesEmbedder(embedder(model_dir=args.model_dir))
+    vectors = PrecomputedEmbedder(embedder(model_dir=args.model_dir))
     vectors.add([chat(t).prompt for d in datasets for t in d.stored + d.queries])
     embed_s = time.perf_counter() - started
     rows = semcache_rows(args, datasets, vectors, root, result)

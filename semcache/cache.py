@@ -310,7 +310,6 @@ class SemanticCache:
         self.check(request)
         if embedding is None:
             embedding, tokens = self._encode(request.prompt)
-        vector = embedding
         usage = completion.get("usage") or {}
         now = self._clock()
         entry = NewEntry(
@@ -320,7 +319,7 @@ class SemanticCache:
             prompt=request.prompt,
             response=completion,
             model=model or str(completion.get("model") or request.model),
-            embedding=vector,
+            embedding=embedding,
             expires_at=now + (request.options.ttl_s or self.settings.default_ttl_s),
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
@@ -332,7 +331,7 @@ class SemanticCache:
             index = self._indexes.get(request.repo)
             new_id, replaced = self._store.insert(entry, now)
             index.remove(replaced)
-            index.add(np.array([new_id]), vector.reshape(1, -1))
+            index.add(np.array([new_id]), embedding.reshape(1, -1))
             index.remove(self._store.evict_over(request.repo, self.settings.max_entries_per_repo))
         return new_id
 

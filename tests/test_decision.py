@@ -98,7 +98,7 @@ def test_a_stream_replay_serves_the_first_earlier_prompt_that_reaches_the_thresh
 def test_stream_sweep_counts_the_wrong_share_of_hits() -> None:
     scores = np.array([[0.9, 0.8], [0.7, -np.inf], [0.95, 0.6]])
     right = np.array([[True, False], [False, False], [False, True]])
-    lookups = StreamLookups(scores, right, np.array([True, False, True]))
+    lookups = StreamLookups(scores, right, np.array([True, False, True]), np.array([[0, 1], [0, -1], [0, 1]]))
     strict = next(p for p in stream_sweep(lookups) if p.threshold == pytest.approx(0.95))
     assert (strict.served, strict.wrong) == (1, 1)
     loose = next(p for p in stream_sweep(lookups) if p.threshold == pytest.approx(0.6))

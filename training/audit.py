@@ -24,11 +24,10 @@ import numpy as np
 
 from semcache.decision.calibration import two_sided
 from semcache.decision.learned import LearnedDecision
-from semcache.decision.replay import neighbours
-from training.calibrate import BUDGETS, stream_lookups
-from training.data import stream_of, training_set
+from semcache.decision.replay import served
+from semcache.tuning import TextEncoder, stream_lookups
+from training.calibrate import BUDGETS, calibration_stream
 from training.prepare import BANK
-from training.scoring import BankScorer
 from training.states import ROOT, StateBank
 
 VERDICTS = ROOT / "training" / "audit" / "calibration_verdicts.jsonl"
@@ -41,19 +40,15 @@ def key(asked: str, served: str) -> str:
 
 def served_hits(model: Path, reference: float, top_n: int, floor: float, seed: int) -> list[dict]:
     """Every hit the stream serves at the ``reference`` threshold: asked, served, score, cluster-right."""
-    scorer = BankScorer(StateBank.load(BANK), LearnedDecision(model))
-    rows = stream_of(training_set(seed=seed).calibration, seed=seed)
-    lookups = stream_lookups(scorer, rows, top_n, floor, cosine=False)
-    texts = [r["prompt"] for r in rows]
-    found, _ = neighbours(np.stack([scorer.bank.vector(t) for t in texts]), top_n, floor)
-    hits = []
-    for i in range(len(rows)):
-        passing = np.nonzero(lookups.scores[i] >= reference)[0]
-        if len(passing):
-            slot = passing[0]
-            hits.append({"asked": texts[i], "served": texts[found[i, slot]],
-                         "score": float(lookups.scores[i, slot]), "right": bool(lookups.right[i, slot])})  # fmt: skip
-    return hits
+    encoder = TextEncoder(StateBank.load(BANK).encode_states, LearnedDecision(model))
+    rows = calibration_stream(seed)
+    lookups = stream_lookups(rows, encoder, floor, top_n)
+    hit, right = served(lookups, reference)
+    first = (lookups.scores >= reference).argmax(axis=1)
+    texts = [prompt for prompt, _ in rows]
+    return [{"asked": texts[i], "served": texts[lookups.candidates[i, first[i]]],
+             "score": float(lookups.scores[i, first[i]]), "right": bool(right[i])}
+            for i in np.nonzero(hit)[0]]  # fmt: skip
 
 
 def load_verdicts(model: str, path: Path = VERDICTS) -> dict[str, str]:

@@ -12,34 +12,23 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
 from semcache.config import DECISION_FLOOR
 from semcache.decision.calibration import fit_threshold
 from semcache.decision.learned import LearnedDecision
-from semcache.decision.replay import StreamLookups, replay, stream_sweep
+from semcache.decision.replay import StreamLookups, stream_sweep
+from semcache.tuning import TextEncoder, stream_lookups
 from training.data import stream_of, training_set
 from training.prepare import BANK
-from training.scoring import BankScorer
 from training.states import StateBank
 
 BUDGETS = (0.02, 0.05, 0.1, 0.2)
 
 
-def stream_lookups(
-    scorer: BankScorer, rows: list[dict], top_n: int, floor: float, cosine: bool
-) -> StreamLookups:
-    """Replay ``rows`` (prompt, cluster) scoring with the decision, or with the cosine alone."""
-    texts = [r["prompt"] for r in rows]
-    vectors = np.stack([scorer.bank.vector(t) for t in texts])
-    clusters = np.array([r["cluster"] for r in rows])
-
-    def score(queries: np.ndarray, candidates: np.ndarray, cosines: np.ndarray) -> np.ndarray:
-        if cosine:
-            return cosines.astype(np.float64)
-        return scorer.scores([texts[i] for i in queries], [texts[j] for j in candidates], cosines)
-
-    return replay(vectors, clusters, score, top_n, 0.0 if cosine else floor)
+def calibration_stream(seed: int) -> list[tuple[str, str]]:
+    """The held-out calibration stream as (prompt, cluster) rows, as ``semcache.tuning`` reads them."""
+    return [
+        (r["prompt"], str(r["cluster"])) for r in stream_of(training_set(seed=seed).calibration, seed=seed)
+    ]
 
 
 def table(lookups: StreamLookups, budgets: tuple[float, ...]) -> tuple[dict, dict]:
@@ -64,11 +53,11 @@ def main() -> None:
     parser.add_argument("--floor", type=float, default=DECISION_FLOOR)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    scorer = BankScorer(StateBank.load(args.bank), LearnedDecision(args.model))
-    rows = stream_of(training_set(seed=args.seed).calibration, seed=args.seed)
+    encoder = TextEncoder(StateBank.load(args.bank).encode_states, LearnedDecision(args.model))
+    rows = calibration_stream(args.seed)
     out = {"tables": {}, "by_clusters": {}}
     for name, cosine in (("learned", False), ("cosine", True)):
-        lookups = stream_lookups(scorer, rows, args.top_n, args.floor, cosine)
+        lookups = stream_lookups(rows, encoder, args.floor, args.top_n, cosine)
         out["tables"][name], out["by_clusters"][name] = table(lookups, BUDGETS)
         print(name, json.dumps(out["by_clusters"][name], indent=1))
     out["calibrated_on"] = {

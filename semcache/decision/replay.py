@@ -22,12 +22,13 @@ NONE = -np.inf  # the score of a candidate slot no candidate fills
 
 @dataclass(frozen=True)
 class StreamLookups:
-    """Each lookup's candidates: their score (``NONE`` for an empty slot), whether each is right, and
-    whether any earlier prompt was right (the oracle could hit)."""
+    """Each lookup's candidates: their score (``NONE`` for an empty slot), whether each is right, whether
+    any earlier prompt was right (the oracle could hit), and which earlier prompt each is (-1: none)."""
 
     scores: np.ndarray
     right: np.ndarray
     oracle: np.ndarray
+    candidates: np.ndarray
 
 
 def neighbours(
@@ -75,7 +76,7 @@ def replay(
     if len(slots[0]):
         scores[slots] = score(slots[0], found[slots], cosines[slots])
     right = (found >= 0) & (clusters[np.maximum(found, 0)] == clusters[:, None])
-    return StreamLookups(scores, right, _oracle(clusters))
+    return StreamLookups(scores, right, _oracle(clusters), found)
 
 
 def _oracle(clusters: np.ndarray) -> np.ndarray:
