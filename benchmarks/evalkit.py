@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 from pathlib import Path
@@ -13,6 +12,7 @@ from benchmarks.common import ROOT
 from semcache.decision.calibration import Point
 from semcache.embedding import DIM, SentenceTransformerEmbedder
 from semcache.tuning import NOT_SERVED, LabelledPair, PairScores, load_pairs
+from training.data import pair_digest, pair_half
 
 MODEL_DIR = Path(os.environ.get("SEMCACHE_BENCH_MODEL_DIR", ROOT / "results" / "model"))
 
@@ -57,35 +57,19 @@ class PrecomputedEmbedder:
         return np.stack([self._vectors[t] for t in texts]), [self._states[t] for t in texts]
 
 
-# MRPC and STS-B come without a train / dev split: the verifier's training may use the half that a hash of
-# each pair assigns to "train"; the decision benchmarks measure on the other half only.
+# MRPC and STS-B come without a train / dev split: the decision's training uses the half that a hash of
+# each pair assigns to "train" (training.data.pair_half); the decision benchmarks measure on the other.
 SPLIT_FILES = ("mrpc_pairs.jsonl", "stsb_pairs.jsonl")
 
 
 def pair_sha1(pair: LabelledPair) -> bytes:
-    """The sha1 of ``a + NUL + b``: what names a pair without its text (the train / eval halves, the
-    label audit)."""
-    return text_sha1(pair.a, pair.b)
-
-
-def text_sha1(a: str, b: str) -> bytes:
-    """The sha1 of ``a + NUL + b`` (the stream audit names an asked and a served prompt this way)."""
-    return hashlib.sha1(f"{a}\x00{b}".encode()).digest()
+    """What names a pair without its text (the label audit's verdicts)."""
+    return pair_digest(pair.a, pair.b)
 
 
 def half(pairs: list[LabelledPair], part: str) -> list[LabelledPair]:
     """The pairs a hash of their text assigns to ``part`` ("train" or "eval"), about half of them."""
-    want = 0 if part == "train" else 1
-    return [p for p in pairs if pair_sha1(p)[0] % 2 == want]
-
-
-def train_split(count: int, limit: int, hold_out: int, seed: int) -> tuple[list[int], list[int]]:
-    """Which of ``count`` training pairs the verifier trains on and which are held out to calibrate it:
-    a seeded shuffle, the first ``hold_out`` held out, up to ``limit`` of the rest (0 = all) trained on."""
-    order = list(range(count))
-    random.Random(seed).shuffle(order)
-    held, rest = order[:hold_out], order[hold_out:]
-    return (rest[:limit] if limit else rest), held
+    return [p for p in pairs if pair_half(p) == part]
 
 
 def sample_pairs(path: Path, limit: int, seed: int = 0) -> list[LabelledPair]:

@@ -15,7 +15,6 @@ Verdicts are kept by the sha1 of ``asked + NUL + served`` with no text (the data
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import random
 from pathlib import Path
@@ -27,6 +26,7 @@ from semcache.decision.learned import LearnedDecision
 from semcache.decision.replay import served
 from semcache.tuning import TextEncoder, stream_lookups
 from training.calibrate import BUDGETS, calibration_stream
+from training.data import pair_digest
 from training.prepare import BANK
 from training.states import ROOT, StateBank
 
@@ -35,7 +35,7 @@ VERDICTS = ROOT / "training" / "audit" / "calibration_verdicts.jsonl"
 
 def key(asked: str, served: str) -> str:
     """The sha1 that names a served pair without its text."""
-    return hashlib.sha1(f"{asked}\x00{served}".encode()).hexdigest()
+    return pair_digest(asked, served).hex()
 
 
 def served_hits(model: Path, reference: float, top_n: int, floor: float, seed: int) -> list[dict]:

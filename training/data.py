@@ -45,10 +45,15 @@ def read_pairs(path: Path) -> list[Pair]:
     return [Pair(r["a"], r["b"], int(r["label"])) for r in read_jsonl(path)]
 
 
+def pair_digest(a: str, b: str) -> bytes:
+    """The sha1 of ``a + NUL + b``: what names a pair without its text (the train / eval halves, the
+    hand audits' verdicts)."""
+    return hashlib.sha1(f"{a}\x00{b}".encode()).digest()
+
+
 def pair_half(pair: Pair) -> str:
-    """ "train" or "eval", from the sha1 of ``a + NUL + b`` (the split the benchmarks use too)."""
-    digest = hashlib.sha1(f"{pair.a}\x00{pair.b}".encode()).digest()
-    return "train" if digest[0] % 2 == 0 else "eval"
+    """ "train" or "eval", from :func:`pair_digest` (the split the benchmarks use too)."""
+    return "train" if pair_digest(pair.a, pair.b)[0] % 2 == 0 else "eval"
 
 
 def file_sha256(path: Path) -> str:
