@@ -1,7 +1,8 @@
 """Token and cost accounting in SQLite (via sqlite-utils).
 
 Tables:
-  calls    one row per provider attempt: repo, tier, model, kind (route | shadow), outcome, tokens
+  calls    one row per provider attempt: repo, tier, model, kind (route | shadow | audit | judge),
+           outcome, tokens
            (input includes the system prompt), cost priced from the registry, latency
   savings  one row per cache hit: the cost the hit saved, priced at the model that would have served it
   routes   the routing log: the tier chosen per request, with optional prompt text and feedback
@@ -89,6 +90,7 @@ class TierStats:
     cached_tokens: int
     spend_usd: float
     shadow_spend_usd: float
+    audit_spend_usd: float  # the cache's audit calls and judge questions
     hits: int
     saved_usd: float
 
@@ -313,7 +315,7 @@ class Ledger:
 
 _CALL_COLUMNS = (
     "requests", "calls", "failed_calls", "input_tokens", "output_tokens", "cached_tokens", "spend_usd",
-    "shadow_spend_usd",
+    "shadow_spend_usd", "audit_spend_usd",
 )  # fmt: skip
 _CALL_STATS_SQL = """
 SELECT repo, tier,
@@ -322,7 +324,8 @@ SELECT repo, tier,
   SUM(CASE WHEN kind = 'route' THEN input_tokens ELSE 0 END),
   SUM(CASE WHEN kind = 'route' THEN output_tokens ELSE 0 END),
   SUM(CASE WHEN kind = 'route' THEN cached_tokens ELSE 0 END),
-  SUM(CASE WHEN kind = 'route' THEN cost_usd ELSE 0 END), SUM(CASE WHEN kind = 'shadow' THEN cost_usd ELSE 0 END)
+  SUM(CASE WHEN kind = 'route' THEN cost_usd ELSE 0 END), SUM(CASE WHEN kind = 'shadow' THEN cost_usd ELSE 0 END),
+  SUM(CASE WHEN kind IN ('audit', 'judge') THEN cost_usd ELSE 0 END)
 FROM calls {where} GROUP BY repo, tier
 """
 _SAVING_STATS_SQL = "SELECT repo, tier, COUNT(*), SUM(saved_usd) FROM savings {where} GROUP BY repo, tier"
@@ -346,6 +349,7 @@ def _tier_stats(repo: str, tier: str, values: dict[str, float]) -> TierStats:
         cached_tokens=int(values["cached_tokens"] or 0),
         spend_usd=float(values["spend_usd"] or 0.0),
         shadow_spend_usd=float(values["shadow_spend_usd"] or 0.0),
+        audit_spend_usd=float(values.get("audit_spend_usd", 0.0) or 0.0),
         hits=int(values.get("hits", 0) or 0),
         saved_usd=float(values.get("saved_usd", 0.0) or 0.0),
     )

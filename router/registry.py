@@ -142,6 +142,11 @@ class Registry:
         """The tier whose first model has the highest output price (the benchmark's baseline)."""
         return max(self.tiers.values(), key=lambda t: self.models[t.model].output_per_1m).name
 
+    @property
+    def cheapest_tier(self) -> str:
+        """The tier whose first model has the lowest output price (where the cache's judge asks)."""
+        return min(self.tiers.values(), key=lambda t: self.models[t.model].output_per_1m).name
+
     def api_keys(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
         """Each model's API key, read from the env var its spec names (empty when unset)."""
         env = os.environ if environ is None else environ

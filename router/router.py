@@ -110,16 +110,22 @@ class Router:
         tier: str | None = None,
         model: str | None = None,
         request_id: str | None = None,
+        kind: str = "route",
     ) -> RouteResult:
-        """Answer a non-streaming chat request; raises :class:`RoutingFailed` when no model answered."""
+        """Answer a non-streaming chat request; raises :class:`RoutingFailed` when no model answered.
+
+        ``kind`` is how the ledger books the call: "route" for a client's request; "audit" or "judge"
+        for the cache's own checks (booked apart, never counted as requests, never shadowed)."""
         request_id = request_id or uuid.uuid4().hex
         started = time.monotonic()
         classification, chain = await self._plan(body, request_id, repo, tier, model)
         attempts: list[Attempt] = []
-        spec, completion = await self._walk_chain(chain, attempts, body, repo, classification, request_id)
+        spec, completion = await self._walk_chain(
+            chain, attempts, body, repo, classification, request_id, kind=kind
+        )
         usage = Usage.from_provider(completion.get("usage"), body, _content(completion))
         cost = spec.cost_usd(usage.input_tokens, usage.output_tokens, usage.cached_tokens)
-        self._record(request_id, repo, classification.tier, attempts, usage, cost)
+        self._record(request_id, repo, classification.tier, attempts, usage, cost, kind)
         result = RouteResult(
             request_id=request_id,
             completion=completion,
@@ -131,7 +137,8 @@ class Router:
             cost_usd=cost,
             latency_ms=(time.monotonic() - started) * 1000.0,
         )
-        self._maybe_shadow(body, repo, result)
+        if kind == "route":
+            self._maybe_shadow(body, repo, result)
         return result
 
     async def route_stream(
@@ -249,6 +256,7 @@ class Router:
         classification: Classification,
         request_id: str,
         opener: Any = None,
+        kind: str = "route",
     ) -> tuple[ModelSpec, Any]:
         needed = estimate_request_tokens(body)
         last: UpstreamError | None = None
@@ -273,11 +281,18 @@ class Router:
                 last = exc
                 if not exc.retryable:
                     break
-        self._record(request_id, repo, classification.tier, attempts, None, 0.0)
+        self._record(request_id, repo, classification.tier, attempts, None, 0.0, kind)
         raise _chain_error(chain, attempts, last)
 
     def _record(
-        self, request_id: str, repo: str, tier: str, attempts: list[Attempt], usage: Usage | None, cost: float
+        self,
+        request_id: str,
+        repo: str,
+        tier: str,
+        attempts: list[Attempt],
+        usage: Usage | None,
+        cost: float,
+        kind: str = "route",
     ) -> None:
         """Write every attempt that reached a provider; the last one carries the answer's usage and cost."""
         for i, attempt in enumerate(attempts):
@@ -297,6 +312,7 @@ class Router:
                     output_tokens=tokens.output_tokens,
                     cached_tokens=tokens.cached_tokens,
                     cost_usd=cost if final else 0.0,
+                    kind=kind,
                     error=attempt.error,
                 )
             )

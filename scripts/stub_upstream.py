@@ -13,6 +13,8 @@ Behaviour is picked by the model name (substrings, case-insensitive):
   empty            an empty answer
   tool             a tool call instead of content
 
+The question of semcache's ``llm`` judge is answered "yes" exactly when its two answers are the same text.
+
 With ``--clusters FILE`` (JSONL rows ``{"prompt": ..., "cluster": ...}``) an ok answer to a prompt of the
 file is "cluster <id>" instead, the same for every prompt of a cluster, so a client can tell whether a
 cached answer served to a prompt was stored for a prompt of its cluster; other prompts are answered as
@@ -58,6 +60,10 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+# The question semcache's llm judge asks (semcache/judges.py); the stub answers it like a strict judge.
+JUDGE_QUESTION = re.compile(r"\nAnswer A:\n(.*)\n\nAnswer B:\n(.*)\n\nDoes answer A serve", re.S)
+
+
 def load_clusters(path: Path) -> dict[str, str]:
     """Each prompt of a JSONL file of ``{"prompt", "cluster"}`` rows, mapped to its cluster id as text."""
     with path.open() as handle:
@@ -78,6 +84,9 @@ def _answer(
         call = {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}
         return "", "tool_calls", [call]
     prompt = _last_user_text(messages)
+    judged = JUDGE_QUESTION.search(prompt)
+    if judged:  # semcache's llm judge: "yes" exactly when the two answers are the same text
+        return ("yes" if judged.group(1).strip() == judged.group(2).strip() else "no"), "stop", None
     if clusters is not None and prompt in clusters:
         return f"cluster {clusters[prompt]}", "stop", None
     return f"[{model}] answer to: {prompt}", "stop", None

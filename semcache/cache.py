@@ -10,61 +10,27 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import threadpoolctl
 
+from semcache.calibrator import Calibrator
 from semcache.config import Settings
 from semcache.decision import Decision, DecisionPolicy, Encoded, Thresholds, make_decision
 from semcache.embedding import DIM, Embedder, MicroBatcher, SentenceTransformerEmbedder
 from semcache.errors import Conflict, InvalidRequest, NotFound
 from semcache.index import AnnParams, IndexSet, Neighbor
 from semcache.keys import CacheRequest
+from semcache.labels import Label, LabelStore
+from semcache.lookups import CacheHit, Lookup, NearMiss, is_cacheable
 from semcache.purges import Purges
 from semcache.records import GLOBAL, Entry, NewEntry, RepoStats
+
+__all__ = ["CacheHit", "Lookup", "NearMiss", "SemanticCache", "is_cacheable"]
 from semcache.store import Store
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CacheHit:
-    """A cached answer judged right for the request."""
-
-    entry: Entry
-    kind: Literal["exact", "semantic"]
-    similarity: float
-    score: float
-
-
-@dataclass(frozen=True)
-class Lookup:
-    """The outcome of a lookup; ``embedding`` and ``tokens`` (the decision's stored form of the prompt's
-    token states) are kept so a miss can be stored without embedding it again."""
-
-    hit: CacheHit | None
-    embedding: np.ndarray | None = None
-    tokens: np.ndarray | None = None
-    # True when the request's false-hit budget is stricter than any calibrated one: no semantic hit
-    # could be served, and the response says so.
-    uncalibrated: bool = False
-
-
-def is_cacheable(completion: dict[str, Any]) -> bool:
-    """Only complete, non-empty, non-tool-call answers are stored."""
-    choices = completion.get("choices")
-    if not isinstance(choices, list) or not choices:
-        return False
-    for choice in choices:
-        message = choice.get("message") or {}
-        content = message.get("content")
-        if choice.get("finish_reason") != "stop" or message.get("tool_calls") or message.get("function_call"):
-            return False
-        if not isinstance(content, str) or not content.strip():
-            return False
-    return True
 
 
 class SemanticCache:
@@ -92,16 +58,23 @@ class SemanticCache:
         ann = AnnParams.of(settings)
         self._indexes = IndexSet(self._store, settings.index_dir, getattr(embedder, "dim", DIM), ann)
         self._decision = decision or make_decision(settings.decision, settings.decision_dir)
-        # Tuned thresholds are kept per model: one fitted for another model is never applied to this one.
-        self.thresholds = Thresholds(
-            self._store, self._decision.model_id, self._decision.shipped_thresholds()
-        )
+        self.calibrator = Calibrator(self._store, self._decision, settings, clock)
         self._purges = Purges(self._store, self._indexes, clock)
 
     @property
     def decision_model(self) -> Decision:
         """The hit decision in use."""
         return self._decision
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """Tuned and shipped thresholds (``semcache tune`` writes here)."""
+        return self.calibrator.thresholds
+
+    @property
+    def labels(self) -> LabelStore:
+        """Labels from live traffic and the audit's counters."""
+        return self.calibrator.labels
 
     @property
     def embedder(self) -> Embedder:
@@ -120,6 +93,7 @@ class SemanticCache:
         threadpoolctl.threadpool_limits(1, user_api="blas")
         self._purges.resume()  # first, so a repo being purged is not indexed again
         repos = self._indexes.load_all()
+        self.calibrator.load()
         log.info("cache ready: %d repos, decision %s", len(repos), self._decision.model_id)
         for other in self.thresholds.orphaned():
             log.warning("thresholds tuned for %s are not used by %s; run `semcache tune` again",
@@ -143,6 +117,7 @@ class SemanticCache:
         calls for (exact or HNSW, see :meth:`IndexSet.maintain`), then persist changed indexes."""
         with self._indexes.lock:
             removed = self._store.expire(self._clock())
+            self.labels.expire(self._clock())
             for repo, ids in removed.items():
                 self._indexes.get(repo).remove(ids)
         self._indexes.maintain()
@@ -158,34 +133,21 @@ class SemanticCache:
             raise InvalidRequest(f"semcache.ttl_s {ttl} is above the limit of {self.settings.max_ttl_s}")
 
     def policy(self, request: CacheRequest) -> DecisionPolicy:
-        """The decision policy for a request, from its false-hit budget and its repo's tuned thresholds.
-
-        A request's ``min_similarity`` overrides the cosine floor (and, for the cosine decision, the
-        threshold). Where no threshold was ever calibrated, the cosine decision falls back to the
-        ``min_similarity`` setting and a learned one never hits.
-        """
+        """The decision policy for a request, from its false-hit budget and its repo's calibration (see
+        :class:`~semcache.calibrator.Calibrator`); a request's ``min_similarity`` overrides the cosine
+        floor (and, for the cosine decision, the threshold)."""
         budget = request.options.false_hit_budget or self.settings.false_hit_budget
-        return self._policy(request.repo, budget, request.options.min_similarity)
-
-    def _policy(self, repo: str, budget: float, floor: float | None = None) -> DecisionPolicy:
-        tuned = self.thresholds.resolve(repo, budget)
-        if self._decision.name == "cosine":
-            threshold = floor or (tuned if tuned is not None else self.settings.min_similarity)
-            return DecisionPolicy(min_similarity=threshold, threshold=threshold)
-        return DecisionPolicy(
-            min_similarity=floor or self.settings.decision_min_similarity,
-            threshold=tuned if tuned is not None else math.inf,
-        )
+        return self.calibrator.policy(request.repo, budget, request.options.min_similarity)
 
     def decision(self, repo: str = GLOBAL) -> dict[str, Any]:
         """How a request with the default budget is decided in ``repo``: decision, budget, threshold
-        (None when no threshold certifies that budget, so only exact hits are served)."""
-        budget = self.settings.false_hit_budget
-        threshold = self._policy(repo, budget).threshold
-        return {"decision": self._decision.name, "model": self._decision.model_id, "false_hit_budget": budget,
-                "threshold": None if math.isinf(threshold) else threshold,
-                "semantic_hits": not math.isinf(threshold),
-                "calibrated_budgets": self.thresholds.budgets(repo)}  # fmt: skip
+        (None when no threshold certifies that budget, so only exact hits are served), where it came
+        from, and what the repo's labels say of it."""
+        return self.calibrator.describe(repo)
+
+    def audit_rate(self, repo: str) -> float:
+        """The share of a repo's semantic hits audited (0: no audit, no online calibration)."""
+        return self.calibrator.audit_rate(repo)
 
     def lookup(self, request: CacheRequest, count: bool = True) -> Lookup:
         """Find a cached answer for ``request``: exact key first, then the semantic search."""
@@ -199,12 +161,12 @@ class SemanticCache:
             return Lookup(self._record(CacheHit(entry, "exact", 1.0, 1.0), count, now))
         vector, tokens = self._encode(request.prompt)
         policy = self.policy(request)
-        hit = self._semantic(request, vector, Encoded(request.prompt, tokens), policy, now)
+        hit, near = self._semantic(request, vector, Encoded(request.prompt, tokens), policy, now)
         if hit is not None:
-            return Lookup(self._record(hit, count, now), vector, tokens)
+            return Lookup(self._record(hit, count, now), vector, tokens, near=near)
         if count:
             self._store.record_miss(request.repo)
-        return Lookup(None, vector, tokens, uncalibrated=math.isinf(policy.threshold))
+        return Lookup(None, vector, tokens, uncalibrated=math.isinf(policy.threshold), near=near)
 
     def _encode(self, text: str) -> tuple[np.ndarray, np.ndarray | None]:
         """The one embedding pass: the text's vector and the decision's form of its token states."""
@@ -218,9 +180,11 @@ class SemanticCache:
 
     def _semantic(
         self, request: CacheRequest, vector: np.ndarray, query: Encoded, policy: DecisionPolicy, now: float
-    ) -> CacheHit | None:
-        if math.isinf(policy.threshold):  # nothing calibrated this strict: no candidate can hit
-            return None
+    ) -> tuple[CacheHit | None, NearMiss | None]:
+        # Nothing calibrated this strict: no candidate can hit; an audited repo still labels its near
+        # misses (its labels are how it may become calibrated).
+        if math.isinf(policy.threshold) and not self.audit_rate(request.repo):
+            return None, None
         floor = policy.min_similarity
         top_k = self.settings.top_k
         index = self._indexes.get(request.repo)
@@ -239,16 +203,21 @@ class SemanticCache:
         entries = self._store.get_many([n.id for n in chosen])
         chosen = [n for n in chosen if n.id in entries]  # an entry deleted since the scope check is gone
         if not chosen:
-            return None
+            return None, None
         # A decision that reads no token states (the cosine) needs none of the candidates'.
         tokens = self._candidate_tokens([entries[n.id] for n in chosen]) if query.tokens is not None else {}
         # Most similar first, one at a time: a hit on the first candidate pays for one score.
+        best: tuple[float, NearMiss] | None = None
         for neighbor in chosen:
             candidate = Encoded(entries[neighbor.id].prompt, tokens.get(neighbor.id))
             score = float(self._decision.score(query, [candidate], np.array([neighbor.similarity]))[0])
-            if score >= policy.threshold:
-                return CacheHit(entries[neighbor.id], "semantic", neighbor.similarity, score)
-        return None
+            combined = policy.combined(score, neighbor.similarity)
+            near = NearMiss(neighbor.id, score, neighbor.similarity)
+            if combined >= policy.threshold:
+                return CacheHit(entries[neighbor.id], "semantic", neighbor.similarity, score), near
+            if best is None or combined > best[0]:
+                best = (combined, near)
+        return None, best[1] if best else None
 
     def _candidate_tokens(self, entries: list[Entry]) -> dict[int, np.ndarray]:
         """The candidates' stored token states; those made by another decision model (or none, as for
@@ -356,11 +325,13 @@ class SemanticCache:
         went. Other repos are untouched. From the moment it begins the repo serves and stores nothing;
         its rows go in short batches, so other repos wait for one batch at most, not the whole purge (in
         one transaction under the index lock, a 100 k-entry purge stalled every repo for 2.3 s)."""
+        self.calibrator.forget(repo)
         return self._purges.run(repo, batch)
 
     def purge_in_background(self, repo: str) -> int:
         """Begin a purge and finish it in a background thread (a restart finishes it too); returns
         how many entries the repo held."""
+        self.calibrator.forget(repo)
         return self._purges.start(repo)
 
     def purging(self, repo: str) -> bool:
@@ -375,11 +346,38 @@ class SemanticCache:
         return len(ids)
 
     def report_wrong_hit(self, repo: str, entry_id: int, prompt: str, similarity: float | None = None) -> int:
-        """Evict an entry that was served wrongly and keep the pair as a labelled negative."""
+        """Evict an entry that was served wrongly; keep the pair as a labelled negative (for `tune`) and
+        as a label of the repo's online calibration, scored as the lookup scored it."""
         entry = self.get(repo, entry_id)
         feedback_id = self._store.add_feedback(entry, prompt, similarity, label=0)
+        if self.audit_rate(repo) > 0:
+            self.add_label(repo, entry, self._rescore(entry, prompt), False, 1.0, "feedback")
         self.delete(repo, entry_id)
         return feedback_id
+
+    def _rescore(self, entry: Entry, prompt: str) -> NearMiss:
+        vector, tokens = self._encode(prompt)
+        _, stored = self._store.vectors_of(entry.repo, np.array([entry.id]))
+        similarity = float(stored[0] @ vector) if len(stored) else 1.0
+        candidate_tokens = self._candidate_tokens([entry]).get(entry.id) if tokens is not None else None
+        score = self._decision.score(
+            Encoded(prompt, tokens), [Encoded(entry.prompt, candidate_tokens)], np.array([similarity])
+        )
+        return NearMiss(entry.id, float(score[0]), similarity)
+
+    def add_label(
+        self, repo: str, entry: Entry, near: NearMiss, right: bool, weight: float, source: str
+    ) -> None:
+        """Record a judged lookup for the repo's online calibration (nothing while it is purged)."""
+        if repo in self._purges:
+            return
+        label = Label(repo, entry.id, self._decision.model_id, near.score, near.similarity, int(right),
+                      weight, source, entry.expires_at)  # fmt: skip
+        self.calibrator.add_label(label)
+
+    def entry_or_none(self, repo: str, entry_id: int) -> Entry | None:
+        """One entry, or None when it is gone."""
+        return self._store.get(repo, entry_id)
 
     def feedback(self, repo: str) -> list[dict[str, Any]]:
         """The labelled pairs kept for a repo."""

@@ -109,11 +109,24 @@ def stats(repo: Annotated[str | None, typer.Argument()] = None, data_dir: DataDi
 
 
 def _decision_line(decision: dict) -> str:
-    """The decision in force for the default budget, or why no semantic hit is served."""
+    """The decision in force for the default budget (or why no semantic hit is served), where its
+    threshold came from, and what the repo's labels say of it."""
     budget = decision["false_hit_budget"]
     if not decision["semantic_hits"]:
-        return f"off: budget {budget} is stricter than any calibrated ({decision['calibrated_budgets']})"
-    return f"{decision['decision']}, budget {budget}, threshold {decision['threshold']:.3f}"
+        line = f"off: no threshold holds budget {budget} ({decision['source']}"
+        line += f"; calibrated: {decision['calibrated_budgets']})"
+    else:
+        line = f"{decision['decision']}, budget {budget}, threshold {decision['threshold']:.3f} ({decision['source']})"
+    labels, audit = decision["labels"], decision["audit"]
+    line += (
+        f"\nlabels {labels['total']} (online from {labels['min_for_online']}), audit rate {audit['rate']:g}"
+    )
+    line += f", audits {audit['audits']}, dropped {audit['overflow']}"
+    if "false_hit_share" in labels:
+        share = labels["false_hit_share"]
+        low, high = share["interval"]
+        line += f"\nfalse-hit share {share['estimate']:.1%} (95 % {low:.1%}-{high:.1%})"
+    return line
 
 
 def _spend_table(settings: Settings, repo: str | None) -> Table:
@@ -127,10 +140,18 @@ def _spend_table(settings: Settings, repo: str | None) -> Table:
     finally:
         ledger.close()
     table = Table(
-        "repo", "tier", "routed requests", "spend $", "cache hits", "saved $", "hit rate", title="router"
+        "repo",
+        "tier",
+        "routed requests",
+        "spend $",
+        "audit $",
+        "cache hits",
+        "saved $",
+        "hit rate",
+        title="router",
     )
     for row in rows:
-        table.add_row(row.repo, row.tier, str(row.requests), f"{row.spend_usd:.4f}", str(row.hits),
+        table.add_row(row.repo, row.tier, str(row.requests), f"{row.spend_usd:.4f}", f"{row.audit_spend_usd:.4f}", str(row.hits),
                       f"{row.saved_usd:.4f}", f"{row.hit_rate:.1%}")  # fmt: skip
     return table
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The cosine a candidate needs before the learned decision scores it: a cache's nearest neighbours under
@@ -21,6 +21,14 @@ class Settings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(env_prefix="SEMCACHE_", env_file=".env", extra="ignore")
+
+    @field_validator("audit_rates")
+    @classmethod
+    def _rates_are_shares(cls, rates: dict[str, float]) -> dict[str, float]:
+        bad = {repo: rate for repo, rate in rates.items() if not 0 <= rate <= 1}
+        if bad:
+            raise ValueError(f"audit rates must be between 0 and 1: {bad}")
+        return rates
 
     data_dir: Path = Field(Path("~/.semcache").expanduser(), description="SQLite store, FAISS indexes")
     embedding_dir: Path | None = Field(
@@ -95,6 +103,26 @@ class Settings(BaseSettings):
         le=16,
         description="most candidates the decision scores per lookup, best first, until one hits",
     )
+
+    audit_rate: float = Field(
+        0.05, ge=0, le=1,
+        description="share of semantic hits also asked upstream in the background and judged; "
+        "0 turns the audit and online calibration off",
+    )  # fmt: skip
+    audit_rates: dict[str, float] = Field(
+        {}, description='per-repo audit rates, e.g. {"acme.api": 0.1} (JSON in the environment)'
+    )
+    audit_judge: Literal["exact", "embedding", "llm"] | None = Field(
+        None, description="how answers are compared: 'exact', 'embedding' or 'llm'; default llm with a "
+        "router, else embedding",
+    )  # fmt: skip
+    audit_queue_size: int = Field(
+        256, gt=0, description="audit jobs waiting at most; more are dropped and counted"
+    )
+    online_min_labels: int = Field(
+        200, gt=0, description="labels a repo needs before its own threshold replaces the offline one"
+    )
+    online_window: int = Field(5000, gt=0, description="most recent labels a repo's online fit uses")
 
     router_config: Path | None = Field(
         None, description="router registry TOML; when set, misses go through the tiered router"

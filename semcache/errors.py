@@ -6,7 +6,8 @@ SemcacheError
 │   └── PromptTooLarge  the prompt is over ``max_prompt_chars`` (413)
 ├── NotFound            the entry or repo does not exist (404)
 ├── Conflict            the repo is in a state that refuses the request, e.g. being purged (409)
-└── StoreError          the store could not be read or written (500)
+├── StoreError          the store could not be read or written (500)
+└── ConfigError         the settings cannot be built into a sidecar (at start)
 """
 
 from __future__ import annotations
@@ -56,3 +57,9 @@ class StoreError(SemcacheError):
     """The SQLite store failed."""
 
     kind = "store_error"
+
+
+class ConfigError(SemcacheError):
+    """The settings ask for something that cannot be built (raised at start, never per request)."""
+
+    kind = "config_error"

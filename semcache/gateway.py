@@ -12,13 +12,16 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio.to_thread
 
-from semcache.cache import CacheHit, Lookup, SemanticCache
+from semcache.cache import CacheHit, Lookup, SemanticCache, is_cacheable
 from semcache.keys import CacheRequest
 from semcache.metrics import SidecarMetrics
+
+if TYPE_CHECKING:
+    from semcache.audit import Auditor
 from semcache.records import Entry
 
 
@@ -49,6 +52,10 @@ class Upstream(Protocol):
 
     async def stream(self, body: dict[str, Any], repo: str, tier: str | None = None) -> StreamAnswer:
         """Start streaming an answer to a chat request."""
+        ...
+
+    async def audit(self, body: dict[str, Any], repo: str, tier: str | None = None) -> dict[str, Any]:
+        """A fresh answer for the audit of a hit, booked as audit spend where a ledger is kept."""
         ...
 
     def record_hit(self, entry: Entry) -> dict[str, str]:
@@ -90,8 +97,9 @@ class CacheStatus:
         if self.score is not None:
             headers["X-Semcache-Score"] = f"{self.score:.4f}"
         if self.uncalibrated:
-            # The false-hit budget asked for is stricter than any calibrated one: exact hits only.
-            headers["X-Semcache-Semantic"] = "off: budget stricter than any calibrated"
+            # No threshold holds the budget asked for (none calibrated that strict, or the repo's own
+            # labels say none does): exact hits only.
+            headers["X-Semcache-Semantic"] = "off: no calibrated threshold holds this budget"
         return headers
 
 
@@ -115,11 +123,16 @@ class Gateway:
     """Cache first, upstream on a miss, store the answer."""
 
     def __init__(
-        self, cache: SemanticCache, upstream: Upstream, metrics: SidecarMetrics | None = None
+        self,
+        cache: SemanticCache,
+        upstream: Upstream,
+        metrics: SidecarMetrics | None = None,
+        auditor: Auditor | None = None,
     ) -> None:
         self.cache = cache
         self.upstream = upstream
         self.metrics = metrics or SidecarMetrics()
+        self.auditor = auditor
 
     async def chat(self, request: CacheRequest) -> Reply:
         """Answer a non-streaming request."""
@@ -130,7 +143,12 @@ class Gateway:
         await anyio.to_thread.run_sync(
             self.cache.store, request, answer.completion, lookup.embedding, answer.model, lookup.tokens
         )
+        self._after_miss(request, lookup, answer.completion)
         return Reply(answer.completion, {**headers, **answer.headers})
+
+    def _after_miss(self, request: CacheRequest, lookup: Lookup, completion: dict[str, Any]) -> None:
+        if self.auditor is not None and is_cacheable(completion):
+            self.auditor.after_miss(request, lookup.near, completion)
 
     async def chat_stream(self, request: CacheRequest) -> StreamReply:
         """Answer a streaming request: replay a hit, or pass the upstream stream through."""
@@ -151,6 +169,8 @@ class Gateway:
         headers = status.headers()
         if lookup.hit is not None:
             headers |= await anyio.to_thread.run_sync(self.upstream.record_hit, lookup.hit.entry)
+            if self.auditor is not None and lookup.hit.kind == "semantic":
+                self.auditor.after_hit(request, lookup.near)
         return lookup, headers
 
     async def _pass_through(
@@ -169,6 +189,7 @@ class Gateway:
         await anyio.to_thread.run_sync(
             self.cache.store, request, completion, lookup.embedding, answer.model, lookup.tokens
         )
+        self._after_miss(request, lookup, completion)
         yield b"data: [DONE]\n\n"
 
 

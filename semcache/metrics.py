@@ -29,6 +29,19 @@ LAG_BUCKETS_S = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025,
 LOOKUP_BUCKETS_S = (0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
+# Per-repo series, set from each repo's calibration report when /metrics is scraped.
+REPO_GAUGES = {
+    "labels": "Live labels of the repo's online calibration",
+    "false_hit_share": "Estimated false-hit share of the repo's served hits (from its labels)",
+    "false_hit_share_upper": "Upper end of that estimate's 95 % interval",
+    "threshold": "The repo's decision threshold at the default budget (NaN: no semantic hits)",
+    "threshold_online": "1 when the repo's threshold comes from its own labels, else 0",
+    "audit_rate": "Share of the repo's semantic hits audited",
+    "audits": "Audit calls made for the repo",
+    "audit_overflow": "Audit jobs of the repo dropped because the queue was full",
+}
+
+
 class SidecarMetrics:
     """The sidecar's metrics, in a registry of their own."""
 
@@ -58,6 +71,17 @@ class SidecarMetrics:
             buckets=LOOKUP_BUCKETS_S,
             registry=self.registry,
         )
+        self.audit_jobs = Counter(
+            "semcache_audit_jobs",
+            "Audit jobs by outcome: near_miss / audit / feedback (a label made), overflow (dropped, queue "
+            "full), upstream_failed, judge_failed, skipped (entry gone), failed",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.repo_gauges = {
+            name: Gauge(f"semcache_repo_{name}", text, ["repo"], registry=self.registry)
+            for name, text in REPO_GAUGES.items()
+        }
         self._max_lag_s = 0.0
 
     def observe_loop_lag(self, lag_s: float) -> None:
@@ -71,6 +95,19 @@ class SidecarMetrics:
         """Record one chat request's cache outcome and lookup time."""
         self.lookups.labels(outcome).inc()
         self.lookup_seconds.labels(outcome).observe(seconds)
+
+    def observe_repo(self, repo: str, decision: dict) -> None:
+        """Set a repo's calibration series from :meth:`SemanticCache.decision`'s report."""
+        labels, audit = decision["labels"], decision["audit"]
+        share = labels.get("false_hit_share") or {"estimate": float("nan"), "interval": [0.0, float("nan")]}
+        threshold = decision["threshold"]
+        values = {"labels": labels["total"], "false_hit_share": share["estimate"],
+                  "false_hit_share_upper": share["interval"][1],
+                  "threshold": float("nan") if threshold is None else threshold,
+                  "threshold_online": float(decision["source"] == "online"), "audit_rate": audit["rate"],
+                  "audits": audit["audits"], "audit_overflow": audit["overflow"]}  # fmt: skip
+        for name, value in values.items():
+            self.repo_gauges[name].labels(repo).set(value)
 
     def exposition(self) -> bytes:
         """The registry in Prometheus' text format."""

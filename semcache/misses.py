@@ -14,7 +14,9 @@ from router import Router, TierStats, total_stats
 from router.upstream import OpenAIUpstream
 from semcache.config import Settings
 from semcache.embedding import Embedder
+from semcache.errors import ConfigError
 from semcache.gateway import Answer, StreamAnswer
+from semcache.judges import EmbeddingJudge, ExactJudge, Judge, LLMJudge
 from semcache.records import Entry
 
 
@@ -31,6 +33,10 @@ class DirectUpstream:
     async def stream(self, body: dict[str, Any], repo: str, tier: str | None = None) -> StreamAnswer:
         """Forward a streaming chat request."""
         return StreamAnswer(await self._client.stream(body))
+
+    async def audit(self, body: dict[str, Any], repo: str, tier: str | None = None) -> dict[str, Any]:
+        """Ask the endpoint again (no ledger to book it in)."""
+        return await self._client.complete(body)
 
     def record_hit(self, entry: Entry) -> dict[str, str]:
         """No price table without a router: nothing to record."""
@@ -51,6 +57,8 @@ class RoutedUpstream:
     def __init__(self, router: Router, aliases: list[str]) -> None:
         self.router = router
         self._aliases = frozenset(aliases)
+        # The model name that lets the router pick (the judge forces its tier anyway).
+        self.alias = aliases[0] if aliases else "auto"
 
     def _target(self, body: dict[str, Any], tier: str | None) -> dict[str, str | None]:
         model = str(body.get("model"))
@@ -68,6 +76,17 @@ class RoutedUpstream:
         meta, chunks = await self.router.route_stream(body, repo=repo, **self._target(body, tier))
         headers = _route_headers(meta.tier, meta.model, len(meta.attempts))
         return StreamAnswer(_closing(chunks), headers, model=meta.model)
+
+    async def audit(self, body: dict[str, Any], repo: str, tier: str | None = None) -> dict[str, Any]:
+        """Route the request again as the client's would be, booked as audit spend."""
+        result = await self.router.route(body, repo=repo, kind="audit", **self._target(body, tier))
+        return result.completion
+
+    async def judge(self, body: dict[str, Any], repo: str) -> dict[str, Any]:
+        """Ask the cheapest tier the judge's question, booked as audit spend."""
+        tier = self.router.registry.cheapest_tier
+        result = await self.router.route(body, repo=repo, tier=tier, kind="judge")
+        return result.completion
 
     def record_hit(self, entry: Entry) -> dict[str, str]:
         """Record the cost a hit saved, priced at the model that served the entry (else the default tier)."""
@@ -106,7 +125,7 @@ def spend_summary(rows: list[TierStats]) -> dict[str, Any]:
 
     def one(row: TierStats) -> dict[str, Any]:
         return {"tier": row.tier, "requests": row.requests, "spend_usd": row.spend_usd,
-                "saved_usd": row.saved_usd, "hits": row.hits}  # fmt: skip
+                "audit_spend_usd": row.audit_spend_usd, "saved_usd": row.saved_usd, "hits": row.hits}  # fmt: skip
 
     return {"tiers": [one(r) for r in rows], "total": one(total_stats(rows)) if rows else None}
 
@@ -125,3 +144,17 @@ def build_upstream(settings: Settings, embedder: Embedder) -> DirectUpstream | R
         embed=embedder.encode,
     )
     return RoutedUpstream(router, settings.router_aliases)
+
+
+def build_judge(settings: Settings, upstream: object, embedder: Embedder) -> Judge:
+    """The audit's judge the settings ask for (default: llm with a router, else embedding)."""
+    routed = isinstance(upstream, RoutedUpstream)
+    name = settings.audit_judge or ("llm" if routed else "embedding")
+    if name == "exact":
+        return ExactJudge()
+    if name == "embedding":
+        return EmbeddingJudge(embedder)
+    if not routed:
+        raise ConfigError("SEMCACHE_AUDIT_JUDGE=llm needs the router (SEMCACHE_ROUTER_CONFIG)")
+    assert isinstance(upstream, RoutedUpstream)
+    return LLMJudge(upstream.judge, upstream.alias)

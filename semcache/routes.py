@@ -99,10 +99,19 @@ async def repo_stats(repo: str, request: Request) -> dict[str, Any]:
         "repo": stats.repo, "entries": stats.entries, "purging": service.cache.purging(stats.repo),
         "hits": stats.hits, "hits_exact": stats.hits_exact,
         "hits_semantic": stats.hits_semantic, "misses": stats.misses, "hit_rate": stats.hit_rate,
-        "tokens_saved": stats.tokens_saved, "decision": service.cache.decision(stats.repo),
+        "tokens_saved": stats.tokens_saved, "decision": _decision(service, stats.repo),
         "cost_saved_usd": spend["total"]["saved_usd"] if spend["total"] else None,
         "spend": spend,
     }  # fmt: skip
+
+
+def _decision(service: Gateway, repo: str) -> dict[str, Any]:
+    """The repo's decision report, with the audit's judge and its spend on the miss path."""
+    report = service.cache.decision(repo)
+    rows = service.upstream.spend(repo)
+    report["audit"]["judge"] = service.auditor.judge if service.auditor else None
+    report["audit"]["spend_usd"] = sum(row.audit_spend_usd for row in rows) if rows else None
+    return report
 
 
 @router.delete("/v1/cache/repos/{repo}", response_model=None)

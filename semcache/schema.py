@@ -72,4 +72,27 @@ MIGRATIONS: list[str] = [
     ALTER TABLE entries ADD COLUMN tokens BLOB;
     ALTER TABLE entries ADD COLUMN tokens_model TEXT;
     """,
+    """
+    CREATE TABLE labels (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        repo TEXT NOT NULL,
+        entry_id INTEGER NOT NULL,
+        model TEXT NOT NULL,
+        score REAL NOT NULL,
+        similarity REAL NOT NULL,
+        label INTEGER NOT NULL,
+        weight REAL NOT NULL,
+        source TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    CREATE INDEX labels_repo ON labels (repo, model, id);
+    CREATE INDEX labels_expiry ON labels (expires_at);
+    CREATE TABLE audit_stats (
+        repo TEXT PRIMARY KEY,
+        audits INTEGER NOT NULL DEFAULT 0,
+        judge_failures INTEGER NOT NULL DEFAULT 0,
+        overflow INTEGER NOT NULL DEFAULT 0
+    );
+    """,
 ]

@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from router.errors import RequestError, UpstreamError
+from semcache.audit import Auditor
 from semcache.cache import SemanticCache
 from semcache.config import Settings
 from semcache.embedding import Embedder
@@ -31,7 +32,7 @@ from semcache.errors import (
 )
 from semcache.gateway import Gateway, Upstream
 from semcache.metrics import CONTENT_TYPE_LATEST, SidecarMetrics, monitor_loop_lag
-from semcache.misses import build_upstream
+from semcache.misses import build_judge, build_upstream
 from semcache.routes import router
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,10 @@ def create_app(
         await anyio.to_thread.run_sync(cache.start)
         freeze_startup_objects()
         miss_path = upstream or build_upstream(settings, cache.embedder)
-        app.state.gateway = Gateway(cache, miss_path, metrics)
+        judge = build_judge(settings, miss_path, cache.embedder)
+        auditor = Auditor(cache, miss_path, judge, metrics, settings.audit_queue_size)
+        auditor.start()
+        app.state.gateway = Gateway(cache, miss_path, metrics, auditor)
         sweeper = asyncio.create_task(_sweep_forever(cache, settings.sweep_interval_s))
         lag_monitor = asyncio.create_task(monitor_loop_lag(metrics))
         try:
@@ -83,6 +87,7 @@ def create_app(
         finally:
             sweeper.cancel()
             lag_monitor.cancel()
+            await auditor.aclose()
             if upstream is None:
                 await miss_path.aclose()
             await anyio.to_thread.run_sync(cache.close)
@@ -94,9 +99,21 @@ def create_app(
 
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:
+        cache = app.state.gateway.cache
+        await anyio.to_thread.run_sync(_observe_repos, cache, metrics)
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+# Repos given their own calibration series at most (the busiest first), so a scrape stays small.
+MAX_REPO_SERIES = 100
+
+
+def _observe_repos(cache: SemanticCache, metrics: SidecarMetrics) -> None:
+    repos = sorted(cache.repos().items(), key=lambda item: -item[1])[:MAX_REPO_SERIES]
+    for repo, _ in repos:
+        metrics.observe_repo(repo, cache.decision(repo))
 
 
 async def _sweep_forever(cache: SemanticCache, interval_s: float) -> None:

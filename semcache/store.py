@@ -7,6 +7,7 @@ a stale vector in a FAISS index can never point at a different, newer entry.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -62,6 +63,14 @@ class Store:
             except sqlite3.Error as exc:
                 raise StoreError(f"store write failed: {exc}") from exc
 
+    def write(self) -> contextlib.AbstractContextManager[sqlite_utils.Database]:
+        """A write transaction on the store's connection (for the tables kept beside entries)."""
+        return self._tx()
+
+    def read(self, sql: str, params: tuple | list = (), plain: bool = False) -> list[Any]:
+        """Rows of a query on the store's connection, as dicts (or tuples when ``plain``)."""
+        return self._read(sql, params, plain)
+
     def _read(self, sql: str, params: tuple | list = (), plain: bool = False) -> list[Any]:
         """Rows as dicts, or as plain tuples for bulk reads where a dict per row would dominate."""
         with self._lock:
@@ -74,11 +83,6 @@ class Store:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             self.db.conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
-
-    @property
-    def schema_version(self) -> int:
-        """The number of migrations applied."""
-        return self._read("PRAGMA user_version")[0]["user_version"]
 
     # -- entries -------------------------------------------------------------------------------
 
@@ -229,6 +233,8 @@ class Store:
             db.execute("DELETE FROM entries WHERE repo = ?", [repo])
             db.execute("DELETE FROM feedback WHERE repo = ?", [repo])
             db.execute("DELETE FROM thresholds WHERE repo = ?", [repo])
+            db.execute("DELETE FROM labels WHERE repo = ?", [repo])
+            db.execute("DELETE FROM audit_stats WHERE repo = ?", [repo])
             db.execute("DELETE FROM purges WHERE repo = ?", [repo])
             generation = self._generation(db, repo)
             db.execute("DELETE FROM repo_stats WHERE repo = ?", [repo])

@@ -60,6 +60,7 @@ def settings(tmp_path: Path, model_dir: Path, stub_url: str) -> Settings:
         upstream_api_key_env="SEMCACHE_TEST_NO_KEY",
         min_similarity=0.85,
         decision="cosine",  # cache mechanics; tests/test_decision.py covers the learned decision
+        audit_rate=0.0,  # upstream call counts stay exact; tests/test_audit.py turns the audit on
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import uvicorn
@@ -35,3 +35,11 @@ def serve(app, port: int | None = None, startup_timeout_s: float = 60.0) -> Iter
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def wait_for(check: Callable[[], bool], timeout_s: float = 20.0) -> None:
+    """Poll ``check`` until it holds (for work the server does in the background)."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "the background work did not get there in time"
+        time.sleep(0.05)

@@ -45,6 +45,14 @@ def test_the_decision_package_does_not_import_the_store_or_http() -> None:
         assert not bad, f"{path} imports {bad}"
 
 
+def test_the_cache_core_never_imports_the_audit_or_http() -> None:
+    core = ("semcache/cache.py", "semcache/calibrator.py", "semcache/labels.py", "semcache/lookups.py")
+    upper = {"semcache.audit", "semcache.judges", "semcache.gateway", "semcache.routes", "semcache.server"}
+    for path, names in imported("semcache").items():
+        if path in core:
+            assert not names & upper, f"{path} imports {names & upper}"
+
+
 def test_the_public_api_is_pinned() -> None:
     assert sorted(semcache.__all__) == [
         "CacheHit", "CacheRequest", "InvalidRepo", "InvalidRequest", "Lookup", "NotFound", "PromptTooLarge",

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from semcache.config import Settings
-from tests.servers import serve
+from tests.servers import serve, wait_for
 from tests.test_server import stream_events, streamed_text, upstream_calls
 
 
@@ -113,3 +113,29 @@ def test_cli_stats_show_router_spend_and_savings(
     result = CliRunner().invoke(cli_app, ["stats", "acme", "--data-dir", str(settings.data_dir)], env=env)
     assert result.exit_code == 0, result.output
     assert "router" in result.output and "complex" in result.output and "50.0%" in result.output
+
+
+def test_audit_calls_and_the_llm_judge_are_booked_as_audit_spend(
+    settings: Settings, embedder, stub_url: str, tmp_path: Path
+) -> None:
+    from semcache.server import create_app
+
+    audited = settings.model_copy(
+        update={"router_config": registry(tmp_path / "models.toml", stub_url), "audit_rate": 1.0}
+    )
+    with serve(create_app(audited, embedder=embedder)) as url:
+        ask(url, "What is the capital of Portugal?")
+        assert ask(url, "what's the capital of Portugal?").headers["x-semcache"] == "hit-semantic"
+
+        def report() -> dict:
+            return httpx.get(f"{url}/v1/cache/repos/acme/stats").json()
+
+        wait_for(lambda: report()["decision"]["labels"]["audit"] == 1)
+        stats = report()
+    audit = stats["decision"]["audit"]
+    assert audit["judge"] == "llm" and audit["audits"] == 1 and audit["spend_usd"] > 0
+    # the fresh answer echoes the new wording, so the stub's strict judge says the cached one differs
+    assert stats["decision"]["labels"]["false_hit_share"]["estimate"] == 1.0
+    tiers = {t["tier"]: t for t in stats["spend"]["tiers"]}
+    assert tiers["standard"]["requests"] == 1  # audits are not client requests
+    assert tiers["bulk"]["audit_spend_usd"] > 0  # the judge asked the cheapest tier

@@ -172,8 +172,10 @@ def test_management_api(sidecar: str) -> None:
     assert httpx.get(f"{sidecar}/v1/cache/repos").json() == {"repos": [{"repo": "acme", "entries": 1}]}
     health = httpx.get(f"{sidecar}/healthz").json()
     assert (health["status"], health["repos"]) == ("ok", 1)
-    assert health["decision"] == {"decision": "cosine", "model": "cosine", "false_hit_budget": 0.05,
-                                  "threshold": 0.85, "semantic_hits": True, "calibrated_budgets": []}  # fmt: skip
+    decision = {k: health["decision"][k] for k in ("decision", "model", "false_hit_budget", "threshold",
+                                                   "source", "semantic_hits", "calibrated_budgets")}  # fmt: skip
+    assert decision == {"decision": "cosine", "model": "cosine", "false_hit_budget": 0.05, "threshold": 0.85,
+                        "source": "setting", "semantic_hits": True, "calibrated_budgets": []}  # fmt: skip
     purged = httpx.delete(f"{sidecar}/v1/cache/repos/acme", params={"context_file": "docs/fp.md"})
     assert purged.json()["removed"] == 1
     assert httpx.get(f"{sidecar}/v1/cache/repos/acme/entries/{entry_id}").status_code == 404

@@ -14,6 +14,8 @@ from typing import Protocol
 
 import numpy as np
 
+from semcache.decision.online import Combiner
+
 
 @dataclass(frozen=True)
 class Encoded:
@@ -32,6 +34,14 @@ class DecisionPolicy:
 
     min_similarity: float
     threshold: float
+    # How the score and the cosine are weighed before the threshold (None: the score alone), and where
+    # the threshold came from: "online" (the repo's labels), "tuned", "shipped" or "setting".
+    combiner: Combiner | None = None
+    source: str = "shipped"
+
+    def combined(self, score: float, similarity: float) -> float:
+        """The number compared with the threshold."""
+        return score if self.combiner is None else float(self.combiner(score, similarity))
 
 
 class Decision(Protocol):

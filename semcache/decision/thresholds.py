@@ -61,14 +61,19 @@ class Thresholds:
 
     def resolve(self, repo: str, budget: float) -> float | None:
         """The threshold for ``budget``; ``inf`` when only looser budgets were calibrated; None if nothing was."""
+        return self.resolve_with_source(repo, budget)[0]
+
+    def resolve_with_source(self, repo: str, budget: float) -> tuple[float | None, str]:
+        """:meth:`resolve` and where the threshold came from: "tuned" (this repo or global) or "shipped"."""
         with self._lock:
-            tables = [self._tuned.get(repo), self._tuned.get(GLOBAL), self._shipped]
-        tables = [t for t in tables if t]
-        for table in tables:
+            tables = [(self._tuned.get(repo), "tuned"), (self._tuned.get(GLOBAL), "tuned"),
+                      (self._shipped, "shipped")]  # fmt: skip
+        tables = [(t, source) for t, source in tables if t]
+        for table, source in tables:
             threshold = pick_threshold(table, budget)
             if threshold is not None:
-                return threshold
-        return math.inf if tables else None
+                return threshold, source
+        return (math.inf, tables[-1][1]) if tables else (None, "setting")
 
     def budgets(self, repo: str) -> list[float]:
         """Every budget some threshold serves in ``repo`` (its own, global or shipped), loosest last."""

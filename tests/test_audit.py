@@ -1,0 +1,190 @@
+"""The audit and online calibration over real HTTP and real SQLite: free labels on near misses, audited
+hits, wrong-hit reports, a full queue, purges, the off switch, and thresholds moving under a budget."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from stub_upstream import create_stub_app
+
+from semcache.calibrator import Calibrator
+from semcache.config import Settings
+from semcache.decision import CosineDecision
+from semcache.labels import Label
+from semcache.server import create_app
+from semcache.store import Store
+from tests.servers import serve, wait_for
+
+LIST = "How do I reverse a list in Python?"
+LIST_AGAIN = "How can I reverse a Python list?"
+STRING = "How do I reverse a string in Python?"
+MORE = {"Reverse a list in Python": "list", "What is the way to reverse a list in Python?": "list",
+        "How can I reverse a Python string?": "string", "Reverse a string in Python": "string"}  # fmt: skip
+CLUSTERS = {LIST: "list", LIST_AGAIN: "list", STRING: "string", **MORE}
+REPO = {"X-Semcache-Repo": "acme"}
+
+
+@pytest.fixture(scope="module")
+def cluster_stub() -> Iterator[str]:
+    with serve(create_stub_app(CLUSTERS)) as url:
+        yield url
+
+
+@pytest.fixture
+def audited(tmp_path: Path, model_dir: Path, cluster_stub: str) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values = dict(data_dir=tmp_path / "data", embedding_dir=model_dir, upstream_base_url=f"{cluster_stub}/v1",
+                      upstream_api_key_env="SEMCACHE_TEST_NO_KEY", decision="cosine", min_similarity=0.8,
+                      decision_min_similarity=0.5, audit_rate=1.0, audit_judge="exact")  # fmt: skip
+        return Settings(**{**values, **overrides})
+
+    return make
+
+
+def chat(url: str, prompt: str, model: str = "stub") -> httpx.Response:
+    body = {"model": model, "messages": [{"role": "user", "content": prompt}]}
+    response = httpx.post(f"{url}/v1/chat/completions", json=body, headers=REPO, timeout=30)
+    assert response.status_code == 200, response.text
+    return response
+
+
+def decision(url: str) -> dict[str, Any]:
+    return httpx.get(f"{url}/v1/cache/repos/acme/stats").json()["decision"]
+
+
+def upstream_calls(stub: str) -> int:
+    return httpx.get(f"{stub}/_stub/calls").json()["total"]
+
+
+def test_a_near_miss_is_labelled_without_an_upstream_call(audited, embedder, cluster_stub) -> None:
+    settings = audited(min_similarity=0.99)  # the paraphrase is a near miss, not a hit
+    with serve(create_app(settings, embedder=embedder)) as url:
+        chat(url, LIST)
+        before = upstream_calls(cluster_stub)
+        assert chat(url, LIST_AGAIN).headers["X-Semcache"] == "miss"
+        wait_for(lambda: decision(url)["labels"]["near_miss"] == 1)
+        assert upstream_calls(cluster_stub) == before + 1  # the miss itself; the label cost nothing
+        chat(url, STRING)  # its nearest candidate holds another cluster's answer: a wrong label
+        wait_for(lambda: decision(url)["labels"]["near_miss"] == 2)
+        report = decision(url)
+    assert report["audit"]["judge"] == "exact" and report["audit"]["audits"] == 0
+    assert report["source"] == "setting" and report["labels"]["total"] == 2
+
+
+def test_a_share_of_hits_is_audited_in_the_background(audited, embedder, cluster_stub) -> None:
+    with serve(create_app(audited(audit_rate=0.5), embedder=embedder)) as url:
+        chat(url, LIST)
+        hits = 0
+        for _ in range(12):
+            response = chat(url, LIST_AGAIN)
+            hits += response.headers["X-Semcache"] == "hit-exact"
+            assert response.json()["choices"][0]["message"]["content"] == "cluster list"
+            httpx.delete(f"{url}/v1/cache/repos/acme/entries/{response.headers['X-Semcache-Entry-Id']}")
+            chat(url, LIST)  # store the first prompt again, so the next paraphrase is a semantic hit
+        wait_for(lambda: decision(url)["audit"]["audits"] == decision(url)["labels"]["audit"])
+        report = decision(url)
+    assert hits == 0
+    assert 0 < report["audit"]["audits"] < 12  # about half of twelve semantic hits
+    assert report["labels"]["false_hit_share"]["estimate"] == 0.0  # every audited hit was right
+
+
+def test_a_wrong_hit_report_is_a_label(audited, embedder) -> None:
+    with serve(create_app(audited(), embedder=embedder)) as url:
+        chat(url, LIST)
+        entry = chat(url, LIST_AGAIN).headers["X-Semcache-Entry-Id"]
+        report = httpx.post(
+            f"{url}/v1/cache/repos/acme/feedback", json={"entry_id": int(entry), "prompt": LIST_AGAIN}
+        )
+        assert report.status_code == 200
+        assert decision(url)["labels"]["feedback"] == 1
+
+
+def test_a_failing_upstream_makes_no_label(audited, embedder, cluster_stub) -> None:
+    with serve(create_app(audited(), embedder=embedder)) as url:
+        body = {"request": {"model": "stub-500", "messages": [{"role": "user", "content": LIST}]},
+                "response": {"choices": [{"index": 0, "message": {"role": "assistant", "content": "cluster list"},
+                                          "finish_reason": "stop"}]}}  # fmt: skip
+        assert httpx.post(f"{url}/v1/cache/repos/acme/entries", json=body).status_code == 201
+        assert chat(url, LIST_AGAIN, model="stub-500").headers["X-Semcache"] == "hit-semantic"
+        wait_for(lambda: decision(url)["audit"]["audits"] == 1)
+        time.sleep(0.3)
+        assert decision(url)["labels"]["total"] == 0
+
+
+def test_a_full_queue_drops_and_counts_without_delaying_answers(audited, embedder) -> None:
+    with serve(create_app(audited(audit_queue_size=1), embedder=embedder)) as url:
+        body = {"request": {"model": "stub-slow-3000ms", "messages": [{"role": "user", "content": LIST}]},
+                "response": {"choices": [{"index": 0, "message": {"role": "assistant", "content": "cluster list"},
+                                          "finish_reason": "stop"}]}}  # fmt: skip
+        httpx.post(f"{url}/v1/cache/repos/acme/entries", json=body)
+        for _ in range(5):
+            assert chat(url, LIST_AGAIN, model="stub-slow-3000ms").headers["X-Semcache"] == "hit-semantic"
+        # one job runs (its audit call sleeps 3 s), one waits, the other three are dropped
+        assert decision(url)["audit"]["overflow"] == 3
+        assert 'semcache_repo_audit_overflow{repo="acme"} 3.0' in httpx.get(f"{url}/metrics").text
+
+
+def test_purge_removes_labels_and_the_off_switch_makes_none(audited, embedder, cluster_stub) -> None:
+    with serve(create_app(audited(min_similarity=0.99), embedder=embedder)) as url:
+        chat(url, LIST)
+        chat(url, LIST_AGAIN)
+        wait_for(lambda: decision(url)["labels"]["total"] == 1)
+        assert httpx.delete(f"{url}/v1/cache/repos/acme").status_code == 200
+        assert decision(url)["labels"]["total"] == 0
+    with serve(create_app(audited(audit_rate=0.0), embedder=embedder)) as url:
+        chat(url, LIST)
+        before = upstream_calls(cluster_stub)
+        assert chat(url, LIST_AGAIN).headers["X-Semcache"] == "hit-semantic"
+        chat(url, "What is the capital of France?")
+        time.sleep(0.5)
+        report = decision(url)
+        assert upstream_calls(cluster_stub) == before + 1  # the miss only: no audit call
+    assert report["labels"]["total"] == 0 and report["audit"]["audits"] == 0 and report["audit"]["rate"] == 0
+
+
+def test_a_repo_with_enough_labels_decides_by_them(audited, embedder) -> None:
+    # Near misses only (threshold 0.99): six labels, some wrong. Six labels cannot bound a 5 % budget, so
+    # once they are in, the repo's own fit turns semantic hits off where the 0.8 setting served them.
+    settings = audited(min_similarity=0.99, online_min_labels=5)
+    with serve(create_app(settings, embedder=embedder)) as url:
+        for prompt in [LIST, LIST_AGAIN, STRING, *MORE]:
+            chat(url, prompt)
+        wait_for(lambda: decision(url)["labels"]["total"] == 6)
+        report = decision(url)
+        assert report["source"] == "online" and report["threshold"] is None
+        response = chat(url, "How would I reverse a list in Python?")
+        assert 'semcache_repo_threshold_online{repo="acme"} 1.0' in httpx.get(f"{url}/metrics").text
+    assert response.headers["X-Semcache"] == "miss" and "X-Semcache-Semantic" in response.headers
+
+
+def synthetic_labels(rng: np.random.Generator, n: int) -> list[tuple[float, int]]:
+    """Cosines of a repo's lookups and whether serving was right: above 0.93 right 99 % of the time,
+    below it right 60 % of the time (as a cache meets more near-topic neighbours)."""
+    cosines = rng.uniform(0.75, 1.0, n)
+    right = rng.uniform(size=n) < np.where(cosines >= 0.93, 0.99, 0.6)
+    return list(zip(cosines.tolist(), right.astype(int).tolist(), strict=True))
+
+
+def test_online_threshold_moves_under_the_budget(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, decision="cosine", min_similarity=0.8, online_min_labels=200)
+    store = Store(tmp_path / "semcache.db")
+    calibrator = Calibrator(store, CosineDecision(), settings)
+    assert calibrator.policy("acme", 0.05).threshold == 0.8  # the setting, until labels say otherwise
+    expires = time.time() + 3600
+    for i, (cosine, right) in enumerate(synthetic_labels(np.random.default_rng(0), 1500)):
+        calibrator.add_label(Label("acme", i, "cosine", cosine, cosine, right, 1.0, "near_miss", expires))
+    loose, strict = calibrator.policy("acme", 0.1), calibrator.policy("acme", 0.05)
+    assert strict.source == "online"
+    # 0.8 served about 30 % wrong on these labels; the budget moves the cut past the noisy band
+    assert strict.combined(0.8, 0.8) < strict.threshold <= strict.combined(0.95, 0.95)
+    assert loose.threshold <= strict.threshold
+    report = calibrator.describe("acme")["labels"]["false_hit_share"]
+    assert report["interval"][1] <= 0.06 and report["estimate"] <= 0.05
+    assert calibrator.policy("other", 0.05).source == "setting"  # labels are per repo
+    store.close()
