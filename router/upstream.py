@@ -12,6 +12,12 @@ from router.errors import UpstreamError
 
 # Request fields passed to the provider as typed arguments; everything else travels in extra_body.
 _DIRECT_FIELDS = ("model", "messages", "stream")
+# Upstream statuses that speak of the server's configuration (its key, its base URL or model names).
+_NOT_THE_CLIENTS = {
+    401: "the server's upstream key was refused",
+    403: "the server's upstream key may not do this",
+    404: "unknown model or wrong upstream base URL",
+}
 
 
 def classify_error(exc: Exception) -> UpstreamError:
@@ -26,6 +32,14 @@ def classify_error(exc: Exception) -> UpstreamError:
     if isinstance(exc, openai.APIConnectionError | httpx.TransportError):
         return UpstreamError(
             f"upstream unreachable: {exc}", status=502, retryable=True, kind="upstream_unavailable"
+        )
+    if isinstance(exc, openai.APIStatusError) and exc.status_code in _NOT_THE_CLIENTS:
+        # About the server's own key or base URL, not the client's request: a gateway error.
+        return UpstreamError(
+            f"upstream answered {exc.status_code} ({_NOT_THE_CLIENTS[exc.status_code]}): {_error_message(exc)}",
+            status=502,
+            retryable=False,
+            kind="upstream_auth_error" if exc.status_code in (401, 403) else "upstream_not_found",
         )
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code

@@ -20,10 +20,11 @@ from semcache.config import Settings
 from semcache.decision import Decision, DecisionPolicy, Encoded, Thresholds, make_decision
 from semcache.embedding import DIM, Embedder, MicroBatcher, SentenceTransformerEmbedder
 from semcache.errors import Conflict, InvalidRequest, NotFound
+from semcache.health import WriteHealth
 from semcache.index import AnnParams, IndexSet, Neighbor
 from semcache.keys import CacheRequest
 from semcache.labels import Label, LabelStore
-from semcache.lookups import CacheHit, Lookup, NearMiss, is_cacheable
+from semcache.lookups import CacheHit, Lookup, NearMiss, is_cacheable, token_count, usage_problem
 from semcache.purges import Purges
 from semcache.records import GLOBAL, Entry, NewEntry, RepoStats
 
@@ -45,7 +46,8 @@ class SemanticCache:
     ) -> None:
         self.settings = settings
         self._clock = clock
-        self._store = Store(settings.db_path)
+        max_bytes = None if settings.max_store_mb is None else int(settings.max_store_mb * 2**20)
+        self._store = Store(settings.db_path, max_bytes)
         embedder = embedder or SentenceTransformerEmbedder(
             settings.model_dir,
             settings.embedding_backend,
@@ -60,6 +62,7 @@ class SemanticCache:
         self._decision = decision or make_decision(settings.decision, settings.decision_dir)
         self.calibrator = Calibrator(self._store, self._decision, settings, clock)
         self._purges = Purges(self._store, self._indexes, clock)
+        self.health = WriteHealth()
 
     @property
     def decision_model(self) -> Decision:
@@ -151,8 +154,9 @@ class SemanticCache:
 
     def lookup(self, request: CacheRequest, count: bool = True) -> Lookup:
         """Find a cached answer for ``request``: exact key first, then the semantic search."""
+        epoch = self._store.purge_epoch(request.repo)  # first: a purge after this point is final
         if request.options.no_cache or not request.cacheable or request.repo in self._purges:
-            return Lookup(hit=None)
+            return Lookup(hit=None, epoch=epoch)
         if self._indexes.sync_external():
             self.thresholds.refresh()
         now = self._clock()
@@ -165,8 +169,10 @@ class SemanticCache:
         if hit is not None:
             return Lookup(self._record(hit, count, now), vector, tokens, near=near)
         if count:
-            self._store.record_miss(request.repo)
-        return Lookup(None, vector, tokens, uncalibrated=math.isinf(policy.threshold), near=near)
+            with self.health.guard("miss counters"):
+                self._store.record_miss(request.repo)
+        uncalibrated = math.isinf(policy.threshold)
+        return Lookup(None, vector, tokens, uncalibrated=uncalibrated, near=near, epoch=epoch)
 
     def _encode(self, text: str) -> tuple[np.ndarray, np.ndarray | None]:
         """The one embedding pass: the text's vector and the decision's form of its token states."""
@@ -174,8 +180,9 @@ class SemanticCache:
         return vector, None if states is None else self._decision.tokens(states)
 
     def _record(self, hit: CacheHit, count: bool, now: float) -> CacheHit:
-        if count:
-            self._store.record_hit(hit.entry, hit.kind, now)
+        if count:  # counting never costs a hit
+            with self.health.guard("hit counters"):
+                self._store.record_hit(hit.entry, hit.kind, now)
         return hit
 
     def _semantic(
@@ -244,16 +251,21 @@ class SemanticCache:
         embedding: np.ndarray | None = None,
         model: str | None = None,
         tokens: np.ndarray | None = None,
+        epoch: int | None = None,
     ) -> int | None:
         """Store an upstream answer if it may be cached; returns the new entry id or None.
 
         ``model`` names the model that answered (for pricing savings); default: the completion's.
+        ``epoch`` is the repo's purge epoch at lookup (:attr:`Lookup.epoch`): if a purge finished since,
+        the answer is not stored.
         """
         if request.options.no_store or not request.cacheable or not is_cacheable(completion):
             return None
         if request.repo in self._purges:
             return None
-        return self._insert(request, completion, embedding, model, tokens)
+        with self.health.guard("an upstream answer"):  # the client gets it anyway, uncached
+            return self._insert(request, completion, embedding, model, tokens, epoch)
+        return None
 
     def put(self, request: CacheRequest, completion: dict[str, Any]) -> int:
         """Store an answer sent directly by an operator; refuses answers that may not be cached."""
@@ -266,7 +278,11 @@ class SemanticCache:
                 "response must be a chat completion whose choices all finished with 'stop' and hold "
                 "non-empty text content (no tool calls)"
             )
-        return self._insert(request, completion, None, None, None)
+        if problem := usage_problem(completion.get("usage")):
+            raise InvalidRequest(problem)
+        new_id = self._insert(request, completion, None, None, None)
+        assert new_id is not None  # no epoch given: never refused
+        return new_id
 
     def _insert(
         self,
@@ -275,11 +291,12 @@ class SemanticCache:
         embedding: np.ndarray | None,
         model: str | None,
         tokens: np.ndarray | None,
-    ) -> int:
+        epoch: int | None = None,
+    ) -> int | None:
         self.check(request)
         if embedding is None:
             embedding, tokens = self._encode(request.prompt)
-        usage = completion.get("usage") or {}
+        usage = completion.get("usage")
         now = self._clock()
         entry = NewEntry(
             repo=request.repo,
@@ -290,15 +307,17 @@ class SemanticCache:
             model=model or str(completion.get("model") or request.model),
             embedding=embedding,
             expires_at=now + (request.options.ttl_s or self.settings.default_ttl_s),
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
+            prompt_tokens=token_count(usage, "prompt_tokens"),
+            completion_tokens=token_count(usage, "completion_tokens"),
             context_files=[(f.path, f.sha) for f in request.options.context_files],
             tokens=tokens,
             tokens_model=None if tokens is None else self._decision.model_id,
         )
         with self._indexes.lock:
             index = self._indexes.get(request.repo)
-            new_id, replaced = self._store.insert(entry, now)
+            new_id, replaced = self._store.insert(entry, now, epoch)
+            if new_id is None:  # the repo was purged while its answer was on the way
+                return None
             index.remove(replaced)
             index.add(np.array([new_id]), embedding.reshape(1, -1))
             index.remove(self._store.evict_over(request.repo, self.settings.max_entries_per_repo))

@@ -69,6 +69,14 @@ class Settings(BaseSettings):
         0.1, gt=0, le=1, description="HNSW: rebuild the graph once removed entries pass this share of it"
     )
     max_prompt_chars: int = Field(200_000, gt=0, description="larger requests are refused with 413")
+    max_store_mb: float | None = Field(
+        None, gt=0, description="largest size of the SQLite store; past it writes fail as on a full disk "
+        "and the cache degrades: it serves what it holds and stops storing",
+    )  # fmt: skip
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024, gt=0, description="larger request bodies are refused with 413 before they are read"
+    )
+    max_messages: int = Field(1024, gt=0, description="chat requests with more messages are refused with 400")
     sweep_interval_s: float = Field(60.0, gt=0, description="how often expired entries are swept")
     embed_max_batch: int = Field(
         1, gt=0, description="most texts one forward pass embeds (on 2 cores batching costs more per text)"

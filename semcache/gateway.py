@@ -141,7 +141,13 @@ class Gateway:
             return Reply(served_from_cache(lookup.hit), headers)
         answer = await self.upstream.complete(request.body, request.repo, request.options.tier)
         await anyio.to_thread.run_sync(
-            self.cache.store, request, answer.completion, lookup.embedding, answer.model, lookup.tokens
+            self.cache.store,
+            request,
+            answer.completion,
+            lookup.embedding,
+            answer.model,
+            lookup.tokens,
+            lookup.epoch,
         )
         self._after_miss(request, lookup, answer.completion)
         return Reply(answer.completion, {**headers, **answer.headers})
@@ -187,7 +193,7 @@ class Gateway:
             return
         completion = collected.completion()
         await anyio.to_thread.run_sync(
-            self.cache.store, request, completion, lookup.embedding, answer.model, lookup.tokens
+            self.cache.store, request, completion, lookup.embedding, answer.model, lookup.tokens, lookup.epoch
         )
         self._after_miss(request, lookup, completion)
         yield b"data: [DONE]\n\n"

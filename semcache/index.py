@@ -97,10 +97,16 @@ class RepoIndex:
         """Write the index atomically (temporary file, then rename)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        with self._lock:
-            self._structure.write(tmp)
-            self.dirty = False
-        os.replace(tmp, path)
+        try:
+            with self._lock:
+                self._structure.write(tmp)
+                self.dirty = False
+            os.replace(tmp, path)
+        except BaseException:
+            # a full disk leaves a partial file: never keep it (the old index file stays whole)
+            tmp.unlink(missing_ok=True)
+            self.dirty = True
+            raise
 
 
 class IndexSet:

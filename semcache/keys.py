@@ -19,12 +19,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from semcache.errors import InvalidRepo, InvalidRequest, PromptTooLarge
 
-REPO_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+REPO_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # matched whole: no trailing newline
 SCOPE_VERSION = 1
 # Fields that change how an answer is delivered or billed, never what it says.
 _DELIVERY_FIELDS = frozenset(
     {"messages", "stream", "stream_options", "user", "metadata", "store", "service_tier", "semcache"}
 )
+
+
+# The chat-completions fields the sidecar forwards upstream (OpenAI's API reference); a body with any
+# other field is refused, so nothing unknown travels upstream unchecked.
+CHAT_FIELDS = frozenset({
+    "model", "messages", "audio", "frequency_penalty", "function_call", "functions", "logit_bias",
+    "logprobs", "max_completion_tokens", "max_tokens", "metadata", "modalities", "n", "parallel_tool_calls",
+    "prediction", "presence_penalty", "prompt_cache_key", "reasoning_effort", "response_format",
+    "safety_identifier", "seed", "service_tier", "stop", "store", "stream", "stream_options",
+    "temperature", "tool_choice", "tools", "top_logprobs", "top_p", "user", "verbosity",
+    "web_search_options", "semcache",
+})  # fmt: skip
 
 
 class ContextFile(BaseModel):
@@ -94,7 +106,7 @@ def validate_repo(repo: str | None) -> str:
     """Return ``repo`` if it is an allowed repo name, else raise :class:`InvalidRepo`."""
     if not repo:
         raise InvalidRepo("a repo is required: send the X-Semcache-Repo header or semcache.repo")
-    if not REPO_PATTERN.match(repo):
+    if not isinstance(repo, str) or not REPO_PATTERN.fullmatch(repo):
         raise InvalidRepo(
             f"invalid repo name {repo[:80]!r}: use 1-128 characters of letters, digits, '.', '_' or '-', "
             "starting with a letter or digit (write 'org/name' as 'org.name')"
@@ -108,11 +120,17 @@ def normalize_prompt(text: str) -> str:
 
 
 def parse_chat_request(
-    payload: Any, *, header_repo: str | None = None, max_prompt_chars: int = 200_000
+    payload: Any, *, header_repo: str | None = None, max_prompt_chars: int = 200_000, max_messages: int = 1024
 ) -> CacheRequest:
     """Validate an OpenAI chat body and compute its keys; raise :class:`InvalidRequest` if bad."""
     if not isinstance(payload, dict):
         raise InvalidRequest("the request body must be a JSON object")
+    unknown = sorted(set(payload) - CHAT_FIELDS)
+    if unknown:
+        raise InvalidRequest(f"unknown chat-completions fields: {', '.join(map(repr, unknown[:10]))}")
+    messages = payload.get("messages")
+    if isinstance(messages, list) and len(messages) > max_messages:
+        raise InvalidRequest(f"{len(messages)} messages; the limit is {max_messages}")
     try:
         chat = ChatBody.model_validate(payload)
     except ValidationError as exc:

@@ -78,6 +78,11 @@ class SidecarMetrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.store_write_failures = Gauge(
+            "semcache_store_write_failures",
+            "Store writes that failed since start (disk full, locked, read-only); the cache served on",
+            registry=self.registry,
+        )
         self.repo_gauges = {
             name: Gauge(f"semcache_repo_{name}", text, ["repo"], registry=self.registry)
             for name, text in REPO_GAUGES.items()

@@ -4,20 +4,23 @@ its lifespan and error handlers, and mounts :data:`router`."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import Annotated, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Request, Response
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from semcache.bodies import read_json
 from semcache.errors import InvalidRequest
 from semcache.gateway import Gateway
 from semcache.keys import CacheRequest, parse_chat_request, validate_repo
 from semcache.misses import spend_summary
 
 router = APIRouter()
+# Entry ids are SQLite rowids: anything outside 1 .. 2^63 - 1 is a client's mistake (400), never a 500.
+EntryId = Annotated[int, Field(ge=1, lt=2**63)]
 
 
 class StoreBody(BaseModel):
@@ -32,7 +35,7 @@ class FeedbackBody(BaseModel):
     """Body of ``POST /v1/cache/repos/{repo}/feedback``: a hit that served a wrong answer."""
 
     model_config = ConfigDict(extra="forbid")
-    entry_id: int
+    entry_id: EntryId
     prompt: str = Field(min_length=1)
     similarity: float | None = None
 
@@ -42,10 +45,7 @@ def _gateway(request: Request) -> Gateway:
 
 
 async def _json(request: Request) -> Any:
-    try:
-        return json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"the body is not valid JSON: {exc}") from exc
+    return await read_json(request, request.app.state.settings.max_body_bytes)
 
 
 def _model(cls: type[BaseModel], payload: Any) -> Any:
@@ -59,8 +59,13 @@ def _model(cls: type[BaseModel], payload: Any) -> Any:
 
 
 def _chat(request: Request, payload: Any, repo: str | None) -> CacheRequest:
-    limit = request.app.state.settings.max_prompt_chars
-    return parse_chat_request(payload, header_repo=repo, max_prompt_chars=limit)
+    settings = request.app.state.settings
+    return parse_chat_request(
+        payload,
+        header_repo=repo,
+        max_prompt_chars=settings.max_prompt_chars,
+        max_messages=settings.max_messages,
+    )
 
 
 @router.post("/v1/chat/completions")
@@ -79,7 +84,9 @@ async def healthz(request: Request) -> dict[str, Any]:
     """Liveness, the number of repos, and the hit decision in force."""
     cache = _gateway(request).cache
     repos = await anyio.to_thread.run_sync(cache.repos)
-    return {"status": "ok", "repos": len(repos), "decision": cache.decision()}
+    reason = cache.health.reason
+    return {"status": "degraded" if reason else "ok", "reason": reason, "repos": len(repos),
+            "decision": cache.decision()}  # fmt: skip
 
 
 @router.get("/v1/cache/repos")
@@ -153,7 +160,9 @@ async def put_entry(repo: str, request: Request) -> dict[str, Any]:
 
 
 @router.get("/v1/cache/repos/{repo}/entries/{entry_id}")
-async def get_entry(repo: str, entry_id: int, request: Request) -> dict[str, Any]:
+async def get_entry(
+    repo: str, entry_id: Annotated[int, PathParam(ge=1, lt=2**63)], request: Request
+) -> dict[str, Any]:
     """One entry: its prompt, answer, model, times and hit count."""
     entry = await anyio.to_thread.run_sync(_gateway(request).cache.get, validate_repo(repo), entry_id)
     return {"entry_id": entry.id, "prompt": entry.prompt, "model": entry.model, "response": entry.response,
@@ -161,7 +170,9 @@ async def get_entry(repo: str, entry_id: int, request: Request) -> dict[str, Any
 
 
 @router.delete("/v1/cache/repos/{repo}/entries/{entry_id}", status_code=204)
-async def delete_entry(repo: str, entry_id: int, request: Request) -> Response:
+async def delete_entry(
+    repo: str, entry_id: Annotated[int, PathParam(ge=1, lt=2**63)], request: Request
+) -> Response:
     """Delete one entry."""
     await anyio.to_thread.run_sync(_gateway(request).cache.delete, validate_repo(repo), entry_id)
     return Response(status_code=204)

@@ -95,4 +95,7 @@ MIGRATIONS: list[str] = [
         overflow INTEGER NOT NULL DEFAULT 0
     );
     """,
+    """
+    ALTER TABLE repo_stats ADD COLUMN purges INTEGER NOT NULL DEFAULT 0;
+    """,
 ]

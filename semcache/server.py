@@ -111,6 +111,7 @@ MAX_REPO_SERIES = 100
 
 
 def _observe_repos(cache: SemanticCache, metrics: SidecarMetrics) -> None:
+    metrics.store_write_failures.set(cache.health.failures)
     repos = sorted(cache.repos().items(), key=lambda item: -item[1])[:MAX_REPO_SERIES]
     for repo, _ in repos:
         metrics.observe_repo(repo, cache.decision(repo))

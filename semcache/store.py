@@ -36,7 +36,8 @@ _ENTRY_COLUMNS = (
 class Store:
     """SQLite access for entries, stats and feedback; every method is thread-safe."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_bytes: int | None = None) -> None:
+        """Open (and migrate) the store at ``path``; past ``max_bytes`` writes fail as on a full disk."""
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             conn = sqlite3.connect(str(path), check_same_thread=False, timeout=10.0)
@@ -46,6 +47,9 @@ class Store:
             self.db.execute("PRAGMA foreign_keys=ON")
             self._lock = threading.RLock()
             self._migrate()
+            if max_bytes is not None:
+                page = self.db.execute("PRAGMA page_size").fetchone()[0]
+                self.db.execute(f"PRAGMA max_page_count = {max(int(max_bytes // page), 1)}")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the store at {path}: {exc}") from exc
 
@@ -86,8 +90,12 @@ class Store:
 
     # -- entries -------------------------------------------------------------------------------
 
-    def insert(self, entry: NewEntry, now: float | None = None) -> tuple[int, list[int]]:
-        """Store an entry; returns (new id, ids it replaced because they had the same exact key)."""
+    def insert(
+        self, entry: NewEntry, now: float | None = None, epoch: int | None = None
+    ) -> tuple[int | None, list[int]]:
+        """Store an entry; returns (new id, ids it replaced because they had the same exact key). With
+        ``epoch``, the purge epoch its request was looked up at: if the repo was purged since, nothing
+        is stored and the id is None (a purge is final)."""
         now = time.time() if now is None else now
         row = {
             "repo": entry.repo,
@@ -105,6 +113,10 @@ class Store:
             "tokens_model": entry.tokens_model,
         }
         with self._tx() as db:
+            if epoch is not None:
+                purged = db.execute("SELECT purges FROM repo_stats WHERE repo = ?", [entry.repo]).fetchone()
+                if (purged[0] if purged else 0) != epoch:
+                    return None, []
             replaced = [
                 r[0]
                 for r in db.execute(
@@ -236,11 +248,21 @@ class Store:
             db.execute("DELETE FROM labels WHERE repo = ?", [repo])
             db.execute("DELETE FROM audit_stats WHERE repo = ?", [repo])
             db.execute("DELETE FROM purges WHERE repo = ?", [repo])
-            generation = self._generation(db, repo)
+            row = db.execute("SELECT generation, purges FROM repo_stats WHERE repo = ?", [repo]).fetchone()
             db.execute("DELETE FROM repo_stats WHERE repo = ?", [repo])
-            # Keep the generation moving forward so a server notices the purge.
-            db.execute("INSERT INTO repo_stats (repo, generation) VALUES (?, ?)", [repo, generation + 1])
+            if row is not None or count:  # a repo never seen leaves no row behind
+                # The generation moves on so a server notices the purge; the purge count so an answer
+                # looked up before it is never stored after it.
+                generation, purges = row or (0, 0)
+                db.execute("INSERT INTO repo_stats (repo, generation, purges) VALUES (?, ?, ?)",
+                           [repo, generation + 1, purges + 1])  # fmt: skip
         return int(count)
+
+    def purge_epoch(self, repo: str) -> int:
+        """How many purges of ``repo`` have finished (an answer looked up at one epoch is stored only
+        while it still holds)."""
+        rows = self._read("SELECT purges FROM repo_stats WHERE repo = ?", [repo], plain=True)
+        return int(rows[0][0]) if rows else 0
 
     def purge_context_file(self, repo: str, path: str) -> list[int]:
         """Delete the entries of a repo that depended on a context file path; returns their ids."""
@@ -374,11 +396,6 @@ class Store:
 
     def _bump(self, db: sqlite_utils.Database, repo: str) -> None:
         self._count(db, repo, "generation", 1)
-
-    @staticmethod
-    def _generation(db: sqlite_utils.Database, repo: str) -> int:
-        row = db.execute("SELECT generation FROM repo_stats WHERE repo = ?", [repo]).fetchone()
-        return row[0] if row else 0
 
 
 def _vectors(rows: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
