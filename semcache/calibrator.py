@@ -118,11 +118,14 @@ class Calibrator:
         counts = self.labels.counts(repo, model, now)
         report: dict[str, Any] = {"total": sum(counts.values()), **counts,
                                   "min_for_online": self._settings.online_min_labels}  # fmt: skip
-        arrays = self.labels.arrays(repo, model, now, self._settings.online_window)
-        if len(arrays) and not math.isinf(policy.threshold):
-            fit = OnlineFit.of(policy.combiner or Combiner(), arrays.score, arrays.similarity, arrays.label,
-                               arrays.weight)  # fmt: skip
-            estimate = fit.estimate(policy.threshold)
-            report["false_hit_share"] = {"estimate": estimate.share, "interval": [estimate.low, estimate.high],
-                                         "labels": estimate.labels, "effective_labels": estimate.effective}  # fmt: skip
+        if math.isinf(policy.threshold) or not report["total"]:
+            return report
+        with self._lock:  # the repo's own fit already ranks its labels; else rank them by the score
+            fit = self._fits.get(repo) if policy.source == "online" else None
+        if fit is None:
+            arrays = self.labels.arrays(repo, model, now, self._settings.online_window)
+            fit = OnlineFit.of(Combiner(), arrays.score, arrays.similarity, arrays.label, arrays.weight)
+        estimate = fit.estimate(policy.threshold)
+        report["false_hit_share"] = {"estimate": estimate.share, "interval": [estimate.low, estimate.high],
+                                     "labels": estimate.labels, "effective_labels": estimate.effective}  # fmt: skip
         return report
