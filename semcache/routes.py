@@ -40,6 +40,22 @@ class FeedbackBody(BaseModel):
     similarity: float | None = None
 
 
+# The bodies' JSON schemas, for the OpenAPI document (the routes read and check bodies themselves, strictly:
+# see semcache.bodies and semcache.keys).
+_MESSAGE = {"type": "object", "required": ["role", "content"], "properties": {
+    "role": {"type": "string", "enum": ["system", "developer", "user", "assistant", "tool"]},
+    "content": {"type": "string"}}}  # fmt: skip
+CHAT_SCHEMA = {"type": "object", "required": ["model", "messages"], "properties": {
+    "model": {"type": "string", "minLength": 1}, "messages": {"type": "array", "minItems": 1, "items": _MESSAGE},
+    "temperature": {"type": "number", "minimum": 0, "maximum": 2}, "stream": {"type": "boolean"},
+    "semcache": {"type": "object", "description": "cache options: repo, context_files, ttl_s, "
+                 "min_similarity, false_hit_budget, no_cache, no_store, tier"}}}  # fmt: skip
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
 def _gateway(request: Request) -> Gateway:
     return request.app.state.gateway
 
@@ -68,7 +84,7 @@ def _chat(request: Request, payload: Any, repo: str | None) -> CacheRequest:
     )
 
 
-@router.post("/v1/chat/completions")
+@router.post("/v1/chat/completions", openapi_extra=_body(CHAT_SCHEMA))
 async def chat_completions(request: Request) -> Response:
     """The OpenAI-compatible endpoint: a hit from the cache, or the router's answer (then stored)."""
     chat = _chat(request, await _json(request), request.headers.get("x-semcache-repo"))
@@ -138,7 +154,7 @@ async def purge(
     return {"repo": repo, "removed": removed}
 
 
-@router.post("/v1/cache/repos/{repo}/lookup")
+@router.post("/v1/cache/repos/{repo}/lookup", openapi_extra=_body(CHAT_SCHEMA))
 async def lookup(repo: str, request: Request) -> dict[str, Any]:
     """What the cache would answer for a chat request, without counting it or asking the router."""
     chat = _chat(request, await _json(request), validate_repo(repo))
@@ -150,7 +166,12 @@ async def lookup(repo: str, request: Request) -> dict[str, Any]:
             "response": hit.entry.response}  # fmt: skip
 
 
-@router.post("/v1/cache/repos/{repo}/entries", status_code=201)
+@router.post(
+    "/v1/cache/repos/{repo}/entries",
+    status_code=201,
+    openapi_extra=_body({"type": "object", "required": ["request", "response"],
+                         "properties": {"request": CHAT_SCHEMA, "response": {"type": "object"}}}),
+)  # fmt: skip
 async def put_entry(repo: str, request: Request) -> dict[str, Any]:
     """Store an answer an operator sends directly."""
     body = _model(StoreBody, await _json(request))
@@ -178,7 +199,7 @@ async def delete_entry(
     return Response(status_code=204)
 
 
-@router.post("/v1/cache/repos/{repo}/feedback")
+@router.post("/v1/cache/repos/{repo}/feedback", openapi_extra=_body(FeedbackBody.model_json_schema()))
 async def feedback(repo: str, request: Request) -> dict[str, Any]:
     """Report a hit that served a wrong answer: the entry is evicted and the pair kept for re-tuning."""
     body = _model(FeedbackBody, await _json(request))
