@@ -4,6 +4,7 @@ its lifespan and error handlers, and mounts :data:`router`."""
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -12,7 +13,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from semcache.bodies import read_json
+from semcache.bodies import THREAD_DECODE_BYTES, read_json
 from semcache.errors import InvalidRequest
 from semcache.gateway import Gateway
 from semcache.keys import CacheRequest, parse_chat_request, validate_repo
@@ -74,20 +75,21 @@ def _model(cls: type[BaseModel], payload: Any) -> Any:
         raise InvalidRequest(f"invalid request: {problems}") from exc
 
 
-def _chat(request: Request, payload: Any, repo: str | None) -> CacheRequest:
+async def _chat(request: Request, payload: Any, repo: str | None) -> CacheRequest:
+    """Validate a chat body and hash its keys; a large one in a worker thread, off the event loop."""
     settings = request.app.state.settings
-    return parse_chat_request(
-        payload,
-        header_repo=repo,
-        max_prompt_chars=settings.max_prompt_chars,
-        max_messages=settings.max_messages,
-    )
+    parse = functools.partial(parse_chat_request, payload, header_repo=repo,
+                              max_prompt_chars=settings.max_prompt_chars, max_messages=settings.max_messages)  # fmt: skip
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > THREAD_DECODE_BYTES:
+        return await anyio.to_thread.run_sync(parse)
+    return parse()
 
 
 @router.post("/v1/chat/completions", openapi_extra=_body(CHAT_SCHEMA))
 async def chat_completions(request: Request) -> Response:
     """The OpenAI-compatible endpoint: a hit from the cache, or the router's answer (then stored)."""
-    chat = _chat(request, await _json(request), request.headers.get("x-semcache-repo"))
+    chat = await _chat(request, await _json(request), request.headers.get("x-semcache-repo"))
     if chat.stream:
         reply = await _gateway(request).chat_stream(chat)
         return StreamingResponse(reply.events, media_type="text/event-stream", headers=reply.headers)
@@ -157,7 +159,7 @@ async def purge(
 @router.post("/v1/cache/repos/{repo}/lookup", openapi_extra=_body(CHAT_SCHEMA))
 async def lookup(repo: str, request: Request) -> dict[str, Any]:
     """What the cache would answer for a chat request, without counting it or asking the router."""
-    chat = _chat(request, await _json(request), validate_repo(repo))
+    chat = await _chat(request, await _json(request), validate_repo(repo))
     found = await anyio.to_thread.run_sync(_gateway(request).cache.lookup, chat, False)
     if found.hit is None:
         return {"hit": False}
@@ -175,7 +177,7 @@ async def lookup(repo: str, request: Request) -> dict[str, Any]:
 async def put_entry(repo: str, request: Request) -> dict[str, Any]:
     """Store an answer an operator sends directly."""
     body = _model(StoreBody, await _json(request))
-    chat = _chat(request, body.request, validate_repo(repo))
+    chat = await _chat(request, body.request, validate_repo(repo))
     entry_id = await anyio.to_thread.run_sync(_gateway(request).cache.put, chat, body.response)
     return {"entry_id": entry_id}
 
