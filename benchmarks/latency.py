@@ -25,6 +25,7 @@ Client, sidecar, stub and GPTCache share the machine's cores. Quick run (about a
     python -m benchmarks.latency --pairs 100 --single 100 --duration 2 --warmup 0.5 --misses 40 --no-gptcache
     python -m benchmarks.latency                                      # the full run, both decisions
     python -m benchmarks.latency --decisions cosine --min-similarity 0.85
+    python -m benchmarks.latency --decisions learned --audit-rates 0.05 0 --no-gptcache   # audit on / off
 """
 
 from __future__ import annotations
@@ -241,6 +242,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of load not counted, before each")
     parser.add_argument("--misses", type=int, default=150, help="new prompts for the miss overhead")
     parser.add_argument("--no-gptcache", action="store_true", help="semcache only")
+    parser.add_argument("--audit-rates", type=float, nargs="+", default=[0.05],
+                        help="SEMCACHE_AUDIT_RATE of each decision's sidecar; more than one runs each in turn, "
+                        "to compare lookups with the audit on and off (default: the setting's default)")  # fmt: skip
+    parser.add_argument(
+        "--audit-judge",
+        default="embedding",
+        choices=["exact", "embedding"],
+        help="the audit's judge (the default without a router: embedding)",
+    )
     parser.add_argument("--gptcache-python", type=Path, default=GPTCACHE_VENV / "bin" / "python")
     parser.add_argument("--gptcache-threshold", type=float, default=0.8,
                         help="GPTCache's similarity_threshold (0.8, its default: cos >= 0.6)")  # fmt: skip
@@ -262,8 +272,15 @@ def main() -> None:
     result: dict[str, Any] = {"machine": machine(), "args": {k: str(v) for k, v in vars(args).items()}}
     result["semcache"] = {}
     for name in args.decisions:
-        result["semcache"][name] = run_semcache(pairs, fresh, decision_settings(name, args), args)
-        write_json(args.out, result)  # kept should a later side fail
+        for i, rate in enumerate(args.audit_rates):  # the first rate's run carries the decision's name
+            key = name if i == 0 else f"{name} audit={rate:g}"
+            settings = {
+                **decision_settings(name, args),
+                "audit_rate": str(rate),
+                "audit_judge": args.audit_judge,
+            }
+            result["semcache"][key] = run_semcache(pairs, fresh, settings, args)
+            write_json(args.out, result)  # kept should a later side fail
     if not args.no_gptcache:
         hits = list(dict.fromkeys(q for run in result["semcache"].values() for q in run["hit_queries"]))
         result["gptcache"] = run_gptcache([p["a"] for p in pairs], hits, args)

@@ -195,6 +195,9 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=500, help="prompts between threshold readings")
     parser.add_argument("--no-static", action="store_true", help="online runs only")
     parser.add_argument("--no-sweep", action="store_true", help="skip the offline best-static sweep")
+    parser.add_argument(
+        "--reuse", type=Path, help="runs already measured (a JSON this wrote): add the sweep and plot"
+    )
     parser.add_argument("--model-dir", type=Path, default=ROOT / "results" / "model")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "online_http.json")
     args = parser.parse_args()
@@ -206,6 +209,11 @@ def main() -> None:
                               "args": {k: str(v) for k, v in vars(args).items()}, "runs": {}}  # fmt: skip
     console = Console(width=max(Console().width, 170))
     runs = result["runs"]
+    if args.reuse:  # runs measured before: only the sweep and the plot are added
+        previous = json.loads(args.reuse.read_text())
+        result["machine"] = previous["machine"]
+        result["runs"] = runs = previous["runs"]
+        args.budgets = []
     with cluster_stub(path) as stub_v1:
         stub = stub_v1.removesuffix("/v1")
         for budget in args.budgets:

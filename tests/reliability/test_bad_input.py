@@ -103,7 +103,9 @@ def test_purging_unknown_repos_leaves_no_rows(sidecar: str, settings: Settings) 
 
 @pytest.mark.parametrize("status", ["401", "404"])
 def test_upstream_401_and_404_are_the_servers_problem(sidecar: str, status: str) -> None:
-    response = httpx.post(f"{sidecar}/v1/chat/completions", json=chat_body(model=f"m-{status}"), headers=REPO)
+    response = httpx.post(
+        f"{sidecar}/v1/chat/completions", json=chat_body(model=f"rel-{status}"), headers=REPO
+    )
     assert_error(response, 502)
     assert response.json()["error"]["type"] in ("upstream_auth_error", "upstream_not_found")
 

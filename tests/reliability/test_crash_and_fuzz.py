@@ -65,7 +65,7 @@ def test_kill_9_during_concurrent_writes_loses_no_acknowledged_entry(
                     if stop.is_set():
                         return
                     prompt = f"client {n} asks question {i} about item {i * 31 % 97}"
-                    body = {"model": "m-basic", "messages": [{"role": "user", "content": prompt}]}
+                    body = {"model": "rel-basic", "messages": [{"role": "user", "content": prompt}]}
                     try:
                         response = http.post(f"{url}/v1/chat/completions", json=body, headers=REPO)
                     except httpx.HTTPError:
@@ -87,7 +87,7 @@ def test_kill_9_during_concurrent_writes_loses_no_acknowledged_entry(
     with semcache_serve(tmp_path / "data", model_dir, stub_url) as (url, _):
         lookup = f"{url}/v1/cache/repos/acme/lookup"
         for prompt in acknowledged:
-            body = {"model": "m-basic", "messages": [{"role": "user", "content": prompt}]}
+            body = {"model": "rel-basic", "messages": [{"role": "user", "content": prompt}]}
             found = httpx.post(lookup, json=body, timeout=10).json()
             assert found["hit"] and found["kind"] == "exact", prompt
 

@@ -14,7 +14,7 @@ from tests.servers import serve
 REPO = {"X-Semcache-Repo": "acme"}
 
 
-def ask(url: str, prompt: str, model: str = "m-basic", **extra: object) -> httpx.Response:
+def ask(url: str, prompt: str, model: str = "rel-basic", **extra: object) -> httpx.Response:
     body = {"model": model, "messages": [{"role": "user", "content": prompt}], **extra}
     return httpx.post(f"{url}/v1/chat/completions", json=body, headers=REPO, timeout=30)
 
@@ -47,11 +47,13 @@ def test_a_full_store_serves_hits_and_passes_answers_through(settings: Settings,
 def test_a_miss_in_flight_during_a_purge_is_not_stored(sidecar: str) -> None:
     ask(sidecar, "an entry that makes the repo exist")
     answered: list[httpx.Response] = []
-    slow = threading.Thread(target=lambda: answered.append(ask(sidecar, "What is a monad?", "m-slow-1200ms")))
+    slow = threading.Thread(
+        target=lambda: answered.append(ask(sidecar, "What is a monad?", "rel-slow-1200ms"))
+    )
     slow.start()
     threading.Event().wait(0.5)  # the miss is at the upstream now
     assert httpx.delete(f"{sidecar}/v1/cache/repos/acme").json()["removed"] == 1
     slow.join()
     assert answered[0].status_code == 200 and answered[0].headers["x-semcache"] == "miss"
     assert httpx.get(f"{sidecar}/v1/cache/repos/acme/stats").json()["entries"] == 0
-    assert ask(sidecar, "What is a monad?", "m-slow-1200ms").headers["x-semcache"] == "miss"
+    assert ask(sidecar, "What is a monad?", "rel-slow-1200ms").headers["x-semcache"] == "miss"

@@ -10,8 +10,8 @@ from semcache.config import Settings
 from semcache.server import create_app
 from tests.servers import serve
 
-FAULTS = ["m-500", "m-503", "m-429-ra0", "m-400", "m-401", "m-404", "m-length", "m-empty", "m-tool",
-          "m-broken-stream", "m-slow-900ms"]  # fmt: skip
+FAULTS = ["rel-500", "rel-503", "rel-429-ra0", "rel-400", "rel-401", "rel-404", "rel-length", "rel-empty", "rel-tool",
+          "rel-broken-stream", "rel-slow-900ms"]  # fmt: skip
 
 
 def calls(stub: str, model: str) -> int:
