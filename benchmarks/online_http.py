@@ -15,9 +15,11 @@ same wrong share, an offline replay of the same stream sweeps every static thres
 (``semcache.decision.replay.stream_sweep``) and reports the best one's right hits at the online run's
 measured wrong share.
 
-Streams: ``qqp`` (the shared qqp_dev_stream, Quora's clusters) and ``paraphrase`` (the sentences of
-MRPC and STS-B, positives joined into clusters, shuffled with ``--seed``; built under results/). Both
-have incomplete clusters: duplicates never paired sit in different clusters, so "wrong" over-counts.
+Streams: ``qqp`` (the shared qqp_dev_stream, Quora's clusters), ``paraphrase`` (the sentences of MRPC
+and STS-B, positives joined into clusters) and ``mock`` (GPTCache's paraphrase pairs joined into
+clusters: model-written rewordings, the shape of FAQ traffic), the last two shuffled with ``--seed`` and
+built under results/. Clusters made from pairs are incomplete: duplicates never paired sit in different
+clusters, so "wrong" over-counts.
 
     python -m benchmarks.online_http --stream qqp --limit 2000 --budgets 0.05
     python -m benchmarks.online_http --stream qqp --limit 0 --budgets 0.05 0.1
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import tempfile
 import time
@@ -43,8 +46,14 @@ from benchmarks.stream_http import cluster_stub, fraction, replay, score
 STATS = "/v1/cache/repos/bench.stream/stats"
 
 
-def paraphrase_stream(path: Path, seed: int) -> Path:
-    """Write MRPC and STS-B sentences as a clustered stream (positive pairs joined), shuffled."""
+PAIR_STREAMS = {
+    "paraphrase": ("mrpc_pairs.jsonl", "stsb_pairs.jsonl"),
+    "mock": ("gptcache_mock_pairs.jsonl",),
+}
+
+
+def paraphrase_stream(path: Path, seed: int, files: tuple[str, ...] = PAIR_STREAMS["paraphrase"]) -> Path:
+    """Write the texts of labelled pair files as a clustered stream (positive pairs joined), shuffled."""
     parent: dict[str, str] = {}
 
     def find(text: str) -> str:
@@ -53,7 +62,7 @@ def paraphrase_stream(path: Path, seed: int) -> Path:
             text = parent[text]
         return text
 
-    for name in ("mrpc_pairs.jsonl", "stsb_pairs.jsonl"):
+    for name in files:
         for row in read_jsonl(DATA_DIR / name):
             a, b = find(row["a"]), find(row["b"])
             if row["label"] == 1:
@@ -152,9 +161,11 @@ def plot(runs: dict[str, dict], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name, run in runs.items():
-        pts = [p for p in run.get("trajectory", []) if p["threshold"] is not None]
-        style = "-" if "online" in name else ":"
-        ax.plot([p["prompts"] for p in pts], [p["threshold"] for p in pts], style, label=name)
+        pts = run.get("trajectory", [])
+        style = "-o" if "online" in name else ":"
+        # no threshold holds the budget: a gap in the line (semantic hits off), not a line across it
+        ax.plot([p["prompts"] for p in pts], [math.nan if p["threshold"] is None else p["threshold"] for p in pts],
+                style, markersize=3, label=name)  # fmt: skip
     ax.set_xlabel("prompts replayed")
     ax.set_ylabel("threshold at the budget (combined score)")
     ax.set_title("the repo's threshold over the stream (gaps: no threshold holds the budget)")
@@ -187,7 +198,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--stream", choices=["qqp", "paraphrase"], default="qqp")
+    parser.add_argument("--stream", choices=["qqp", *PAIR_STREAMS], default="qqp")
     parser.add_argument("--limit", type=int, default=2000, help="first N prompts (0: all)")
     parser.add_argument("--seed", type=int, default=0, help="shuffle seed of the paraphrase stream")
     parser.add_argument("--budgets", type=float, nargs="*", default=[0.02, 0.05, 0.1])
@@ -202,8 +213,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "online_http.json")
     args = parser.parse_args()
     path = DATA_DIR / "qqp_dev_stream.jsonl"
-    if args.stream == "paraphrase":
-        path = paraphrase_stream(ROOT / "results" / f"paraphrase_stream_{args.seed}.jsonl", args.seed)
+    if args.stream in PAIR_STREAMS:
+        out = ROOT / "results" / f"{args.stream}_stream_{args.seed}.jsonl"
+        path = paraphrase_stream(out, args.seed, PAIR_STREAMS[args.stream])
     rows = read_jsonl(path, args.limit or None)
     result: dict[str, Any] = {"machine": machine(), "stream": str(path), "prompts": len(rows),
                               "args": {k: str(v) for k, v in vars(args).items()}, "runs": {}}  # fmt: skip

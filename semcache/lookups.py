@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -60,6 +61,16 @@ def is_cacheable(completion: Any) -> bool:
             return False
         if not isinstance(content, str) or not content.strip():
             return False
+    return _strict_json(completion)
+
+
+def _strict_json(value: Any) -> bool:
+    """Whether ``value`` is JSON a client can read back: an upstream answer holding NaN or Infinity
+    (Python's json reads them) would make every later hit on it fail to serialise."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
     return True
 
 

@@ -113,7 +113,8 @@ def test_ttl_over_the_limit_is_refused(cache: SemanticCache) -> None:
 def test_only_complete_text_answers_are_stored(cache: SemanticCache) -> None:
     tool = completion("")
     tool["choices"][0]["message"] = {"role": "assistant", "content": None, "tool_calls": [{"id": "1"}]}
-    for bad in (completion("truncated", finish="length"), completion(""), completion("   "), tool, {}):
+    nan = {**completion("fine"), "usage": {"prompt_tokens": float("nan")}}  # an upstream's NaN, read by json
+    for bad in (completion("truncated", finish="length"), completion(""), completion("   "), tool, {}, nan):
         assert not is_cacheable(bad)
         assert cache.store(request("Explain quicksort"), bad) is None
     assert cache.store(request("Explain quicksort", semcache={"no_store": True}), completion("ok")) is None
