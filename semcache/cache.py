@@ -17,6 +17,7 @@ import threadpoolctl
 
 from semcache.calibrator import Calibrator
 from semcache.config import Settings
+from semcache.counters import Counters
 from semcache.decision import Decision, DecisionPolicy, Encoded, Thresholds, make_decision
 from semcache.embedding import DIM, Embedder, MicroBatcher, SentenceTransformerEmbedder
 from semcache.errors import Conflict, InvalidRequest, NotFound
@@ -63,6 +64,7 @@ class SemanticCache:
         self.calibrator = Calibrator(self._store, self._decision, settings, clock)
         self._purges = Purges(self._store, self._indexes, clock)
         self.health = WriteHealth()
+        self.counters = Counters(self._store, self.health)
 
     @property
     def decision_model(self) -> Decision:
@@ -95,6 +97,7 @@ class SemanticCache:
         # threads only spin against them (measured, 8 threads on 2 cores: 114 lookups/s, 435 with one).
         threadpoolctl.threadpool_limits(1, user_api="blas")
         self._purges.resume()  # first, so a repo being purged is not indexed again
+        self.counters.start()
         repos = self._indexes.load_all()
         self.calibrator.load()
         log.info("cache ready: %d repos, decision %s", len(repos), self._decision.model_id)
@@ -111,6 +114,7 @@ class SemanticCache:
     def close(self) -> None:
         """Stop background purges, persist changed indexes and release resources."""
         self._purges.stop()
+        self.counters.stop()
         self._indexes.save_dirty()
         self._batcher.close()
         self._store.close()
@@ -169,8 +173,7 @@ class SemanticCache:
         if hit is not None:
             return Lookup(self._record(hit, count, now), vector, tokens, near=near)
         if count:
-            with self.health.guard("miss counters"):
-                self._store.record_miss(request.repo)
+            self.counters.miss(request.repo)
         uncalibrated = math.isinf(policy.threshold)
         return Lookup(None, vector, tokens, uncalibrated=uncalibrated, near=near, epoch=epoch)
 
@@ -180,9 +183,8 @@ class SemanticCache:
         return vector, None if states is None else self._decision.tokens(states)
 
     def _record(self, hit: CacheHit, count: bool, now: float) -> CacheHit:
-        if count:  # counting never costs a hit
-            with self.health.guard("hit counters"):
-                self._store.record_hit(hit.entry, hit.kind, now)
+        if count:  # in memory: counting never delays a hit
+            self.counters.hit(hit.entry, hit.kind, now)
         return hit
 
     def _semantic(
@@ -320,6 +322,7 @@ class SemanticCache:
                 return None
             index.remove(replaced)
             index.add(np.array([new_id]), embedding.reshape(1, -1))
+            self.counters.flush()  # eviction orders by the last hit: let it see the latest
             index.remove(self._store.evict_over(request.repo, self.settings.max_entries_per_repo))
         return new_id
 
@@ -327,6 +330,7 @@ class SemanticCache:
 
     def get(self, repo: str, entry_id: int) -> Entry:
         """One entry, or :class:`NotFound`."""
+        self.counters.flush()  # its hit count includes the last second's hits
         entry = self._store.get(repo, entry_id)
         if entry is None:
             raise NotFound(f"no entry {entry_id} in repo {repo!r}")
@@ -345,12 +349,14 @@ class SemanticCache:
         its rows go in short batches, so other repos wait for one batch at most, not the whole purge (in
         one transaction under the index lock, a 100 k-entry purge stalled every repo for 2.3 s)."""
         self.calibrator.forget(repo)
+        self.counters.forget(repo)
         return self._purges.run(repo, batch)
 
     def purge_in_background(self, repo: str) -> int:
         """Begin a purge and finish it in a background thread (a restart finishes it too); returns
         how many entries the repo held."""
         self.calibrator.forget(repo)
+        self.counters.forget(repo)
         return self._purges.start(repo)
 
     def purging(self, repo: str) -> bool:
@@ -404,8 +410,10 @@ class SemanticCache:
 
     def stats(self, repo: str) -> RepoStats:
         """Counters for one repo (while it is purged, the rows left, as the purge counts them)."""
+        self.counters.flush()  # what is read includes the last second's counts
         return self._store.stats(repo, entries=self._purges.remaining(repo))
 
     def repos(self) -> dict[str, int]:
         """Every known repo with its entry count."""
+        self.counters.flush()
         return self._store.repos()

@@ -302,21 +302,6 @@ class Store:
 
     # -- stats, generations, feedback ----------------------------------------------------------
 
-    def record_hit(self, entry: Entry, kind: str, now: float) -> None:
-        """Count a hit on ``entry`` (``kind`` is 'exact' or 'semantic')."""
-        column = "hits_exact" if kind == "exact" else "hits_semantic"
-        with self._tx() as db:
-            db.execute(
-                "UPDATE entries SET hit_count = hit_count + 1, last_hit_at = ? WHERE id = ?", [now, entry.id]
-            )
-            self._count(db, entry.repo, column, 1)
-            self._count(db, entry.repo, "tokens_saved", entry.prompt_tokens + entry.completion_tokens)
-
-    def record_miss(self, repo: str) -> None:
-        """Count a lookup that found nothing."""
-        with self._tx() as db:
-            self._count(db, repo, "misses", 1)
-
     def stats(self, repo: str, entries: int | None = None) -> RepoStats:
         """Counters and entry count for one repo (zeros for an unknown repo); ``entries``, when the
         caller knows it, spares counting the repo's rows."""

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from semcache.cli import app as cli_app
 from semcache.config import Settings
+from tests.servers import wait_for
 
 PROMPT = "How do I reverse a list in Python?"
 PARAPHRASE = "How can I reverse a list in python?"
@@ -234,8 +235,9 @@ def test_cli_purge_is_seen_by_the_running_server(sidecar: str, settings: Setting
     data_dir = ["--data-dir", str(settings.data_dir)]
     listed = runner.invoke(cli_app, ["repos", *data_dir])
     assert listed.exit_code == 0 and "acme" in listed.output
-    stats = runner.invoke(cli_app, ["stats", "acme", *data_dir])
-    assert stats.exit_code == 0 and "50.0%" in stats.output
+    # the server writes its hit and miss counts once a second: another process sees them within one
+    wait_for(lambda: "50.0%" in runner.invoke(cli_app, ["stats", "acme", *data_dir]).output, timeout_s=5)
+    assert runner.invoke(cli_app, ["stats", "acme", *data_dir]).exit_code == 0
     purged = runner.invoke(cli_app, ["purge", "acme", *data_dir])
     assert purged.exit_code == 0 and "1 entries removed" in purged.output
     assert chat(sidecar, PARAPHRASE, model="m-cli").headers["x-semcache"] == "miss"
