@@ -1,7 +1,8 @@
 """Degrade, don't fail: when the store cannot write (disk full, locked, read-only), the cache keeps
 serving what it can. Writes that only count (hits, misses) or add (an upstream answer) are guarded: a
 failure is logged once per episode, counted, and reported by ``/healthz`` as ``degraded`` with its
-reason until a write succeeds again.
+reason until that same kind of write succeeds again (a small update may pass on a full disk while
+new entries still fail).
 """
 
 from __future__ import annotations
@@ -17,17 +18,18 @@ log = logging.getLogger(__name__)
 
 
 class WriteHealth:
-    """Whether the store's last guarded write failed, and why; thread-safe."""
+    """Which kinds of store write are failing, and why; thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._reason: str | None = None
+        self._failing: dict[str, str] = {}  # kind of write -> why it failed last
         self.failures = 0
 
     @property
     def reason(self) -> str | None:
-        """Why the store is degraded, or None while writes succeed."""
-        return self._reason
+        """Why the store is degraded, or None while every kind of write succeeds."""
+        with self._lock:
+            return "; ".join(self._failing.values()) or None
 
     @contextmanager
     def guard(self, what: str) -> Iterator[None]:
@@ -37,22 +39,22 @@ class WriteHealth:
         except StoreError as exc:
             self.failed(what, exc)
         else:
-            self.ok()
+            self.ok(what)
 
     def failed(self, what: str, exc: Exception) -> None:
         """Record a failed write; logs only the first of an episode."""
         with self._lock:
-            first = self._reason is None
-            self._reason = f"{what} could not be written: {exc}"
+            first = what not in self._failing
+            self._failing[what] = f"{what} could not be written: {exc}"
             self.failures += 1
         if first:
-            log.error("store degraded: %s (served answers are not cached until writes succeed)", self._reason)
+            log.error("store degraded: %s could not be written (%s); serving on, not caching", what, exc)
 
-    def ok(self) -> None:
-        """Record a successful write; ends an episode."""
-        if self._reason is None:
+    def ok(self, what: str) -> None:
+        """Record a successful write of one kind; ends that kind's episode."""
+        if what not in self._failing:
             return
         with self._lock:
-            reason, self._reason = self._reason, None
+            reason = self._failing.pop(what, None)
         if reason is not None:
             log.warning("store writes succeed again (after: %s)", reason)
