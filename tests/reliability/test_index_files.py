@@ -1,0 +1,40 @@
+"""An index save cut short (a full disk) leaves no partial file behind and the previous file whole."""
+
+from __future__ import annotations
+
+import resource
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semcache.ann import FlatIndex
+from semcache.index import RepoIndex
+
+
+def filled(n: int, seed: int = 0) -> RepoIndex:
+    vectors = np.random.default_rng(seed).normal(size=(n, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = RepoIndex(FlatIndex.empty(384))
+    index.add(np.arange(1, n + 1), vectors)
+    return index
+
+
+def test_a_failed_save_removes_its_temporary_file(tmp_path: Path) -> None:
+    path = tmp_path / "index" / "acme.faiss"
+    filled(10).save(path)
+    before = path.read_bytes()
+    big = filled(5000, seed=1)
+    # RLIMIT_FSIZE is a full disk for this process: writes past it fail with EFBIG (SIGXFSZ ignored)
+    previous_signal = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (len(before) + 4096, hard))
+    try:
+        with pytest.raises(Exception):  # noqa: B017 - faiss reports a failed write as a RuntimeError
+            big.save(path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous_signal)
+    assert not path.with_suffix(".tmp").exists()
+    assert path.read_bytes() == before and big.dirty  # the old index stays, the new one is still to save
