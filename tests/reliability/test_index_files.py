@@ -38,3 +38,42 @@ def test_a_failed_save_removes_its_temporary_file(tmp_path: Path) -> None:
         signal.signal(signal.SIGXFSZ, previous_signal)
     assert not path.with_suffix(".tmp").exists()
     assert path.read_bytes() == before and big.dirty  # the old index stays, the new one is still to save
+
+
+def _delete(path: Path) -> None:
+    path.unlink()
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _corrupt(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(64)
+    data[:8] = b"notfaiss"
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", [_delete, _truncate, _corrupt], ids=["deleted", "truncated", "corrupted"])
+def test_a_damaged_index_file_is_rebuilt_from_the_store(settings, embedder, damage) -> None:
+    import httpx
+
+    from semcache.server import create_app
+    from tests.servers import serve
+
+    def ask(url: str, prompt: str) -> str:
+        body = {"model": "rel-index", "messages": [{"role": "user", "content": prompt}]}
+        response = httpx.post(
+            f"{url}/v1/chat/completions", json=body, headers={"X-Semcache-Repo": "acme"}, timeout=30
+        )
+        assert response.status_code == 200
+        return response.headers["x-semcache"]
+
+    with serve(create_app(settings, embedder=embedder)) as url:
+        assert ask(url, "How do I reverse a list in Python?") == "miss"
+    damage(settings.index_dir / "acme.faiss")
+    with serve(create_app(settings, embedder=embedder)) as url:
+        assert ask(url, "How can I reverse a Python list?") == "hit-semantic"
+        assert httpx.get(f"{url}/healthz").json()["status"] == "ok"
