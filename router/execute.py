@@ -28,7 +28,6 @@ BREAKER_OPEN = "breaker_open"
 CONTEXT_TOO_SMALL = "context_too_small"
 BUDGET_EXHAUSTED = "latency_budget_exhausted"
 STREAM_BROKEN = "stream_broken"
-CLIENT_CLOSED = "client_closed"
 # Outcomes of attempts that never reached the provider: not calls, so not in the ledger.
 SKIPPED_OUTCOMES = frozenset({BREAKER_OPEN, CONTEXT_TOO_SMALL, BUDGET_EXHAUSTED})
 

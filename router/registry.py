@@ -15,8 +15,6 @@ from typing import Any
 
 from router.errors import ConfigError
 
-DEFAULT_TIERS = ("bulk", "standard", "structured", "complex")
-
 
 @dataclass(frozen=True)
 class ModelSpec:

@@ -1,6 +1,6 @@
 """The sidecar's HTTP routes: the OpenAI-compatible chat endpoint, the health check, and the cache's own
 API (repos, stats, purges, lookups, entries, wrong-hit feedback). ``semcache.server`` builds the app,
-its lifespan and error handlers, and mounts :data:`router`."""
+its lifespan and error handlers, and mounts :data:`api`."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from semcache.gateway import Gateway
 from semcache.keys import CacheRequest, parse_chat_request, validate_repo
 from semcache.misses import spend_summary
 
-router = APIRouter()
+api = APIRouter()
 # Entry ids are SQLite rowids: anything outside 1 .. 2^63 - 1 is a client's mistake (400), never a 500.
 EntryId = Annotated[int, Field(ge=1, lt=2**63)]
 
@@ -86,7 +86,7 @@ async def _chat(request: Request, payload: Any, repo: str | None) -> CacheReques
     return parse()
 
 
-@router.post("/v1/chat/completions", openapi_extra=_body(CHAT_SCHEMA))
+@api.post("/v1/chat/completions", openapi_extra=_body(CHAT_SCHEMA))
 async def chat_completions(request: Request) -> Response:
     """The OpenAI-compatible endpoint: a hit from the cache, or the router's answer (then stored)."""
     chat = await _chat(request, await _json(request), request.headers.get("x-semcache-repo"))
@@ -97,7 +97,7 @@ async def chat_completions(request: Request) -> Response:
     return JSONResponse(answer.completion, headers=answer.headers)
 
 
-@router.get("/healthz")
+@api.get("/healthz")
 async def healthz(request: Request) -> dict[str, Any]:
     """Liveness, the number of repos, and the hit decision in force."""
     cache = _gateway(request).cache
@@ -107,14 +107,14 @@ async def healthz(request: Request) -> dict[str, Any]:
             "decision": cache.decision()}  # fmt: skip
 
 
-@router.get("/v1/cache/repos")
+@api.get("/v1/cache/repos")
 async def list_repos(request: Request) -> dict[str, Any]:
     """Every repo with its entry count."""
     repos = await anyio.to_thread.run_sync(_gateway(request).cache.repos)
     return {"repos": [{"repo": name, "entries": count} for name, count in repos.items()]}
 
 
-@router.get("/v1/cache/repos/{repo}/stats")
+@api.get("/v1/cache/repos/{repo}/stats")
 async def repo_stats(repo: str, request: Request) -> dict[str, Any]:
     """A repo's entries, hits, misses, tokens and cost saved, and its spend on the miss path."""
     service = _gateway(request)
@@ -139,7 +139,7 @@ def _decision(service: Gateway, repo: str) -> dict[str, Any]:
     return report
 
 
-@router.delete("/v1/cache/repos/{repo}", response_model=None)
+@api.delete("/v1/cache/repos/{repo}", response_model=None)
 async def purge(
     repo: str, request: Request, context_file: str | None = None, wait: bool = True
 ) -> dict[str, Any] | JSONResponse:
@@ -156,7 +156,7 @@ async def purge(
     return {"repo": repo, "removed": removed}
 
 
-@router.post("/v1/cache/repos/{repo}/lookup", openapi_extra=_body(CHAT_SCHEMA))
+@api.post("/v1/cache/repos/{repo}/lookup", openapi_extra=_body(CHAT_SCHEMA))
 async def lookup(repo: str, request: Request) -> dict[str, Any]:
     """What the cache would answer for a chat request, without counting it or asking the router."""
     chat = await _chat(request, await _json(request), validate_repo(repo))
@@ -168,7 +168,7 @@ async def lookup(repo: str, request: Request) -> dict[str, Any]:
             "response": hit.entry.response}  # fmt: skip
 
 
-@router.post(
+@api.post(
     "/v1/cache/repos/{repo}/entries",
     status_code=201,
     openapi_extra=_body({"type": "object", "required": ["request", "response"],
@@ -182,7 +182,7 @@ async def put_entry(repo: str, request: Request) -> dict[str, Any]:
     return {"entry_id": entry_id}
 
 
-@router.get("/v1/cache/repos/{repo}/entries/{entry_id}")
+@api.get("/v1/cache/repos/{repo}/entries/{entry_id}")
 async def get_entry(
     repo: str, entry_id: Annotated[int, PathParam(ge=1, lt=2**63)], request: Request
 ) -> dict[str, Any]:
@@ -192,7 +192,7 @@ async def get_entry(
             "created_at": entry.created_at, "expires_at": entry.expires_at, "hit_count": entry.hit_count}  # fmt: skip
 
 
-@router.delete("/v1/cache/repos/{repo}/entries/{entry_id}", status_code=204)
+@api.delete("/v1/cache/repos/{repo}/entries/{entry_id}", status_code=204)
 async def delete_entry(
     repo: str, entry_id: Annotated[int, PathParam(ge=1, lt=2**63)], request: Request
 ) -> Response:
@@ -201,7 +201,7 @@ async def delete_entry(
     return Response(status_code=204)
 
 
-@router.post("/v1/cache/repos/{repo}/feedback", openapi_extra=_body(FeedbackBody.model_json_schema()))
+@api.post("/v1/cache/repos/{repo}/feedback", openapi_extra=_body(FeedbackBody.model_json_schema()))
 async def feedback(repo: str, request: Request) -> dict[str, Any]:
     """Report a hit that served a wrong answer: the entry is evicted and the pair kept for re-tuning."""
     body = _model(FeedbackBody, await _json(request))

@@ -33,7 +33,7 @@ from semcache.errors import (
 from semcache.gateway import Gateway, Upstream
 from semcache.metrics import CONTENT_TYPE_LATEST, SidecarMetrics, monitor_loop_lag
 from semcache.misses import build_judge, build_upstream
-from semcache.routes import router
+from semcache.routes import api
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def create_app(
     app = FastAPI(title="semcache", version="0.1.0", lifespan=lifespan)
     _install_error_handlers(app)
     app.state.settings = settings
-    app.include_router(router)
+    app.include_router(api)
 
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:

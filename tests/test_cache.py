@@ -16,22 +16,9 @@ from semcache.cache import SemanticCache, is_cacheable
 from semcache.config import Settings
 from semcache.decision import Encoded
 from semcache.errors import Conflict, InvalidRequest, NotFound
-from semcache.keys import CacheRequest, parse_chat_request
 from semcache.store import GLOBAL
 from tests.conftest import HashEmbedder
-
-
-def request(prompt: str, repo: str = "acme", **extra: object) -> CacheRequest:
-    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": prompt}], **extra}
-    return parse_chat_request(body, header_repo=repo)
-
-
-def completion(text: str, finish: str = "stop") -> dict:
-    return {
-        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-    }  # fmt: skip
+from tests.helpers import completion, request
 
 
 class Clock:

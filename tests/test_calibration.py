@@ -67,7 +67,7 @@ def test_thresholds_resolve_repo_then_global_then_shipped(tmp_path: Path) -> Non
 
 def test_tune_cli_fits_saves_reports_and_uses_wrong_hit_reports(tmp_path: Path, settings, embedder) -> None:
     from semcache.cache import SemanticCache
-    from tests.test_cache import completion, request
+    from tests.helpers import completion, request
 
     paraphrases = [("How do I reverse a list in Python?", "How can I reverse a list in python?"),
                    ("What is a monad?", "What's a monad?"),

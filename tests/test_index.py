@@ -13,7 +13,7 @@ from semcache.index import AnnParams, IndexSet, RepoIndex
 from semcache.records import NewEntry
 from semcache.store import Store
 from tests.conftest import HashEmbedder
-from tests.test_cache import completion, request
+from tests.helpers import completion, request
 
 DIM = 16
 PARAMS = AnnParams(

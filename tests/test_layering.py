@@ -53,6 +53,11 @@ def test_the_cache_core_never_imports_the_audit_or_http() -> None:
             assert not names & upper, f"{path} imports {names & upper}"
 
 
+def test_tests_never_import_other_test_modules() -> None:
+    for path, names in imported("tests").items():
+        assert not {n for n in names if n.split(".")[-1].startswith("test_")}, path
+
+
 def test_the_public_api_is_pinned() -> None:
     assert sorted(semcache.__all__) == [
         "CacheHit", "CacheRequest", "InvalidRepo", "InvalidRequest", "Lookup", "NotFound", "PromptTooLarge",

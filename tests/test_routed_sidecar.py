@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from semcache.config import Settings
+from tests.helpers import stream_events, streamed_text, upstream_calls
 from tests.servers import serve, wait_for
-from tests.test_server import stream_events, streamed_text, upstream_calls
 
 
 def registry(path: Path, stub_url: str) -> Path:

@@ -12,39 +12,11 @@ from typer.testing import CliRunner
 
 from semcache.cli import app as cli_app
 from semcache.config import Settings
+from tests.helpers import chat, stream_events, streamed_text, upstream_calls
 from tests.servers import wait_for
 
 PROMPT = "How do I reverse a list in Python?"
 PARAPHRASE = "How can I reverse a list in python?"
-
-
-def chat(
-    url: str, content: str, repo: str = "acme", model: str = "gpt-test", **extra: object
-) -> httpx.Response:
-    body = {"model": model, "messages": [{"role": "user", "content": content}], **extra}
-    return httpx.post(f"{url}/v1/chat/completions", json=body, headers={"X-Semcache-Repo": repo}, timeout=30)
-
-
-def upstream_calls(stub_url: str, model: str) -> int:
-    return httpx.get(f"{stub_url}/_stub/calls").json()["by_model"].get(model, 0)
-
-
-def stream_events(response: httpx.Response) -> list[dict | str]:
-    events = []
-    for line in response.text.splitlines():
-        if line.startswith("data: "):
-            data = line[len("data: ") :]
-            events.append(data if data == "[DONE]" else json.loads(data))
-    return events
-
-
-def streamed_text(events: list[dict | str]) -> str:
-    return "".join(
-        choice["delta"].get("content") or ""
-        for e in events
-        if isinstance(e, dict)
-        for choice in e.get("choices", [])
-    )
 
 
 def test_miss_then_exact_then_semantic_hit(sidecar: str, stub_url: str) -> None:
