@@ -112,8 +112,11 @@ def stub() -> Iterator[str]:
 def sidecar(data_dir: Path, upstream_url: str, **settings: str) -> Iterator[tuple[str, subprocess.Popen]]:
     """Start ``semcache serve`` on ``data_dir`` against an upstream; yields its base URL and process."""
     port = free_port()
-    env = {"HF_HUB_OFFLINE": "1", "SEMCACHE_UPSTREAM_BASE_URL": upstream_url,
-           **{f"SEMCACHE_{k.upper()}": v for k, v in settings.items()}}  # fmt: skip
+    env = {
+        "HF_HUB_OFFLINE": "1",
+        "SEMCACHE_UPSTREAM_BASE_URL": upstream_url,
+        **{f"SEMCACHE_{k.upper()}": v for k, v in settings.items()},
+    }
     args = [sys.executable, "-m", "semcache.cli", "serve", "--data-dir", str(data_dir), "--port", str(port)]
     with process(args, f"http://127.0.0.1:{port}/healthz", env) as proc:
         yield f"http://127.0.0.1:{port}", proc
@@ -137,8 +140,13 @@ def percentiles_ms(samples_s: list[float]) -> dict[str, float]:
     if not samples_s:
         return {"n": 0}
     ms = np.asarray(samples_s) * 1000
-    return {"n": len(ms), "p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
-            "p99": float(np.percentile(ms, 99)), "mean": float(ms.mean())}  # fmt: skip
+    return {
+        "n": len(ms),
+        "p50": float(np.percentile(ms, 50)),
+        "p95": float(np.percentile(ms, 95)),
+        "p99": float(np.percentile(ms, 99)),
+        "mean": float(ms.mean()),
+    }
 
 
 def read_jsonl(path: Path, limit: int | None = None) -> list[dict]:

@@ -64,12 +64,17 @@ def estimate(pairs: list[LabelledPair], served: np.ndarray, audit: dict[str, str
     verdicts = tuple([audit[key] for key in side if key in audit] for side in keys)
     fixed = two_sided((len(keys[0]), len(keys[1])), verdicts)
     return {
-        "served": int(served.sum()), "served_positives": len(keys[1]), "served_negatives": len(keys[0]),
+        "served": int(served.sum()),
+        "served_positives": len(keys[1]),
+        "served_negatives": len(keys[0]),
         "measured_false_hit_share": len(keys[0]) / max(int(served.sum()), 1),
-        "audited_negatives": fixed["audited"][0], "negatives_really_wrong": fixed["really_wrong"][0],
-        "audited_positives": fixed["audited"][1], "positives_really_wrong": fixed["really_wrong"][1],
-        "corrected_false_hit_share": fixed["share"], "corrected_interval": fixed["interval"],
-    }  # fmt: skip
+        "audited_negatives": fixed["audited"][0],
+        "negatives_really_wrong": fixed["really_wrong"][0],
+        "audited_positives": fixed["audited"][1],
+        "positives_really_wrong": fixed["really_wrong"][1],
+        "corrected_false_hit_share": fixed["share"],
+        "corrected_interval": fixed["interval"],
+    }
 
 
 def print_table(result: dict, name: str, budget: float, threshold: float) -> None:
@@ -100,8 +105,10 @@ def show_unaudited(
 ) -> None:
     """Print served pairs the audit has not judged, to extend it: the first ``negatives`` labelled wrong
     and ``positives`` labelled right drawn at random (seeded)."""
-    fresh = [[p for p, s in zip(pairs, served, strict=True) if s and p.label == label and pair_key(p) not in audit]
-             for label in (0, 1)]  # fmt: skip
+    fresh = [
+        [p for p, s in zip(pairs, served, strict=True) if s and p.label == label and pair_key(p) not in audit]
+        for label in (0, 1)
+    ]
     drawn = random.Random(0).sample(fresh[1], min(positives, len(fresh[1])))
     for pair in fresh[0][:negatives] + drawn:
         print(f"{pair_key(pair)} (label {pair.label})\n  a: {pair.a}\n  b: {pair.b}")
@@ -117,8 +124,12 @@ def main() -> None:
         "--budget", type=float, default=0.05, help="decide at the shipped threshold for this budget"
     )
     parser.add_argument("--show", type=int, default=0, help="print this many unaudited served negatives")
-    parser.add_argument("--show-positives", type=int, default=0,
-                        help="print this many unaudited served positives, drawn at random")  # fmt: skip
+    parser.add_argument(
+        "--show-positives",
+        type=int,
+        default=0,
+        help="print this many unaudited served positives, drawn at random",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "label_audit.json")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -111,9 +111,13 @@ def lag_between(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]
     def bound(share: float) -> float:
         return next(le for le, n in window.items() if n >= share * count) * 1000
 
-    return {"samples": int(count), "mean_ms": 1000 * (after["sum"] - before["sum"]) / max(count, 1),
-            "p99_le_ms": bound(0.99) if count else None, "max_le_ms": bound(1.0) if count else None,
-            "max_since_start_ms": after["max_since_start_ms"]}  # fmt: skip
+    return {
+        "samples": int(count),
+        "mean_ms": 1000 * (after["sum"] - before["sum"]) / max(count, 1),
+        "p99_le_ms": bound(0.99) if count else None,
+        "max_le_ms": bound(1.0) if count else None,
+        "max_since_start_ms": after["max_since_start_ms"],
+    }
 
 
 def load_levels(
@@ -153,8 +157,10 @@ def check_decisions(args: argparse.Namespace) -> None:
             raise SystemExit(f"{exc}: pass --decisions cosine, or --decision-dir") from None
         threshold = pick_threshold(decision.shipped_thresholds(), args.budget)
         if threshold is None or not math.isfinite(threshold):
-            raise SystemExit(f"the {name} decision ships no threshold certifying false_hit_budget "
-                             f"{args.budget} (thresholds.json): it would serve no semantic hit")  # fmt: skip
+            raise SystemExit(
+                f"the {name} decision ships no threshold certifying false_hit_budget "
+                f"{args.budget} (thresholds.json): it would serve no semantic hit"
+            )
 
 
 def run_semcache(
@@ -178,8 +184,16 @@ def run_semcache(
         single = once(semantic, args.single, pids)
         levels = load_levels(semantic, args, pids, servers.sidecar_url)
         misses = miss_overhead(servers, fresh)
-    return {"settings": settings, "warm": warm.summary(), "queries": asked.summary(), "hit_queries": hits,
-            "exact": exact.summary(), "semantic": single.summary(), "load": levels, "misses": misses}  # fmt: skip
+    return {
+        "settings": settings,
+        "warm": warm.summary(),
+        "queries": asked.summary(),
+        "hit_queries": hits,
+        "exact": exact.summary(),
+        "semantic": single.summary(),
+        "load": levels,
+        "misses": misses,
+    }
 
 
 def miss_overhead(servers: Servers, prompts: list[str]) -> dict[str, Any]:
@@ -190,8 +204,12 @@ def miss_overhead(servers: Servers, prompts: list[str]) -> dict[str, Any]:
     rows = asyncio.run(paired(sidecar, stub, len(bodies)))
     kept = [(s, d) for s, d, outcome in rows if outcome == "miss"]  # a few new prompts are semantic hits
     via, direct = percentiles_ms([s for s, _ in kept]), percentiles_ms([d for _, d in kept])
-    return {"asked": len(rows), "sidecar": via, "stub_direct": direct,
-            "overhead_ms": {k: via[k] - direct[k] for k in ("p50", "p95", "p99", "mean")} if kept else {}}  # fmt: skip
+    return {
+        "asked": len(rows),
+        "sidecar": via,
+        "stub_direct": direct,
+        "overhead_ms": {k: via[k] - direct[k] for k in ("p50", "p95", "p99", "mean")} if kept else {},
+    }
 
 
 @contextmanager
@@ -200,13 +218,26 @@ def gptcache_server(python: Path, stored: list[str], threshold: float) -> Iterat
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="gptcache-http-") as tmp:
         job = Path(tmp) / "job.json"
-        job.write_text(json.dumps({"model_dir": str(packaged_model_path()), "work_dir": str(Path(tmp) / "work"),
-                                   "stored": stored, "answers": [f"answer-{i}" for i in range(len(stored))],
-                                   "threshold": threshold, "port": port}))  # fmt: skip
+        job.write_text(
+            json.dumps(
+                {
+                    "model_dir": str(packaged_model_path()),
+                    "work_dir": str(Path(tmp) / "work"),
+                    "stored": stored,
+                    "answers": [f"answer-{i}" for i in range(len(stored))],
+                    "threshold": threshold,
+                    "port": port,
+                }
+            )
+        )
         # The venv's bin first on PATH: GPTCache shells out to `pip` when an extra is missing. One OpenMP
         # thread, as semcache's FAISS searches: spinning OpenMP threads cost more than one query gains.
-        env = {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # fmt: skip
+        env = {
+            "OMP_NUM_THREADS": "1",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
         base = f"http://127.0.0.1:{port}"
         with process([str(python), str(GPTCACHE_HTTP), str(job)], f"{base}/", env, timeout_s=600) as proc:
             yield base, proc.pid
@@ -232,8 +263,13 @@ def parse_args() -> argparse.Namespace:
         "--pairs", type=int, default=300, help="pairs whose a warms the cache (b: the queries)"
     )
     parser.add_argument("--data", type=Path, default=DATA_DIR / "gptcache_mock_pairs.jsonl")
-    parser.add_argument("--decisions", nargs="+", choices=sorted(DECISIONS), default=["learned", "cosine"],
-                        help="hit decisions to measure, each in its own fresh sidecar (default: %(default)s)")  # fmt: skip
+    parser.add_argument(
+        "--decisions",
+        nargs="+",
+        choices=sorted(DECISIONS),
+        default=["learned", "cosine"],
+        help="hit decisions to measure, each in its own fresh sidecar (default: %(default)s)",
+    )
     parser.add_argument("--decision-dir", type=Path, help="another learned model (default: shipped)")
     parser.add_argument("--budget", type=float, default=0.05, help="the learned decision's false_hit_budget")
     parser.add_argument("--min-similarity", type=float, default=0.8, help="the cosine decision's threshold")
@@ -243,9 +279,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of load not counted, before each")
     parser.add_argument("--misses", type=int, default=150, help="new prompts for the miss overhead")
     parser.add_argument("--no-gptcache", action="store_true", help="semcache only")
-    parser.add_argument("--audit-rates", type=float, nargs="+", default=[0.05],
-                        help="SEMCACHE_AUDIT_RATE of each decision's sidecar; more than one runs each in turn, "
-                        "to compare lookups with the audit on and off (default: the setting's default)")  # fmt: skip
+    parser.add_argument(
+        "--audit-rates",
+        type=float,
+        nargs="+",
+        default=[0.05],
+        help="SEMCACHE_AUDIT_RATE of each decision's sidecar; more than one runs each in turn, "
+        "to compare lookups with the audit on and off (default: the setting's default)",
+    )
     parser.add_argument(
         "--audit-judge",
         default="embedding",
@@ -260,8 +301,12 @@ def parse_args() -> argparse.Namespace:
         "run measures what the audit costs, not where it moves the threshold",
     )
     parser.add_argument("--gptcache-python", type=Path, default=GPTCACHE_VENV / "bin" / "python")
-    parser.add_argument("--gptcache-threshold", type=float, default=0.8,
-                        help="GPTCache's similarity_threshold (0.8, its default: cos >= 0.6)")  # fmt: skip
+    parser.add_argument(
+        "--gptcache-threshold",
+        type=float,
+        default=0.8,
+        help="GPTCache's similarity_threshold (0.8, its default: cos >= 0.6)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "latency.json")
     args = parser.parse_args()
     args.decisions = list(dict.fromkeys(args.decisions))

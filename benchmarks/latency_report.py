@@ -35,8 +35,10 @@ def single_table(result: dict[str, Any]) -> Table:
     table = Table("system", "requests", "outcome", "n", *(f"{k} ms" for k in LATENCY), title="one client")
     rows = []
     for name, run in result["semcache"].items():
-        rows += [(f"semcache {name}", "exact repeats", run["exact"], "hit-exact"),
-                 (f"semcache {name}", "paraphrases", run["semantic"], "hit-semantic")]  # fmt: skip
+        rows += [
+            (f"semcache {name}", "exact repeats", run["exact"], "hit-exact"),
+            (f"semcache {name}", "paraphrases", run["semantic"], "hit-semantic"),
+        ]
     if "gptcache" in result:
         rows.append(("GPTCache /get", "paraphrases", result["gptcache"]["single"], "hit"))
     for system, asked, run, outcome in rows:
@@ -49,8 +51,20 @@ def single_table(result: dict[str, Any]) -> Table:
 
 def load_table(result: dict[str, Any]) -> Table:
     """Closed-loop load: throughput, latency, CPU shares and (semcache) event-loop lag per client count."""
-    table = Table("system", "clients", "req/s", "hits/s", "p50 ms", "p95 ms", "p99 ms", "CPU: generator",
-                  "server", "stub", "loop lag p99 / max ms", title="semantic hits under closed-loop load")  # fmt: skip
+    table = Table(
+        "system",
+        "clients",
+        "req/s",
+        "hits/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "CPU: generator",
+        "server",
+        "stub",
+        "loop lag p99 / max ms",
+        title="semantic hits under closed-loop load",
+    )
     systems = [(f"semcache {name}", "hit-semantic", run["load"]) for name, run in result["semcache"].items()]
     for route, levels in result.get("gptcache", {}).get("load", {}).items():
         systems.append((f"GPTCache {route}", "hit", levels))
@@ -61,9 +75,17 @@ def load_table(result: dict[str, Any]) -> Table:
             lag = level.get("loop_lag")
             lag_cell = f"≤{lag['p99_le_ms']:g} / ≤{lag['max_le_ms']:g}" if lag and lag["samples"] else "-"
             stub = f"{share['stub']:.0%}" if "stub" in share else "-"
-            table.add_row(name, str(level["clients"]), f"{level['requests_per_s']:.0f}",
-                          f"{_hits_per_s(level, outcome):.0f}", *(_ms(level["latency_ms"], k) for k in LATENCY[:3]),
-                          f"{share[GENERATOR]:.0%}", f"{server:.0%}", stub, lag_cell)  # fmt: skip
+            table.add_row(
+                name,
+                str(level["clients"]),
+                f"{level['requests_per_s']:.0f}",
+                f"{_hits_per_s(level, outcome):.0f}",
+                *(_ms(level["latency_ms"], k) for k in LATENCY[:3]),
+                f"{share[GENERATOR]:.0%}",
+                f"{server:.0%}",
+                stub,
+                lag_cell,
+            )
     return table
 
 
@@ -98,18 +120,38 @@ def ratios(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Figures taken within the run: learned over cosine and each decision over GPTCache (semantic hits/s
     per client count, its better route; semantic-hit p50 at one client), and each exact-hit p50 in ms."""
     runs, theirs = result["semcache"], gptcache_rates(result)
-    rates = {name: {lv["clients"]: _hits_per_s(lv, "hit-semantic") for lv in run["load"]}
-             for name, run in runs.items()}  # fmt: skip
+    rates = {
+        name: {lv["clients"]: _hits_per_s(lv, "hit-semantic") for lv in run["load"]}
+        for name, run in runs.items()
+    }
     out = []
     if "learned" in runs and "cosine" in runs:
-        out += [{"figure": "learned / cosine semantic hits/s", "clients": c, "value": _over(r, rates["cosine"][c]),
-                 "unit": "x"} for c, r in rates["learned"].items() if c in rates["cosine"]]  # fmt: skip
+        out += [
+            {
+                "figure": "learned / cosine semantic hits/s",
+                "clients": c,
+                "value": _over(r, rates["cosine"][c]),
+                "unit": "x",
+            }
+            for c, r in rates["learned"].items()
+            if c in rates["cosine"]
+        ]
     for name, run in runs.items():
         if "gptcache" in result:
-            out += [{"figure": f"{name} / GPTCache semantic hits/s", "clients": c, "value": _over(r, theirs[c]),
-                     "unit": "x"} for c, r in rates[name].items() if c in theirs]  # fmt: skip
-            p50 = _over(_stats(run["semantic"], "hit-semantic")["p50"],
-                        _stats(result["gptcache"]["single"], "hit")["p50"])  # fmt: skip
+            out += [
+                {
+                    "figure": f"{name} / GPTCache semantic hits/s",
+                    "clients": c,
+                    "value": _over(r, theirs[c]),
+                    "unit": "x",
+                }
+                for c, r in rates[name].items()
+                if c in theirs
+            ]
+            p50 = _over(
+                _stats(run["semantic"], "hit-semantic")["p50"],
+                _stats(result["gptcache"]["single"], "hit")["p50"],
+            )
             out.append(
                 {"figure": f"{name} / GPTCache semantic-hit p50", "clients": 1, "value": p50, "unit": "x"}
             )
@@ -124,14 +166,33 @@ def _find(rows: list[dict[str, Any]], figure: str, clients: int) -> float | None
 
 def targets(result: dict[str, Any], rows: list[dict[str, Any]]) -> list[tuple[str, str, bool | None]]:
     """Each target with the measured value and whether it holds (None: not measured in this run)."""
-    goals = [("learned semantic hits/s at 32 clients >= 0.8x cosine's", "learned / cosine semantic hits/s", 32,
-              lambda v: v >= 0.8, "x"),
-             ("learned semantic hits/s at 32 clients >= 3x GPTCache's better route",
-              "learned / GPTCache semantic hits/s", 32, lambda v: v >= 3, "x"),
-             ("learned semantic-hit p50 <= 0.4x GPTCache's, 1 client", "learned / GPTCache semantic-hit p50", 1,
-              lambda v: v <= 0.4, "x")]  # fmt: skip
-    goals += [(f"{name} exact-hit p50 <= 2 ms", f"{name} exact-hit p50", 1, lambda v: v <= 2.0, " ms")
-              for name in result["semcache"]]  # fmt: skip
+    goals = [
+        (
+            "learned semantic hits/s at 32 clients >= 0.8x cosine's",
+            "learned / cosine semantic hits/s",
+            32,
+            lambda v: v >= 0.8,
+            "x",
+        ),
+        (
+            "learned semantic hits/s at 32 clients >= 3x GPTCache's better route",
+            "learned / GPTCache semantic hits/s",
+            32,
+            lambda v: v >= 3,
+            "x",
+        ),
+        (
+            "learned semantic-hit p50 <= 0.4x GPTCache's, 1 client",
+            "learned / GPTCache semantic-hit p50",
+            1,
+            lambda v: v <= 0.4,
+            "x",
+        ),
+    ]
+    goals += [
+        (f"{name} exact-hit p50 <= 2 ms", f"{name} exact-hit p50", 1, lambda v: v <= 2.0, " ms")
+        for name in result["semcache"]
+    ]
     checks = []
     for label, figure, clients, holds, unit in goals:
         value = _find(rows, figure, clients)

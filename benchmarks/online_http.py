@@ -79,9 +79,14 @@ def paraphrase_stream(path: Path, seed: int, files: tuple[str, ...] = PAIR_STREA
 def trajectory_point(client: httpx.Client, base: str, done: int) -> dict[str, Any]:
     """Where the repo's threshold stands after ``done`` prompts."""
     decision = client.get(base + STATS).json()["decision"]
-    return {"prompts": done, "threshold": decision["threshold"], "source": decision["source"],
-            "labels": decision["labels"]["total"], "audits": decision["audit"]["audits"],
-            "estimate": decision["labels"].get("false_hit_share")}  # fmt: skip
+    return {
+        "prompts": done,
+        "threshold": decision["threshold"],
+        "source": decision["source"],
+        "labels": decision["labels"]["total"],
+        "audits": decision["audit"]["audits"],
+        "estimate": decision["labels"].get("false_hit_share"),
+    }
 
 
 def run_one(rows: list[dict], stub: str, settings: dict[str, str], args: argparse.Namespace) -> dict:
@@ -142,8 +147,13 @@ def best_static(rows: list[dict], wrong_share: float | None, budget: float) -> d
     oracle = int(lookups.oracle.sum())
     if best is None:
         return {"wrong_share_at_most": limit, "right_hits": 0, "oracle": oracle}
-    return {"wrong_share_at_most": limit, "threshold": best.threshold, "served": best.served,
-            "right_hits": best.served - best.wrong, "oracle": oracle}  # fmt: skip
+    return {
+        "wrong_share_at_most": limit,
+        "threshold": best.threshold,
+        "served": best.served,
+        "right_hits": best.served - best.wrong,
+        "oracle": oracle,
+    }
 
 
 def _embedder() -> Any:
@@ -164,8 +174,13 @@ def plot(runs: dict[str, dict], path: Path) -> None:
         pts = run.get("trajectory", [])
         style = "-o" if "online" in name else ":"
         # no threshold holds the budget: a gap in the line (semantic hits off), not a line across it
-        ax.plot([p["prompts"] for p in pts], [math.nan if p["threshold"] is None else p["threshold"] for p in pts],
-                style, markersize=3, label=name)  # fmt: skip
+        ax.plot(
+            [p["prompts"] for p in pts],
+            [math.nan if p["threshold"] is None else p["threshold"] for p in pts],
+            style,
+            markersize=3,
+            label=name,
+        )
     ax.set_xlabel("prompts replayed")
     ax.set_ylabel("threshold at the budget (combined score)")
     ax.set_title("the repo's threshold over the stream (gaps: no threshold holds the budget)")
@@ -175,22 +190,38 @@ def plot(runs: dict[str, dict], path: Path) -> None:
 
 
 def print_table(console: Console, runs: dict[str, dict]) -> None:
-    table = Table("run", "hits (sem/exact)", "wrong share [95 % CI]", "right/oracle", "audits /1000 req",
-                  "audits /100 sem hits", "hit p50 ms", "final threshold (source, labels)",
-                  "best static, same wrong share: right/oracle")  # fmt: skip
+    table = Table(
+        "run",
+        "hits (sem/exact)",
+        "wrong share [95 % CI]",
+        "right/oracle",
+        "audits /1000 req",
+        "audits /100 sem hits",
+        "hit p50 ms",
+        "final threshold (source, labels)",
+        "best static, same wrong share: right/oracle",
+    )
     for name, run in runs.items():
         low, high = run["wrong_interval"] or (0, 0)
         d = run["final_decision"]
         static = run.get("best_static") or {}
-        static_text = (f"{static['right_hits'] / static['oracle']:.1%} ({static.get('threshold', '-')})"
-                       if static.get("oracle") else "-")  # fmt: skip
+        static_text = (
+            f"{static['right_hits'] / static['oracle']:.1%} ({static.get('threshold', '-')})"
+            if static.get("oracle")
+            else "-"
+        )
         threshold = "off" if d["threshold"] is None else f"{d['threshold']:.3f}"
         table.add_row(
-            name, f"{run['semantic_hits']}/{run['exact_hits']}", f"{fraction(run['wrong_share'])} [{low:.1%}, {high:.1%}]",
-            fraction(run["right_over_oracle"]), f"{run['audit_calls_per_1000_requests']:.1f}",
-            f"{run['audit_calls_per_100_semantic_hits']:.1f}", f"{run['hit_latency_ms'].get('p50', 0):.1f}",
-            f"{threshold} ({d['source']}, {d['labels']['total']})", static_text,
-        )  # fmt: skip
+            name,
+            f"{run['semantic_hits']}/{run['exact_hits']}",
+            f"{fraction(run['wrong_share'])} [{low:.1%}, {high:.1%}]",
+            fraction(run["right_over_oracle"]),
+            f"{run['audit_calls_per_1000_requests']:.1f}",
+            f"{run['audit_calls_per_100_semantic_hits']:.1f}",
+            f"{run['hit_latency_ms'].get('p50', 0):.1f}",
+            f"{threshold} ({d['source']}, {d['labels']['total']})",
+            static_text,
+        )
     console.print(table)
 
 
@@ -217,8 +248,13 @@ def main() -> None:
         out = ROOT / "results" / f"{args.stream}_stream_{args.seed}.jsonl"
         path = paraphrase_stream(out, args.seed, PAIR_STREAMS[args.stream])
     rows = read_jsonl(path, args.limit or None)
-    result: dict[str, Any] = {"machine": machine(), "stream": str(path), "prompts": len(rows),
-                              "args": {k: str(v) for k, v in vars(args).items()}, "runs": {}}  # fmt: skip
+    result: dict[str, Any] = {
+        "machine": machine(),
+        "stream": str(path),
+        "prompts": len(rows),
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "runs": {},
+    }
     console = Console(width=max(Console().width, 170))
     runs = result["runs"]
     if args.reuse:  # runs measured before: only the sweep and the plot are added

@@ -151,23 +151,35 @@ def _print_table(report: dict) -> None:
     print(
         f"machine: {machine['node']} | {machine['platform']} | {machine['cpus']} CPUs | py {machine['python']}"
     )
-    print(f"prompts: {report['prompts']} ({report['sources_mix']}), classifier: {report['classifier']}, "
-          f"output tokens assumed: {report['output_tokens_assumed']}")  # fmt: skip
+    print(
+        f"prompts: {report['prompts']} ({report['sources_mix']}), classifier: {report['classifier']}, "
+        f"output tokens assumed: {report['output_tokens_assumed']}"
+    )
     print(f"\n{'tier':<12}{'model':<26}{'prompts':>8}{'share':>8}{'routed $':>12}{'premium $':>12}")
     for tier, row in report["tiers"].items():
         share = row["prompts"] / report["prompts"] if report["prompts"] else 0.0
-        print(f"{tier:<12}{row['model']:<26}{row['prompts']:>8}{share:>8.1%}"
-              f"{row['routed_usd']:>12.4f}{row['premium_usd']:>12.4f}")  # fmt: skip
-    print(f"{'total':<12}{'':<26}{report['prompts']:>8}{'':>8}{report['routed_usd']:>12.4f}"
-          f"{report['all_premium_usd']:>12.4f}")  # fmt: skip
-    print(f"\nrouted costs {100 - report['saving_pct']:.1f}% of all-premium ({report['premium_model']}): "
-          f"saving {report['saving_pct']:.1f}%")  # fmt: skip
+        print(
+            f"{tier:<12}{row['model']:<26}{row['prompts']:>8}{share:>8.1%}"
+            f"{row['routed_usd']:>12.4f}{row['premium_usd']:>12.4f}"
+        )
+    print(
+        f"{'total':<12}{'':<26}{report['prompts']:>8}{'':>8}{report['routed_usd']:>12.4f}"
+        f"{report['all_premium_usd']:>12.4f}"
+    )
+    print(
+        f"\nrouted costs {100 - report['saving_pct']:.1f}% of all-premium ({report['premium_model']}): "
+        f"saving {report['saving_pct']:.1f}%"
+    )
     if report["label_accuracy"] is not None:
-        print(f"on {report['labelled_prompts']} labelled prompts: tier accuracy {report['label_accuracy']:.1%}, "
-              f"oracle routing would cost ${report['oracle_routed_usd']:.4f}")  # fmt: skip
+        print(
+            f"on {report['labelled_prompts']} labelled prompts: tier accuracy {report['label_accuracy']:.1%}, "
+            f"oracle routing would cost ${report['oracle_routed_usd']:.4f}"
+        )
         if report["classifier"] == "trained":
-            print("  (the shipped trained model was refitted on these examples: that accuracy is in-sample;"
-                  " the held-out figure comes from python -m router.train)")  # fmt: skip
+            print(
+                "  (the shipped trained model was refitted on these examples: that accuracy is in-sample;"
+                " the held-out figure comes from python -m router.train)"
+            )
 
 
 if __name__ == "__main__":

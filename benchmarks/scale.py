@@ -106,8 +106,12 @@ def phase_build(work: Path, kind: str, size: int, params: AnnParams) -> dict:
     built, built_cpu = time.perf_counter() - start, time.process_time() - start_cpu
     start = time.perf_counter()
     index.save(work / f"{kind}.faiss")
-    return {"build_s": built, "build_cpu_s": built_cpu, "save_s": time.perf_counter() - start,
-            "build_peak_rss_mb": rss_mb()["peak_rss_mb"]}  # fmt: skip
+    return {
+        "build_s": built,
+        "build_cpu_s": built_cpu,
+        "save_s": time.perf_counter() - start,
+        "build_peak_rss_mb": rss_mb()["peak_rss_mb"],
+    }
 
 
 def phase_serve(work: Path, kind: str, params: AnnParams, widths: list[int]) -> dict:
@@ -136,8 +140,10 @@ def phase_serve(work: Path, kind: str, params: AnnParams, widths: list[int]) -> 
         row = {"latency": percentiles_ms(latencies), "cpu": percentiles_ms(cpu)}
         if kind == "flat":
             np.save(work / "exact_top.npy", np.array([top, top_ids]))
-            row |= {"top1_similarity_paraphrase": float(np.mean(top[:half])),
-                    "top1_similarity_novel": float(np.mean(top[half:]))}  # fmt: skip
+            row |= {
+                "top1_similarity_paraphrase": float(np.mean(top[:half])),
+                "top1_similarity_novel": float(np.mean(top[half:])),
+            }
         else:
             exact, exact_ids = np.load(work / "exact_top.npy")
             # The exact best, or a tie with it (IVF's int8 similarities are close, not equal: ids count)
@@ -153,8 +159,12 @@ def phase_serve(work: Path, kind: str, params: AnnParams, widths: list[int]) -> 
 
 def run_phase(*args: str) -> dict:
     """Run one phase in a fresh interpreter; its last stdout line is the JSON result."""
-    done = subprocess.run([sys.executable, "-m", "benchmarks.scale", "--phase", *args],
-                          check=True, capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.scale", "--phase", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -188,8 +198,18 @@ def fill_store(data_dir: Path, size: int, prompts: list[str], real: np.ndarray) 
             {"model": "bench", "messages": [{"role": "user", "content": prompt}]}, header_repo=REPO
         )
         vector = real[i] if i < len(prompts) else fillers[i - len(prompts)]
-        store.insert(NewEntry(repo=REPO, scope_key=request.scope_key, exact_key=request.exact_key, prompt=prompt,
-                              response=answer, model="bench", embedding=vector, expires_at=time.time() + 1e6))  # fmt: skip
+        store.insert(
+            NewEntry(
+                repo=REPO,
+                scope_key=request.scope_key,
+                exact_key=request.exact_key,
+                prompt=prompt,
+                response=answer,
+                model="bench",
+                embedding=vector,
+                expires_at=time.time() + 1e6,
+            )
+        )
     store.close()
 
 
@@ -259,8 +279,20 @@ def timed_purge(client: httpx.Client, base: str) -> dict[str, float]:
 
 def table(result: dict) -> Table:
     out = Table(title=f"semcache scale ({result['machine']['cpu']}, {result['machine']['cores']} cores)")
-    for column in ("entries", "index", "width", "build s (cpu)", "save s", "load s", "RSS MB (build peak)",
-                   "wall p50/p99 ms", "cpu p50/p99 ms", "recall@1 para", "recall@1 novel", "max |Δcos|"):  # fmt: skip
+    for column in (
+        "entries",
+        "index",
+        "width",
+        "build s (cpu)",
+        "save s",
+        "load s",
+        "RSS MB (build peak)",
+        "wall p50/p99 ms",
+        "cpu p50/p99 ms",
+        "recall@1 para",
+        "recall@1 novel",
+        "max |Δcos|",
+    ):
         out.add_column(column, justify="right")
     for size, kinds in result["index"].items():
         for kind, r in kinds.items():
@@ -270,30 +302,59 @@ def table(result: dict) -> Table:
                 ]
                 wall, cpu = row["latency"], row["cpu"]
                 width = {"hnsw": f"ef {key[2:]}", "ivf": f"nprobe {key[2:]}"}.get(kind, "-")
-                out.add_row(f"{int(size):,}", kind, width,
-                            f"{r['build_s']:.1f} ({r['build_cpu_s']:.0f})", f"{r['save_s']:.1f}", f"{r['load_s']:.2f}",
-                            f"{r['serve_rss_mb']:.0f} ({r['build_peak_rss_mb']:.0f})",
-                            f"{wall['p50']:.2f} / {wall['p99']:.2f}", f"{cpu['p50']:.2f} / {cpu['p99']:.2f}",
-                            *recall, f"{row.get('similarity_error_max', 0):.4f}")  # fmt: skip
+                out.add_row(
+                    f"{int(size):,}",
+                    kind,
+                    width,
+                    f"{r['build_s']:.1f} ({r['build_cpu_s']:.0f})",
+                    f"{r['save_s']:.1f}",
+                    f"{r['load_s']:.2f}",
+                    f"{r['serve_rss_mb']:.0f} ({r['build_peak_rss_mb']:.0f})",
+                    f"{wall['p50']:.2f} / {wall['p99']:.2f}",
+                    f"{cpu['p50']:.2f} / {cpu['p99']:.2f}",
+                    *recall,
+                    f"{row.get('similarity_error_max', 0):.4f}",
+                )
     return out
 
 
 def e2e_table(e2e: dict) -> Table:
     out = Table(title="end to end: a real `semcache serve` on one repo")
-    for column in ("entries", "fill s", "index build s", "rebuild peak RSS MB", "start → healthy s",
-                   "start → first hit s", "reply", "server RSS MB", "purge: answered ms / done s"):  # fmt: skip
+    for column in (
+        "entries",
+        "fill s",
+        "index build s",
+        "rebuild peak RSS MB",
+        "start → healthy s",
+        "start → first hit s",
+        "reply",
+        "server RSS MB",
+        "purge: answered ms / done s",
+    ):
         out.add_column(column, justify="right")
-    out.add_row(f"{e2e['entries']:,}", f"{e2e['fill_s']:.0f}", f"{e2e['index_build_s']:.1f} ({e2e.get('index_kind')})",
-                f"{e2e['rebuild_peak_rss_mb']:.0f}", f"{e2e['healthy_s']:.2f}",
-                f"{e2e['first_hit_s']:.2f}", str(e2e["first_reply"]), f"{e2e['server_rss_mb']:.0f}",
-                f"{e2e['purge_accepted_ms']:.0f} / {e2e['purge_s']:.2f}")  # fmt: skip
+    out.add_row(
+        f"{e2e['entries']:,}",
+        f"{e2e['fill_s']:.0f}",
+        f"{e2e['index_build_s']:.1f} ({e2e.get('index_kind')})",
+        f"{e2e['rebuild_peak_rss_mb']:.0f}",
+        f"{e2e['healthy_s']:.2f}",
+        f"{e2e['first_hit_s']:.2f}",
+        str(e2e["first_reply"]),
+        f"{e2e['server_rss_mb']:.0f}",
+        f"{e2e['purge_accepted_ms']:.0f} / {e2e['purge_s']:.2f}",
+    )
     return out
 
 
 def phase_params(kind: str, m: int, ef_construction: int, width: int) -> AnnParams:
     """The parameters of one measured structure; ``width`` is efSearch for HNSW and nprobe for IVF."""
-    return AnnParams(structure=kind if kind != "flat" else "ivf", m=m, ef_construction=ef_construction,
-                     ef_search=width, nprobe=width)  # fmt: skip
+    return AnnParams(
+        structure=kind if kind != "flat" else "ivf",
+        m=m,
+        ef_construction=ef_construction,
+        ef_search=width,
+        nprobe=width,
+    )
 
 
 def run_phase_here(argv: list[str]) -> None:
@@ -320,14 +381,29 @@ def main() -> None:
     parser.add_argument(
         "--queries", type=int, default=1000, help="lookups per run (half paraphrase, half novel)"
     )
-    parser.add_argument("--structures", nargs="+", choices=["ivf", "hnsw"], default=["ivf", "hnsw"],
-                        help="approximate structures measured against the exact one")  # fmt: skip
-    parser.add_argument("--nprobe", type=int, nargs="+", default=[defaults.ann_nprobe, 64, 128],
-                        help="IVF lists scanned per query (the first is used for the RSS)")  # fmt: skip
+    parser.add_argument(
+        "--structures",
+        nargs="+",
+        choices=["ivf", "hnsw"],
+        default=["ivf", "hnsw"],
+        help="approximate structures measured against the exact one",
+    )
+    parser.add_argument(
+        "--nprobe",
+        type=int,
+        nargs="+",
+        default=[defaults.ann_nprobe, 64, 128],
+        help="IVF lists scanned per query (the first is used for the RSS)",
+    )
     parser.add_argument("--m", type=int, default=defaults.ann_m, help="HNSW neighbours per node")
     parser.add_argument("--ef-construction", type=int, default=defaults.ann_ef_construction)
-    parser.add_argument("--ef-search", type=int, nargs="+", default=[defaults.ann_ef_search, 64, 256, 512],
-                        help="HNSW search widths to measure (the first is used for the RSS)")  # fmt: skip
+    parser.add_argument(
+        "--ef-search",
+        type=int,
+        nargs="+",
+        default=[defaults.ann_ef_search, 64, 256, 512],
+        help="HNSW search widths to measure (the first is used for the RSS)",
+    )
     parser.add_argument(
         "--e2e-size", type=int, default=100_000, help="entries for the end-to-end run; 0 skips it"
     )

@@ -30,8 +30,14 @@ from rich.table import Table
 from benchmarks.common import ROOT, machine, percentiles_ms, stub_and_sidecar, write_json
 
 REPOS = [f"soak.{i}" for i in range(5)]
-TOPICS = ["reverse a list in Python", "sort a dict by value", "read a CSV file with pandas",
-          "center a div in CSS", "undo the last git commit", "make an HTTP request in Go"]  # fmt: skip
+TOPICS = [
+    "reverse a list in Python",
+    "sort a dict by value",
+    "read a CSV file with pandas",
+    "center a div in CSS",
+    "undo the last git commit",
+    "make an HTTP request in Go",
+]
 FAULTS = ["m-500", "m-429", "m-slow-300ms", "m-broken-stream", "m-tool", "m-empty", "m-length"]
 
 
@@ -47,10 +53,15 @@ def one_request(http: httpx.Client, url: str, rng: random.Random) -> tuple[str, 
     repo = rng.choice(REPOS)
     headers = {"X-Semcache-Repo": repo}
     topic = rng.choice(TOPICS)
-    kind = rng.choices(["exact", "paraphrase", "new", "stream", "fault", "bad", "purge", "read"],
-                       weights=[30, 20, 15, 8, 10, 7, 2, 8])[0]  # fmt: skip
-    prompt = {"exact": f"How do I {topic}?", "paraphrase": f"What is the way to {topic}?",
-              "new": f"How do I {topic} in step {rng.randrange(10**6)}?"}.get(kind, f"How do I {topic}?")  # fmt: skip
+    kind = rng.choices(
+        ["exact", "paraphrase", "new", "stream", "fault", "bad", "purge", "read"],
+        weights=[30, 20, 15, 8, 10, 7, 2, 8],
+    )[0]
+    prompt = {
+        "exact": f"How do I {topic}?",
+        "paraphrase": f"What is the way to {topic}?",
+        "new": f"How do I {topic} in step {rng.randrange(10**6)}?",
+    }.get(kind, f"How do I {topic}?")
     body: dict[str, Any] = {"model": "m-basic", "messages": [{"role": "user", "content": prompt}]}
     if kind == "stream":
         body["stream"] = True
@@ -58,9 +69,13 @@ def one_request(http: httpx.Client, url: str, rng: random.Random) -> tuple[str, 
         body["model"] = rng.choice(FAULTS)
         body["stream"] = rng.random() < 0.5
     if kind == "bad":
-        response = http.post(f"{url}/v1/chat/completions", content=rng.choice(
-            [b"{", b'{"model": "m", "messages": []}', b'{"model": "m", "temperature": NaN}', b"[" * 500]),
-            headers=headers)  # fmt: skip
+        response = http.post(
+            f"{url}/v1/chat/completions",
+            content=rng.choice(
+                [b"{", b'{"model": "m", "messages": []}', b'{"model": "m", "temperature": NaN}', b"[" * 500]
+            ),
+            headers=headers,
+        )
         return kind, response.status_code >= 500
     if kind == "purge":
         return kind, http.delete(f"{url}/v1/cache/repos/{repo}", params={"wait": "false"}).status_code >= 500
@@ -96,8 +111,11 @@ def run(url: str, minutes: float, clients: int, seed: int) -> dict[str, Any]:
         thread.start()
     for thread in threads:
         thread.join()
-    return {"requests": dict(counts), "errors": {k: v for k, v in errors.items() if v},
-            "latency_ms": percentiles_ms(latencies)}  # fmt: skip
+    return {
+        "requests": dict(counts),
+        "errors": {k: v for k, v in errors.items() if v},
+        "latency_ms": percentiles_ms(latencies),
+    }
 
 
 def main() -> None:
@@ -110,25 +128,34 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, default=ROOT / "results" / "model")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "soak.json")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="semcache-soak-") as tmp, stub_and_sidecar(
-        Path(tmp), embedding_dir=str(args.model_dir), decision="cosine", min_similarity="0.85"
-    ) as servers:  # fmt: skip
+    with (
+        tempfile.TemporaryDirectory(prefix="semcache-soak-") as tmp,
+        stub_and_sidecar(
+            Path(tmp), embedding_dir=str(args.model_dir), decision="cosine", min_similarity="0.85"
+        ) as servers,
+    ):
         start = process_state(servers.sidecar_pid)
         result = run(servers.sidecar_url, args.minutes, args.clients, args.seed)
         time.sleep(2.0)  # let background purges finish before reading the end state
-        result |= {"start": start, "end": process_state(servers.sidecar_pid),
-                   "healthz": httpx.get(f"{servers.sidecar_url}/healthz").json()["status"]}  # fmt: skip
+        result |= {
+            "start": start,
+            "end": process_state(servers.sidecar_pid),
+            "healthz": httpx.get(f"{servers.sidecar_url}/healthz").json()["status"],
+        }
     result |= {"machine": machine(), "minutes": args.minutes, "clients": args.clients}
     write_json(args.out, result)
     table = Table(
         "requests", "errors", "p50 ms", "p99 ms", "RSS MB start → end", "open files start → end", "healthz"
     )
     table.add_row(
-        str(sum(result["requests"].values())), str(sum(result["errors"].values())),
-        f"{result['latency_ms']['p50']:.1f}", f"{result['latency_ms']['p99']:.1f}",
+        str(sum(result["requests"].values())),
+        str(sum(result["errors"].values())),
+        f"{result['latency_ms']['p50']:.1f}",
+        f"{result['latency_ms']['p99']:.1f}",
         f"{result['start']['rss_kb'] / 1024:.0f} → {result['end']['rss_kb'] / 1024:.0f}",
-        f"{result['start']['open_files']} → {result['end']['open_files']}", result["healthz"],
-    )  # fmt: skip
+        f"{result['start']['open_files']} → {result['end']['open_files']}",
+        result["healthz"],
+    )
     console = Console()
     console.print(table)
     console.print(f"by kind: {result['requests']}\nerrors: {result['errors']}\nmachine: {result['machine']}")

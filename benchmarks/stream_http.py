@@ -153,8 +153,13 @@ def score(rows: list[dict], replies: list[Reply], seconds: float) -> dict[str, A
 
 def wrong_row(row: dict, reply: Reply) -> dict[str, Any]:
     """A wrong hit for the JSON: the prompt, its cluster, what was served and at what cosine."""
-    return {"prompt": row["prompt"], "cluster": row["cluster"], "state": reply.state,
-            "served": reply.content, "similarity": reply.similarity}  # fmt: skip
+    return {
+        "prompt": row["prompt"],
+        "cluster": row["cluster"],
+        "state": reply.state,
+        "served": reply.content,
+        "similarity": reply.similarity,
+    }
 
 
 def run_one(rows: list[dict], stub_url: str, settings: dict[str, str], args: argparse.Namespace) -> dict:
@@ -184,9 +189,17 @@ def error_line(text: str) -> str:
 def print_table(console: Console, runs: dict[str, dict]) -> None:
     """One row per configuration."""
     table = Table(
-        "config", "prompts", "semantic", "exact", "wrong", "wrong share [95 % CI]", "oracle",
-        "right/oracle", "req/s", title="clustered stream through the sidecar over HTTP",
-    )  # fmt: skip
+        "config",
+        "prompts",
+        "semantic",
+        "exact",
+        "wrong",
+        "wrong share [95 % CI]",
+        "oracle",
+        "right/oracle",
+        "req/s",
+        title="clustered stream through the sidecar over HTTP",
+    )
     for name, run in runs.items():
         if "error" in run:
             table.add_row(name, "failed: " + error_line(run["error"]))
@@ -194,10 +207,16 @@ def print_table(console: Console, runs: dict[str, dict]) -> None:
         low_high = run["wrong_interval"]
         ci = f" [{low_high[0]:.1%}, {low_high[1]:.1%}]" if low_high else ""
         table.add_row(
-            name, str(run["prompts"]), str(run["semantic_hits"]), str(run["exact_hits"]),
-            str(run["wrong_hits"]), fraction(run["wrong_share"]) + ci, str(run["oracle_hits"]),
-            fraction(run["right_over_oracle"]), f"{run['requests_per_s']:.1f}",
-        )  # fmt: skip
+            name,
+            str(run["prompts"]),
+            str(run["semantic_hits"]),
+            str(run["exact_hits"]),
+            str(run["wrong_hits"]),
+            fraction(run["wrong_share"]) + ci,
+            str(run["oracle_hits"]),
+            fraction(run["right_over_oracle"]),
+            f"{run['requests_per_s']:.1f}",
+        )
     console.print(table)
 
 
@@ -213,22 +232,40 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--stream", type=Path, default=DATA_DIR / "qqp_dev_stream.jsonl",
-                        help="JSONL of {prompt, cluster} in arrival order")  # fmt: skip
+    parser.add_argument(
+        "--stream",
+        type=Path,
+        default=DATA_DIR / "qqp_dev_stream.jsonl",
+        help="JSONL of {prompt, cluster} in arrival order",
+    )
     parser.add_argument("--limit", type=int, default=2000, help="first N prompts (0: all)")
     parser.add_argument(
         "--seed", type=int, help="shuffle the stream with this seed first (default: file order)"
     )
-    parser.add_argument("--budgets", type=float, nargs="*", default=[0.02, 0.05, 0.1],
-                        help="false-hit budgets of the learned decision")  # fmt: skip
-    parser.add_argument("--cosine", type=float, nargs="*", default=[0.9, 0.95],
-                        help="thresholds of the cosine decision")  # fmt: skip
-    parser.add_argument("--concurrency", type=int, default=1,
-                        help="clients sending at once (1: strictly in stream order)")  # fmt: skip
-    parser.add_argument("--model-dir", type=Path, default=ROOT / "results" / "model",
-                        help="the embedding model's ONNX export, shared by every run (exported once)")  # fmt: skip
-    parser.add_argument("--decision-dir", type=Path,
-                        help="a trained, calibrated decision model for the learned runs (default: shipped)")  # fmt: skip
+    parser.add_argument(
+        "--budgets",
+        type=float,
+        nargs="*",
+        default=[0.02, 0.05, 0.1],
+        help="false-hit budgets of the learned decision",
+    )
+    parser.add_argument(
+        "--cosine", type=float, nargs="*", default=[0.9, 0.95], help="thresholds of the cosine decision"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="clients sending at once (1: strictly in stream order)"
+    )
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=ROOT / "results" / "model",
+        help="the embedding model's ONNX export, shared by every run (exported once)",
+    )
+    parser.add_argument(
+        "--decision-dir",
+        type=Path,
+        help="a trained, calibrated decision model for the learned runs (default: shipped)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "stream_http.json")
     args = parser.parse_args()
     rows = load_stream(args)

@@ -57,13 +57,19 @@ def evaluate(
         threshold = pick_threshold(shipped[name], budget)
         point = operating_point(values, scores.labels, threshold) if threshold is not None else None
         result[name] = {
-            "summary": figures, "pchr": pchr,
-            "calibrated": None if point is None else {
-                "threshold": threshold, "served": point.served, "precision": point.precision,
-                "recall": point.recall, "false_hit_rate": point.false_hit_rate,
+            "summary": figures,
+            "pchr": pchr,
+            "calibrated": None
+            if point is None
+            else {
+                "threshold": threshold,
+                "served": point.served,
+                "precision": point.precision,
+                "recall": point.recall,
+                "false_hit_rate": point.false_hit_rate,
                 "negatives_served": negatives_served(scores, threshold, use_cosine=name == "cosine"),
             },
-        }  # fmt: skip
+        }
     return result
 
 
@@ -103,16 +109,37 @@ def traps_by_kind(files: list[Path], encoder: TextEncoder, floor: float, thresho
 
 
 def print_table(results: list[dict], budget: float) -> None:
-    table = Table("pairs", "decision", "P@R0.5", "R@P0.90", "R@P0.95", "R@P0.98", "R@P0.99", "best F1",
-                  f"shipped @ budget {budget}: precision / recall / neg. served", title="hit decision sweep")  # fmt: skip
+    table = Table(
+        "pairs",
+        "decision",
+        "P@R0.5",
+        "R@P0.90",
+        "R@P0.95",
+        "R@P0.98",
+        "R@P0.99",
+        "best F1",
+        f"shipped @ budget {budget}: precision / recall / neg. served",
+        title="hit decision sweep",
+    )
     for result in results:
         for name in DECISIONS:
             s, c = result[name]["summary"], result[name]["calibrated"]
-            cal = "no threshold" if c is None else (
-                f"{c['precision']:.3f} / {c['recall']:.3f} / {c['negatives_served']:.1%}")  # fmt: skip
-            table.add_row(f"{result['file']} ({result['pairs']})", name, f"{s['precision_at_r50']:.3f}",
-                          f"{s['recall_at_p90']:.3f}", f"{s['recall_at_p95']:.3f}", f"{s['recall_at_p98']:.3f}",
-                          f"{s['recall_at_p99']:.3f}", f"{s['best_f1']:.3f}", cal)  # fmt: skip
+            cal = (
+                "no threshold"
+                if c is None
+                else (f"{c['precision']:.3f} / {c['recall']:.3f} / {c['negatives_served']:.1%}")
+            )
+            table.add_row(
+                f"{result['file']} ({result['pairs']})",
+                name,
+                f"{s['precision_at_r50']:.3f}",
+                f"{s['recall_at_p90']:.3f}",
+                f"{s['recall_at_p95']:.3f}",
+                f"{s['recall_at_p98']:.3f}",
+                f"{s['recall_at_p99']:.3f}",
+                f"{s['best_f1']:.3f}",
+                cal,
+            )
     Console(width=190).print(table)
 
 
@@ -164,12 +191,23 @@ def main() -> None:
     print_table(results, args.budget)
     totals = adversarial_total(results)
     Console().print(f"adversarial sets at budget {args.budget}: {totals}")
-    kinds = traps_by_kind([p for p in args.pairs if p in ADVERSARIAL], encoder, args.floor,
-                          pick_threshold(shipped["learned"], args.budget))  # fmt: skip
+    kinds = traps_by_kind(
+        [p for p in args.pairs if p in ADVERSARIAL],
+        encoder,
+        args.floor,
+        pick_threshold(shipped["learned"], args.budget),
+    )
     Console().print(f"adversarial pairs served by kind (learned): {kinds}")
     Console().print(f"machine: {machine()}")
-    payload = {"machine": machine(), "model": decision.model_id, "budget": args.budget, "floor": args.floor,
-               "adversarial": totals, "adversarial_by_kind": kinds, "results": results}  # fmt: skip
+    payload = {
+        "machine": machine(),
+        "model": decision.model_id,
+        "budget": args.budget,
+        "floor": args.floor,
+        "adversarial": totals,
+        "adversarial_by_kind": kinds,
+        "results": results,
+    }
     write_json(args.out, payload)
     plot_pchr(results, args.out.with_suffix(".png"))
     Console().print(f"wrote {args.out} (+ .png)")

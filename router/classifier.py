@@ -125,10 +125,16 @@ _INTENT_PATTERNS: list[tuple[re.Pattern[str], str, float]] = [
     ]
 ]
 _FENCE = re.compile(r"^\s*```", re.MULTILINE)
-_FILE = re.compile(r"(?:^|[\s`'\"(])((?:[\w.-]+/)*[\w-]+\.(?:py|js|ts|tsx|jsx|go|rs|java|kt|rb|php|cs|cpp|cc|"
-                   r"c|h|hpp|swift|scala|sql|yaml|yml|toml|json|sh|tf|proto))\b", re.MULTILINE)  # fmt: skip
-_TRACEBACK = re.compile(r"Traceback \(most recent call last\)|\bException in thread\b|\bpanic:|"
-                        r"^\s+at [\w.$]+\(|\b\w+Error: ", re.MULTILINE)  # fmt: skip
+_FILE = re.compile(
+    r"(?:^|[\s`'\"(])((?:[\w.-]+/)*[\w-]+\.(?:py|js|ts|tsx|jsx|go|rs|java|kt|rb|php|cs|cpp|cc|"
+    r"c|h|hpp|swift|scala|sql|yaml|yml|toml|json|sh|tf|proto))\b",
+    re.MULTILINE,
+)
+_TRACEBACK = re.compile(
+    r"Traceback \(most recent call last\)|\bException in thread\b|\bpanic:|"
+    r"^\s+at [\w.$]+\(|\b\w+Error: ",
+    re.MULTILINE,
+)
 _STANDARD_PRIOR = 0.6
 _SOFTMAX_SCALE = 1.6
 

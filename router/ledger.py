@@ -285,28 +285,61 @@ class Ledger:
     def _create_tables(self) -> None:
         db = self._db
         db["calls"].create(
-            {"ts": float, "month": str, "request_id": str, "repo": str, "tier": str, "model": str,
-             "kind": str, "outcome": str, "latency_ms": float, "input_tokens": int, "output_tokens": int,
-             "cached_tokens": int, "cost_usd": float, "error": str},
+            {
+                "ts": float,
+                "month": str,
+                "request_id": str,
+                "repo": str,
+                "tier": str,
+                "model": str,
+                "kind": str,
+                "outcome": str,
+                "latency_ms": float,
+                "input_tokens": int,
+                "output_tokens": int,
+                "cached_tokens": int,
+                "cost_usd": float,
+                "error": str,
+            },
             if_not_exists=True,
-        )  # fmt: skip
+        )
         db["calls"].create_index(["repo", "month"], if_not_exists=True)
         db["savings"].create(
-            {"ts": float, "month": str, "repo": str, "tier": str, "model": str, "input_tokens": int,
-             "output_tokens": int, "saved_usd": float},
+            {
+                "ts": float,
+                "month": str,
+                "repo": str,
+                "tier": str,
+                "model": str,
+                "input_tokens": int,
+                "output_tokens": int,
+                "saved_usd": float,
+            },
             if_not_exists=True,
-        )  # fmt: skip
+        )
         db["routes"].create(
-            {"request_id": str, "ts": float, "repo": str, "tier": str, "model": str, "confidence": float,
-             "source": str, "prompt": str, "feedback_tier": str},
-            pk="request_id", if_not_exists=True,
-        )  # fmt: skip
+            {
+                "request_id": str,
+                "ts": float,
+                "repo": str,
+                "tier": str,
+                "model": str,
+                "confidence": float,
+                "source": str,
+                "prompt": str,
+                "feedback_tier": str,
+            },
+            pk="request_id",
+            if_not_exists=True,
+        )
         db["shadow"].create(
             {**dict.fromkeys(ShadowRecord.__dataclass_fields__, str), "ts": float}
-            | dict.fromkeys(["primary_latency_ms", "candidate_latency_ms", "primary_cost_usd",
-                             "candidate_cost_usd"], float),
+            | dict.fromkeys(
+                ["primary_latency_ms", "candidate_latency_ms", "primary_cost_usd", "candidate_cost_usd"],
+                float,
+            ),
             if_not_exists=True,
-        )  # fmt: skip
+        )
         db["alerts"].create(
             {"month": str, "repo": str, "limit_usd": float, "spend_usd": float, "ts": float},
             if_not_exists=True,
@@ -314,9 +347,16 @@ class Ledger:
 
 
 _CALL_COLUMNS = (
-    "requests", "calls", "failed_calls", "input_tokens", "output_tokens", "cached_tokens", "spend_usd",
-    "shadow_spend_usd", "audit_spend_usd",
-)  # fmt: skip
+    "requests",
+    "calls",
+    "failed_calls",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "spend_usd",
+    "shadow_spend_usd",
+    "audit_spend_usd",
+)
 _CALL_STATS_SQL = """
 SELECT repo, tier,
   COUNT(DISTINCT CASE WHEN kind = 'route' AND outcome = 'ok' THEN request_id END),

@@ -48,8 +48,9 @@ async def read_json(request: Request, max_bytes: int) -> Any:
 def decode(raw: bytes) -> Any:
     """Strict JSON from bytes, or :class:`InvalidRequest` saying what is wrong."""
     try:
-        value = json.loads(raw.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite,
-                           parse_int=_int64)  # fmt: skip
+        value = json.loads(
+            raw.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite, parse_int=_int64
+        )
     except UnicodeDecodeError as exc:
         raise InvalidRequest(f"the body is not valid UTF-8: {exc}") from exc
     except RecursionError as exc:

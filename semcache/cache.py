@@ -102,14 +102,18 @@ class SemanticCache:
         self.calibrator.load()
         log.info("cache ready: %d repos, decision %s", len(repos), self._decision.model_id)
         for other in self.thresholds.orphaned():
-            log.warning("thresholds tuned for %s are not used by %s; run `semcache tune` again",
-                        other, self._decision.model_id)  # fmt: skip
+            log.warning(
+                "thresholds tuned for %s are not used by %s; run `semcache tune` again",
+                other,
+                self._decision.model_id,
+            )
         if not self.decision()["semantic_hits"]:
             log.warning(
                 "no threshold of the %s decision certifies false_hit_budget %s: only exact hits will be "
                 "served until `semcache tune` fits one (or a request asks for a budget that is certified)",
-                self._decision.name, self.settings.false_hit_budget,
-            )  # fmt: skip
+                self._decision.name,
+                self.settings.false_hit_budget,
+            )
 
     def close(self) -> None:
         """Stop background purges, persist changed indexes and release resources."""
@@ -396,8 +400,17 @@ class SemanticCache:
         """Record a judged lookup for the repo's online calibration (nothing while it is purged)."""
         if repo in self._purges:
             return
-        label = Label(repo, entry.id, self._decision.model_id, near.score, near.similarity, int(right),
-                      weight, source, entry.expires_at)  # fmt: skip
+        label = Label(
+            repo,
+            entry.id,
+            self._decision.model_id,
+            near.score,
+            near.similarity,
+            int(right),
+            weight,
+            source,
+            entry.expires_at,
+        )
         self.calibrator.add_label(label)
 
     def entry_or_none(self, repo: str, entry_id: int) -> Entry | None:

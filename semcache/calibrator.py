@@ -83,8 +83,9 @@ class Calibrator:
         arrays = self.labels.arrays(
             repo, self._decision.model_id, self._clock(), self._settings.online_window
         )
-        fit = fit_online(arrays.score, arrays.similarity, arrays.label, arrays.weight,
-                         self._settings.online_min_labels)  # fmt: skip
+        fit = fit_online(
+            arrays.score, arrays.similarity, arrays.label, arrays.weight, self._settings.online_min_labels
+        )
         with self._lock:
             self._sizes[repo], self._pending[repo] = len(arrays), 0
             if fit is None:
@@ -105,19 +106,28 @@ class Calibrator:
         policy = self.policy(repo, budget)
         threshold = None if math.isinf(policy.threshold) else policy.threshold
         combiner = policy.combiner or Combiner()
-        return {"decision": self._decision.name, "model": self._decision.model_id, "false_hit_budget": budget,
-                "threshold": threshold, "source": policy.source, "semantic_hits": threshold is not None,
-                "calibrated_budgets": self.thresholds.budgets(repo),
-                "weights": {"score": combiner.a, "cosine": combiner.b, "bias": combiner.c},
-                "labels": self._label_report(repo, policy),
-                "audit": {"rate": self.audit_rate(repo), **self.labels.counters(repo)}}  # fmt: skip
+        return {
+            "decision": self._decision.name,
+            "model": self._decision.model_id,
+            "false_hit_budget": budget,
+            "threshold": threshold,
+            "source": policy.source,
+            "semantic_hits": threshold is not None,
+            "calibrated_budgets": self.thresholds.budgets(repo),
+            "weights": {"score": combiner.a, "cosine": combiner.b, "bias": combiner.c},
+            "labels": self._label_report(repo, policy),
+            "audit": {"rate": self.audit_rate(repo), **self.labels.counters(repo)},
+        }
 
     def _label_report(self, repo: str, policy: DecisionPolicy) -> dict[str, Any]:
         """Labels per source and the estimated false-hit share of what the policy serves."""
         now, model = self._clock(), self._decision.model_id
         counts = self.labels.counts(repo, model, now)
-        report: dict[str, Any] = {"total": sum(counts.values()), **counts,
-                                  "min_for_online": self._settings.online_min_labels}  # fmt: skip
+        report: dict[str, Any] = {
+            "total": sum(counts.values()),
+            **counts,
+            "min_for_online": self._settings.online_min_labels,
+        }
         if math.isinf(policy.threshold) or not report["total"]:
             return report
         with self._lock:  # the repo's own fit already ranks its labels; else rank them by the score
@@ -126,6 +136,10 @@ class Calibrator:
             arrays = self.labels.arrays(repo, model, now, self._settings.online_window)
             fit = OnlineFit.of(Combiner(), arrays.score, arrays.similarity, arrays.label, arrays.weight)
         estimate = fit.estimate(policy.threshold)
-        report["false_hit_share"] = {"estimate": estimate.share, "interval": [estimate.low, estimate.high],
-                                     "labels": estimate.labels, "effective_labels": estimate.effective}  # fmt: skip
+        report["false_hit_share"] = {
+            "estimate": estimate.share,
+            "interval": [estimate.low, estimate.high],
+            "labels": estimate.labels,
+            "effective_labels": estimate.effective,
+        }
         return report

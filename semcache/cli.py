@@ -60,8 +60,13 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     console.print(f"semcache on http://{settings.host}:{settings.port}  data: {settings.data_dir}")
     # uvicorn picks uvloop and httptools (both dependencies) over asyncio's loop and h11 when it can.
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
-                access_log=settings.access_log)  # fmt: skip
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        access_log=settings.access_log,
+    )
 
 
 @app.command()
@@ -92,13 +97,27 @@ def stats(repo: Annotated[str | None, typer.Argument()] = None, data_dir: DataDi
     cache = _open_cache(data_dir)
     try:
         repos = [validate_repo(repo)] if repo else list(cache.repos())
-        table = Table("repo", "entries", "hits (exact/semantic)", "misses", "hit rate", "tokens saved",
-                      "semantic decision")  # fmt: skip
+        table = Table(
+            "repo",
+            "entries",
+            "hits (exact/semantic)",
+            "misses",
+            "hit rate",
+            "tokens saved",
+            "semantic decision",
+        )
         for name in repos:
             s = cache.stats(name)
             rate = f"{s.hit_rate:.1%}" if s.hit_rate is not None else "-"
-            table.add_row(name, str(s.entries), f"{s.hits} ({s.hits_exact}/{s.hits_semantic})", str(s.misses),
-                          rate, str(s.tokens_saved), _decision_line(cache.decision(name)))  # fmt: skip
+            table.add_row(
+                name,
+                str(s.entries),
+                f"{s.hits} ({s.hits_exact}/{s.hits_semantic})",
+                str(s.misses),
+                rate,
+                str(s.tokens_saved),
+                _decision_line(cache.decision(name)),
+            )
         console.print(table)
         if settings.router_config is not None and settings.ledger_path.exists():
             console.print(_spend_table(settings, repo))
@@ -151,8 +170,16 @@ def _spend_table(settings: Settings, repo: str | None) -> Table:
         title="router",
     )
     for row in rows:
-        table.add_row(row.repo, row.tier, str(row.requests), f"{row.spend_usd:.4f}", f"{row.audit_spend_usd:.4f}", str(row.hits),
-                      f"{row.saved_usd:.4f}", f"{row.hit_rate:.1%}")  # fmt: skip
+        table.add_row(
+            row.repo,
+            row.tier,
+            str(row.requests),
+            f"{row.spend_usd:.4f}",
+            f"{row.audit_spend_usd:.4f}",
+            str(row.hits),
+            f"{row.saved_usd:.4f}",
+            f"{row.hit_rate:.1%}",
+        )
     return table
 
 
@@ -214,8 +241,10 @@ def tune(
         plot(result, out / f"{stem}.png")
         _print_tune(result, out / f"{stem}.json")
         if result.chosen is None:
-            _fail(f"no threshold keeps the {confidence:.0%} upper bound of the false-hit rate within {budget} "
-                  f"on these {result.pairs} rows: add labelled data or allow a larger budget")  # fmt: skip
+            _fail(
+                f"no threshold keeps the {confidence:.0%} upper bound of the false-hit rate within {budget} "
+                f"on these {result.pairs} rows: add labelled data or allow a larger budget"
+            )
         if save:
             cache.thresholds.save(target, budget, result.chosen.threshold, result.pairs)
             console.print(f"saved threshold {result.chosen.threshold:.4f} for {target} at budget {budget}")
@@ -253,8 +282,15 @@ def _print_tune(result, report_path: Path) -> None:
         if point is None:
             table.add_row(name, "none meets the budget", "", "", "", "", "")
         else:
-            table.add_row(name, f"{point.threshold:.4f}", str(point.served), f"{point.precision:.3f}",
-                          f"{point.recall:.3f}", f"{point.false_hit_rate:.4f}", f"{point.false_hit_upper:.4f}")  # fmt: skip
+            table.add_row(
+                name,
+                f"{point.threshold:.4f}",
+                str(point.served),
+                f"{point.precision:.3f}",
+                f"{point.recall:.3f}",
+                f"{point.false_hit_rate:.4f}",
+                f"{point.false_hit_upper:.4f}",
+            )
     console.print(table)
     console.print(
         f"{result.pairs} rows ({result.positives} with a right answer); report: {report_path} (+ .png)"

@@ -70,9 +70,11 @@ class Settings(BaseSettings):
     )
     max_prompt_chars: int = Field(200_000, gt=0, description="larger requests are refused with 413")
     max_store_mb: float | None = Field(
-        None, gt=0, description="largest size of the SQLite store; past it writes fail as on a full disk "
+        None,
+        gt=0,
+        description="largest size of the SQLite store; past it writes fail as on a full disk "
         "and the cache degrades: it serves what it holds and stops storing",
-    )  # fmt: skip
+    )
     max_body_bytes: int = Field(
         4 * 1024 * 1024, gt=0, description="larger request bodies are refused with 413 before they are read"
     )
@@ -113,17 +115,20 @@ class Settings(BaseSettings):
     )
 
     audit_rate: float = Field(
-        0.05, ge=0, le=1,
+        0.05,
+        ge=0,
+        le=1,
         description="share of semantic hits also asked upstream in the background and judged; "
         "0 turns the audit and online calibration off",
-    )  # fmt: skip
+    )
     audit_rates: dict[str, float] = Field(
         {}, description='per-repo audit rates, e.g. {"acme.api": 0.1} (JSON in the environment)'
     )
     audit_judge: Literal["exact", "embedding", "llm"] | None = Field(
-        None, description="how answers are compared: 'exact', 'embedding' or 'llm'; default llm with a "
+        None,
+        description="how answers are compared: 'exact', 'embedding' or 'llm'; default llm with a "
         "router, else embedding",
-    )  # fmt: skip
+    )
     audit_queue_size: int = Field(
         256, gt=0, description="audit jobs waiting at most; more are dropped and counted"
     )

@@ -215,13 +215,23 @@ def sse(payload: dict[str, Any]) -> bytes:
 
 async def replay(completion: dict[str, Any], words_per_chunk: int = 8) -> AsyncIterator[bytes]:
     """Replay a complete answer as chat.completion.chunk events."""
-    base = {"id": completion["id"], "object": "chat.completion.chunk", "created": completion["created"],
-            "model": completion.get("model", "")}  # fmt: skip
+    base = {
+        "id": completion["id"],
+        "object": "chat.completion.chunk",
+        "created": completion["created"],
+        "model": completion.get("model", ""),
+    }
     for choice in completion["choices"]:
         index = choice.get("index", 0)
         words = choice["message"]["content"].split(" ")
-        yield sse({**base, "choices": [{"index": index, "delta": {"role": "assistant", "content": ""},
-                                        "finish_reason": None}]})  # fmt: skip
+        yield sse(
+            {
+                **base,
+                "choices": [
+                    {"index": index, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+                ],
+            }
+        )
         for start in range(0, len(words), words_per_chunk):
             piece = " ".join(words[start : start + words_per_chunk])
             piece = piece if start == 0 else " " + piece

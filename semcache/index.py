@@ -186,8 +186,11 @@ class IndexSet:
         The new structure is built from the store without holding the lock, then reconciled with
         the store under it and swapped in. Returns the repos rebuilt."""
         with self.lock:
-            todo = [(repo, index, kind) for repo, index in self._indexes.items()
-                    if (kind := self._wanted(index)) is not None]  # fmt: skip
+            todo = [
+                (repo, index, kind)
+                for repo, index in self._indexes.items()
+                if (kind := self._wanted(index)) is not None
+            ]
         rebuilt = []
         for repo, index, kind in todo:
             structure = self._build(repo, kind, index.size)
@@ -220,9 +223,14 @@ class IndexSet:
             return structures.build(kind, self._dim, self.params, batches, None, entries)
         want = ivf.POINTS_PER_LIST * ivf.lists_for(entries)
         # The sample is passed without a name here, so build() can free it once the lists are fitted.
-        return structures.build(kind, self._dim, self.params, batches,
-                                structures.training_sample(self._store.vector_batches(repo), entries, want),
-                                entries)  # fmt: skip
+        return structures.build(
+            kind,
+            self._dim,
+            self.params,
+            batches,
+            structures.training_sample(self._store.vector_batches(repo), entries, want),
+            entries,
+        )
 
     def sync_external(self) -> bool:
         """Reconcile loaded indexes with changes another process (e.g. the CLI) made to the store;

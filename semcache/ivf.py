@@ -68,8 +68,11 @@ class IvfIndex:
 
     def ids(self) -> np.ndarray:
         lists = self._index.invlists
-        chunks = [faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
-                  for i in range(self._index.nlist) if lists.list_size(i)]  # fmt: skip
+        chunks = [
+            faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+            for i in range(self._index.nlist)
+            if lists.list_size(i)
+        ]
         return np.sort(np.concatenate(chunks)) if chunks else np.zeros(0, dtype=np.int64)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:

@@ -106,8 +106,12 @@ class LLMJudge:
     async def same(self, prompt: str, cached: str, fresh: str, repo: str) -> bool:
         """The model's yes or no; anything else fails."""
         question = JUDGE_QUESTION.format(prompt=prompt, cached=cached, fresh=fresh)
-        body = {"model": self._model, "messages": [{"role": "user", "content": question}],
-                "temperature": 0, "max_tokens": 3}  # fmt: skip
+        body = {
+            "model": self._model,
+            "messages": [{"role": "user", "content": question}],
+            "temperature": 0,
+            "max_tokens": 3,
+        }
         try:
             reply = answer_text(await self._ask(body, repo))
         except Exception as exc:  # any failure of the judge's model is "undecided", never a label

@@ -29,14 +29,45 @@ _DELIVERY_FIELDS = frozenset(
 
 # The chat-completions fields the sidecar forwards upstream (OpenAI's API reference); a body with any
 # other field is refused, so nothing unknown travels upstream unchecked.
-CHAT_FIELDS = frozenset({
-    "model", "messages", "audio", "frequency_penalty", "function_call", "functions", "logit_bias",
-    "logprobs", "max_completion_tokens", "max_tokens", "metadata", "modalities", "n", "parallel_tool_calls",
-    "prediction", "presence_penalty", "prompt_cache_key", "reasoning_effort", "response_format",
-    "safety_identifier", "seed", "service_tier", "stop", "store", "stream", "stream_options",
-    "temperature", "tool_choice", "tools", "top_logprobs", "top_p", "user", "verbosity",
-    "web_search_options", "semcache",
-})  # fmt: skip
+CHAT_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "audio",
+        "frequency_penalty",
+        "function_call",
+        "functions",
+        "logit_bias",
+        "logprobs",
+        "max_completion_tokens",
+        "max_tokens",
+        "metadata",
+        "modalities",
+        "n",
+        "parallel_tool_calls",
+        "prediction",
+        "presence_penalty",
+        "prompt_cache_key",
+        "reasoning_effort",
+        "response_format",
+        "safety_identifier",
+        "seed",
+        "service_tier",
+        "stop",
+        "store",
+        "stream",
+        "stream_options",
+        "temperature",
+        "tool_choice",
+        "tools",
+        "top_logprobs",
+        "top_p",
+        "user",
+        "verbosity",
+        "web_search_options",
+        "semcache",
+    }
+)
 
 
 class ContextFile(BaseModel):

@@ -64,16 +64,20 @@ class LabelStore:
 
     def arrays(self, repo: str, model: str, now: float, limit: int) -> LabelArrays:
         """The ``limit`` most recent live labels of a repo for one decision model."""
-        sql = ("SELECT score, similarity, label, weight FROM labels WHERE repo = ? AND model = ? "
-               "AND expires_at > ? ORDER BY id DESC LIMIT ?")  # fmt: skip
+        sql = (
+            "SELECT score, similarity, label, weight FROM labels WHERE repo = ? AND model = ? "
+            "AND expires_at > ? ORDER BY id DESC LIMIT ?"
+        )
         rows = self._store.read(sql, [repo, model, now, limit], plain=True)[::-1]
         table = np.array(rows, dtype=np.float64).reshape(-1, 4)
         return LabelArrays(table[:, 0], table[:, 1], table[:, 2].astype(int), table[:, 3])
 
     def counts(self, repo: str, model: str, now: float) -> dict[str, int]:
         """Live labels of a repo per source."""
-        sql = ("SELECT source, COUNT(*) FROM labels WHERE repo = ? AND model = ? AND expires_at > ? "
-               "GROUP BY source")  # fmt: skip
+        sql = (
+            "SELECT source, COUNT(*) FROM labels WHERE repo = ? AND model = ? AND expires_at > ? "
+            "GROUP BY source"
+        )
         found = dict(self._store.read(sql, [repo, model, now], plain=True))
         return {source: int(found.get(source, 0)) for source in SOURCES}
 

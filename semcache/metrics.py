@@ -106,11 +106,16 @@ class SidecarMetrics:
         labels, audit = decision["labels"], decision["audit"]
         share = labels.get("false_hit_share") or {"estimate": float("nan"), "interval": [0.0, float("nan")]}
         threshold = decision["threshold"]
-        values = {"labels": labels["total"], "false_hit_share": share["estimate"],
-                  "false_hit_share_upper": share["interval"][1],
-                  "threshold": float("nan") if threshold is None else threshold,
-                  "threshold_online": float(decision["source"] == "online"), "audit_rate": audit["rate"],
-                  "audits": audit["audits"], "audit_overflow": audit["overflow"]}  # fmt: skip
+        values = {
+            "labels": labels["total"],
+            "false_hit_share": share["estimate"],
+            "false_hit_share_upper": share["interval"][1],
+            "threshold": float("nan") if threshold is None else threshold,
+            "threshold_online": float(decision["source"] == "online"),
+            "audit_rate": audit["rate"],
+            "audits": audit["audits"],
+            "audit_overflow": audit["overflow"],
+        }
         for name, value in values.items():
             self.repo_gauges[name].labels(repo).set(value)
 

@@ -92,9 +92,11 @@ class RoutedUpstream:
         """Record the cost a hit saved, priced at the model that served the entry (else the default tier)."""
         known = entry.model in self.router.registry.models
         saved = self.router.ledger.record_saving(
-            entry.repo, model=entry.model if known else None,
-            input_tokens=entry.prompt_tokens, output_tokens=entry.completion_tokens,
-        )  # fmt: skip
+            entry.repo,
+            model=entry.model if known else None,
+            input_tokens=entry.prompt_tokens,
+            output_tokens=entry.completion_tokens,
+        )
         return {"X-Semcache-Saved-Usd": f"{saved:.6f}"}
 
     def spend(self, repo: str | None) -> list[TierStats]:
@@ -124,8 +126,14 @@ def spend_summary(rows: list[TierStats]) -> dict[str, Any]:
     """Ledger rows as JSON: per tier and the total."""
 
     def one(row: TierStats) -> dict[str, Any]:
-        return {"tier": row.tier, "requests": row.requests, "spend_usd": row.spend_usd,
-                "audit_spend_usd": row.audit_spend_usd, "saved_usd": row.saved_usd, "hits": row.hits}  # fmt: skip
+        return {
+            "tier": row.tier,
+            "requests": row.requests,
+            "spend_usd": row.spend_usd,
+            "audit_spend_usd": row.audit_spend_usd,
+            "saved_usd": row.saved_usd,
+            "hits": row.hits,
+        }
 
     return {"tiers": [one(r) for r in rows], "total": one(total_stats(rows)) if rows else None}
 

@@ -43,14 +43,29 @@ class FeedbackBody(BaseModel):
 
 # The bodies' JSON schemas, for the OpenAPI document (the routes read and check bodies themselves, strictly:
 # see semcache.bodies and semcache.keys).
-_MESSAGE = {"type": "object", "required": ["role", "content"], "properties": {
-    "role": {"type": "string", "enum": ["system", "developer", "user", "assistant", "tool"]},
-    "content": {"type": "string"}}}  # fmt: skip
-CHAT_SCHEMA = {"type": "object", "required": ["model", "messages"], "properties": {
-    "model": {"type": "string", "minLength": 1}, "messages": {"type": "array", "minItems": 1, "items": _MESSAGE},
-    "temperature": {"type": "number", "minimum": 0, "maximum": 2}, "stream": {"type": "boolean"},
-    "semcache": {"type": "object", "description": "cache options: repo, context_files, ttl_s, "
-                 "min_similarity, false_hit_budget, no_cache, no_store, tier"}}}  # fmt: skip
+_MESSAGE = {
+    "type": "object",
+    "required": ["role", "content"],
+    "properties": {
+        "role": {"type": "string", "enum": ["system", "developer", "user", "assistant", "tool"]},
+        "content": {"type": "string"},
+    },
+}
+CHAT_SCHEMA = {
+    "type": "object",
+    "required": ["model", "messages"],
+    "properties": {
+        "model": {"type": "string", "minLength": 1},
+        "messages": {"type": "array", "minItems": 1, "items": _MESSAGE},
+        "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+        "stream": {"type": "boolean"},
+        "semcache": {
+            "type": "object",
+            "description": "cache options: repo, context_files, ttl_s, "
+            "min_similarity, false_hit_budget, no_cache, no_store, tier",
+        },
+    },
+}
 
 
 def _body(schema: dict[str, Any]) -> dict[str, Any]:
@@ -78,8 +93,13 @@ def _model(cls: type[BaseModel], payload: Any) -> Any:
 async def _chat(request: Request, payload: Any, repo: str | None) -> CacheRequest:
     """Validate a chat body and hash its keys; a large one in a worker thread, off the event loop."""
     settings = request.app.state.settings
-    parse = functools.partial(parse_chat_request, payload, header_repo=repo,
-                              max_prompt_chars=settings.max_prompt_chars, max_messages=settings.max_messages)  # fmt: skip
+    parse = functools.partial(
+        parse_chat_request,
+        payload,
+        header_repo=repo,
+        max_prompt_chars=settings.max_prompt_chars,
+        max_messages=settings.max_messages,
+    )
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > THREAD_DECODE_BYTES:
         return await anyio.to_thread.run_sync(parse)
@@ -103,8 +123,12 @@ async def healthz(request: Request) -> dict[str, Any]:
     cache = _gateway(request).cache
     repos = await anyio.to_thread.run_sync(cache.repos)
     reason = cache.health.reason
-    return {"status": "degraded" if reason else "ok", "reason": reason, "repos": len(repos),
-            "decision": cache.decision()}  # fmt: skip
+    return {
+        "status": "degraded" if reason else "ok",
+        "reason": reason,
+        "repos": len(repos),
+        "decision": cache.decision(),
+    }
 
 
 @api.get("/v1/cache/repos")
@@ -121,13 +145,19 @@ async def repo_stats(repo: str, request: Request) -> dict[str, Any]:
     stats = await anyio.to_thread.run_sync(service.cache.stats, validate_repo(repo))
     spend = spend_summary(await anyio.to_thread.run_sync(service.upstream.spend, repo))
     return {
-        "repo": stats.repo, "entries": stats.entries, "purging": service.cache.purging(stats.repo),
-        "hits": stats.hits, "hits_exact": stats.hits_exact,
-        "hits_semantic": stats.hits_semantic, "misses": stats.misses, "hit_rate": stats.hit_rate,
-        "tokens_saved": stats.tokens_saved, "decision": _decision(service, stats.repo),
+        "repo": stats.repo,
+        "entries": stats.entries,
+        "purging": service.cache.purging(stats.repo),
+        "hits": stats.hits,
+        "hits_exact": stats.hits_exact,
+        "hits_semantic": stats.hits_semantic,
+        "misses": stats.misses,
+        "hit_rate": stats.hit_rate,
+        "tokens_saved": stats.tokens_saved,
+        "decision": _decision(service, stats.repo),
         "cost_saved_usd": spend["total"]["saved_usd"] if spend["total"] else None,
         "spend": spend,
-    }  # fmt: skip
+    }
 
 
 def _decision(service: Gateway, repo: str) -> dict[str, Any]:
@@ -164,16 +194,26 @@ async def lookup(repo: str, request: Request) -> dict[str, Any]:
     if found.hit is None:
         return {"hit": False}
     hit = found.hit
-    return {"hit": True, "kind": hit.kind, "similarity": hit.similarity, "entry_id": hit.entry.id,
-            "response": hit.entry.response}  # fmt: skip
+    return {
+        "hit": True,
+        "kind": hit.kind,
+        "similarity": hit.similarity,
+        "entry_id": hit.entry.id,
+        "response": hit.entry.response,
+    }
 
 
 @api.post(
     "/v1/cache/repos/{repo}/entries",
     status_code=201,
-    openapi_extra=_body({"type": "object", "required": ["request", "response"],
-                         "properties": {"request": CHAT_SCHEMA, "response": {"type": "object"}}}),
-)  # fmt: skip
+    openapi_extra=_body(
+        {
+            "type": "object",
+            "required": ["request", "response"],
+            "properties": {"request": CHAT_SCHEMA, "response": {"type": "object"}},
+        }
+    ),
+)
 async def put_entry(repo: str, request: Request) -> dict[str, Any]:
     """Store an answer an operator sends directly."""
     body = _model(StoreBody, await _json(request))
@@ -188,8 +228,15 @@ async def get_entry(
 ) -> dict[str, Any]:
     """One entry: its prompt, answer, model, times and hit count."""
     entry = await anyio.to_thread.run_sync(_gateway(request).cache.get, validate_repo(repo), entry_id)
-    return {"entry_id": entry.id, "prompt": entry.prompt, "model": entry.model, "response": entry.response,
-            "created_at": entry.created_at, "expires_at": entry.expires_at, "hit_count": entry.hit_count}  # fmt: skip
+    return {
+        "entry_id": entry.id,
+        "prompt": entry.prompt,
+        "model": entry.model,
+        "response": entry.response,
+        "created_at": entry.created_at,
+        "expires_at": entry.expires_at,
+        "hit_count": entry.hit_count,
+    }
 
 
 @api.delete("/v1/cache/repos/{repo}/entries/{entry_id}", status_code=204)

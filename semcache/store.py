@@ -254,8 +254,10 @@ class Store:
                 # The generation moves on so a server notices the purge; the purge count so an answer
                 # looked up before it is never stored after it.
                 generation, purges = row or (0, 0)
-                db.execute("INSERT INTO repo_stats (repo, generation, purges) VALUES (?, ?, ?)",
-                           [repo, generation + 1, purges + 1])  # fmt: skip
+                db.execute(
+                    "INSERT INTO repo_stats (repo, generation, purges) VALUES (?, ?, ?)",
+                    [repo, generation + 1, purges + 1],
+                )
         return int(count)
 
     def purge_epoch(self, repo: str) -> int:
@@ -354,8 +356,14 @@ class Store:
 
     def save_threshold(self, repo: str, verifier: str, budget: float, threshold: float, pairs: int) -> None:
         """Store a tuned threshold for a repo (or :data:`GLOBAL`), verifier and false-hit budget."""
-        row = {"repo": repo, "verifier": verifier, "budget": budget, "threshold": threshold, "pairs": pairs,
-               "fitted_at": time.time()}  # fmt: skip
+        row = {
+            "repo": repo,
+            "verifier": verifier,
+            "budget": budget,
+            "threshold": threshold,
+            "pairs": pairs,
+            "fitted_at": time.time(),
+        }
         with self._tx() as db:
             db["thresholds"].insert(row, replace=True)
 

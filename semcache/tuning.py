@@ -74,10 +74,13 @@ class TextEncoder:
 
     def score(self, left: list[str], right: list[str], cosines: np.ndarray) -> np.ndarray:
         """The decision's score of each (query, cached prompt) pair."""
-        return np.array([
-            self._decision.score(self.encoded[a], [self.encoded[b]], np.array([c]))[0]
-            for a, b, c in zip(left, right, cosines, strict=True)
-        ], dtype=np.float64)  # fmt: skip
+        return np.array(
+            [
+                self._decision.score(self.encoded[a], [self.encoded[b]], np.array([c]))[0]
+                for a, b, c in zip(left, right, cosines, strict=True)
+            ],
+            dtype=np.float64,
+        )
 
 
 def _read_rows(path: Path, fields: tuple[str, ...], make: Callable[[dict], object]) -> list:
@@ -124,10 +127,15 @@ def tune(scores: PairScores, decision: str, budget: float, confidence: float = 0
     curve = [p for p in curve if p.threshold > NOT_SERVED]
     cosine_curve = sweep(scores.cosine, scores.labels, confidence)
     return TuneResult(
-        decision=decision, budget=budget, confidence=confidence, pairs=len(scores.labels),
-        positives=int(scores.labels.sum()), chosen=fit_threshold(curve, budget),
-        cosine_chosen=fit_threshold(cosine_curve, budget), curves={decision: curve, "cosine": cosine_curve},
-    )  # fmt: skip
+        decision=decision,
+        budget=budget,
+        confidence=confidence,
+        pairs=len(scores.labels),
+        positives=int(scores.labels.sum()),
+        chosen=fit_threshold(curve, budget),
+        cosine_chosen=fit_threshold(cosine_curve, budget),
+        curves={decision: curve, "cosine": cosine_curve},
+    )
 
 
 def _check_labels(labels: np.ndarray) -> None:
@@ -160,9 +168,14 @@ def stream_lookups(
 
 
 def tune_stream(
-    rows: list[tuple[str, str]], encoder: TextEncoder, decision: str, budget: float,
-    floor: float, top_n: int, confidence: float = 0.95,
-) -> TuneResult:  # fmt: skip
+    rows: list[tuple[str, str]],
+    encoder: TextEncoder,
+    decision: str,
+    budget: float,
+    floor: float,
+    top_n: int,
+    confidence: float = 0.95,
+) -> TuneResult:
     """Fit the threshold by lookup: of the hits a cache replaying the stream serves, the wrong share's
     upper bound stays within ``budget``; ``recall`` is the right hits over the oracle's."""
     lookups = stream_lookups(rows, encoder, floor, top_n)
@@ -171,10 +184,15 @@ def tune_stream(
     curve = stream_sweep(lookups, confidence)
     cosine_curve = stream_sweep(stream_lookups(rows, encoder, floor, top_n, cosine=True), confidence)
     return TuneResult(
-        decision=decision, budget=budget, confidence=confidence, pairs=len(rows),
-        positives=int(lookups.oracle.sum()), chosen=fit_threshold(curve, budget),
-        cosine_chosen=fit_threshold(cosine_curve, budget), curves={decision: curve, "cosine": cosine_curve},
-    )  # fmt: skip
+        decision=decision,
+        budget=budget,
+        confidence=confidence,
+        pairs=len(rows),
+        positives=int(lookups.oracle.sum()),
+        chosen=fit_threshold(curve, budget),
+        cosine_chosen=fit_threshold(cosine_curve, budget),
+        curves={decision: curve, "cosine": cosine_curve},
+    )
 
 
 def report(result: TuneResult) -> dict:
@@ -184,12 +202,16 @@ def report(result: TuneResult) -> dict:
         return None if p is None else {k: getattr(p, k) for k in Point.__dataclass_fields__}
 
     return {
-        "decision": result.decision, "budget": result.budget, "confidence": result.confidence,
-        "pairs": result.pairs, "positives": result.positives,
-        "chosen": point(result.chosen), "cosine_chosen": point(result.cosine_chosen),
+        "decision": result.decision,
+        "budget": result.budget,
+        "confidence": result.confidence,
+        "pairs": result.pairs,
+        "positives": result.positives,
+        "chosen": point(result.chosen),
+        "cosine_chosen": point(result.cosine_chosen),
         "summary": {name: summary(curve) for name, curve in result.curves.items()},
         "curves": {name: as_dicts(curve) for name, curve in result.curves.items()},
-    }  # fmt: skip
+    }
 
 
 def plot(result: TuneResult, path: Path) -> None:

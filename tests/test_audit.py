@@ -24,8 +24,12 @@ from tests.servers import serve, wait_for
 LIST = "How do I reverse a list in Python?"
 LIST_AGAIN = "How can I reverse a Python list?"
 STRING = "How do I reverse a string in Python?"
-MORE = {"Reverse a list in Python": "list", "What is the way to reverse a list in Python?": "list",
-        "How can I reverse a Python string?": "string", "Reverse a string in Python": "string"}  # fmt: skip
+MORE = {
+    "Reverse a list in Python": "list",
+    "What is the way to reverse a list in Python?": "list",
+    "How can I reverse a Python string?": "string",
+    "Reverse a string in Python": "string",
+}
 CLUSTERS = {LIST: "list", LIST_AGAIN: "list", STRING: "string", **MORE}
 REPO = {"X-Semcache-Repo": "acme"}
 
@@ -39,9 +43,17 @@ def cluster_stub() -> Iterator[str]:
 @pytest.fixture
 def audited(tmp_path: Path, model_dir: Path, cluster_stub: str) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
-        values = dict(data_dir=tmp_path / "data", embedding_dir=model_dir, upstream_base_url=f"{cluster_stub}/v1",
-                      upstream_api_key_env="SEMCACHE_TEST_NO_KEY", decision="cosine", min_similarity=0.8,
-                      decision_min_similarity=0.5, audit_rate=1.0, audit_judge="exact")  # fmt: skip
+        values = dict(
+            data_dir=tmp_path / "data",
+            embedding_dir=model_dir,
+            upstream_base_url=f"{cluster_stub}/v1",
+            upstream_api_key_env="SEMCACHE_TEST_NO_KEY",
+            decision="cosine",
+            min_similarity=0.8,
+            decision_min_similarity=0.5,
+            audit_rate=1.0,
+            audit_judge="exact",
+        )
         return Settings(**{**values, **overrides})
 
     return make
@@ -107,9 +119,18 @@ def test_a_wrong_hit_report_is_a_label(audited, embedder) -> None:
 
 def test_a_failing_upstream_makes_no_label(audited, embedder, cluster_stub) -> None:
     with serve(create_app(audited(), embedder=embedder)) as url:
-        body = {"request": {"model": "stub-500", "messages": [{"role": "user", "content": LIST}]},
-                "response": {"choices": [{"index": 0, "message": {"role": "assistant", "content": "cluster list"},
-                                          "finish_reason": "stop"}]}}  # fmt: skip
+        body = {
+            "request": {"model": "stub-500", "messages": [{"role": "user", "content": LIST}]},
+            "response": {
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "cluster list"},
+                        "finish_reason": "stop",
+                    }
+                ]
+            },
+        }
         assert httpx.post(f"{url}/v1/cache/repos/acme/entries", json=body).status_code == 201
         assert chat(url, LIST_AGAIN, model="stub-500").headers["X-Semcache"] == "hit-semantic"
         wait_for(lambda: decision(url)["audit"]["audits"] == 1)
@@ -119,9 +140,18 @@ def test_a_failing_upstream_makes_no_label(audited, embedder, cluster_stub) -> N
 
 def test_a_full_queue_drops_and_counts_without_delaying_answers(audited, embedder) -> None:
     with serve(create_app(audited(audit_queue_size=1), embedder=embedder)) as url:
-        body = {"request": {"model": "stub-slow-3000ms", "messages": [{"role": "user", "content": LIST}]},
-                "response": {"choices": [{"index": 0, "message": {"role": "assistant", "content": "cluster list"},
-                                          "finish_reason": "stop"}]}}  # fmt: skip
+        body = {
+            "request": {"model": "stub-slow-3000ms", "messages": [{"role": "user", "content": LIST}]},
+            "response": {
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "cluster list"},
+                        "finish_reason": "stop",
+                    }
+                ]
+            },
+        }
         httpx.post(f"{url}/v1/cache/repos/acme/entries", json=body)
         for _ in range(5):
             assert chat(url, LIST_AGAIN, model="stub-slow-3000ms").headers["X-Semcache"] == "hit-semantic"

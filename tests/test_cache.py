@@ -166,7 +166,10 @@ def test_wrong_hit_report_evicts_and_keeps_a_negative(cache: SemanticCache) -> N
     assert cache.lookup(request("Cancel my subscription")).hit is None
     [row] = cache.feedback("acme")
     assert (row["query_prompt"], row["cached_prompt"], row["label"]) == (
-        "Don't cancel my subscription", "Cancel my subscription", 0)  # fmt: skip
+        "Don't cancel my subscription",
+        "Cancel my subscription",
+        0,
+    )
     with pytest.raises(NotFound):
         cache.report_wrong_hit("acme", entry_id, "again")
 
@@ -188,8 +191,18 @@ def test_restart_rebuilds_a_deleted_or_corrupt_index(settings: Settings, embedde
 
 
 def test_a_purge_in_small_batches_removes_every_entry_and_nothing_else(cache: SemanticCache) -> None:
-    topics = ["quicksort", "mergesort", "heapsort", "binary search", "tries", "hash maps", "b-trees",
-              "red-black trees", "bloom filters", "skip lists"]  # fmt: skip
+    topics = [
+        "quicksort",
+        "mergesort",
+        "heapsort",
+        "binary search",
+        "tries",
+        "hash maps",
+        "b-trees",
+        "red-black trees",
+        "bloom filters",
+        "skip lists",
+    ]
     for topic in topics:
         cache.store(request(f"Explain {topic}", repo="a"), completion(topic))
     cache.store(request("Explain quicksort", repo="b"), completion("qb"))
@@ -244,8 +257,11 @@ def test_another_process_purge_is_seen(
 
 # -- properties, with a fast deterministic embedder ---------------------------------------------
 
-words = st.lists(st.sampled_from(["alpha", "beta", "gamma", "delta", "list", "python", "sort", "merge", "cache", "index"]),
-                 min_size=1, max_size=6).map(" ".join)  # fmt: skip
+words = st.lists(
+    st.sampled_from(["alpha", "beta", "gamma", "delta", "list", "python", "sort", "merge", "cache", "index"]),
+    min_size=1,
+    max_size=6,
+).map(" ".join)
 
 
 def fast_cache(tmp_path: Path, name: str) -> SemanticCache:
@@ -264,8 +280,13 @@ def test_property_store_then_lookup_hits(tmp_path: Path, prompt: str, counter: i
 
 
 @hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(stored=st.lists(words, min_size=1, max_size=8), query=words,
-       low=st.floats(0.05, 1.0), high=st.floats(0.05, 1.0), counter=st.integers(0, 10**9))  # fmt: skip
+@given(
+    stored=st.lists(words, min_size=1, max_size=8),
+    query=words,
+    low=st.floats(0.05, 1.0),
+    high=st.floats(0.05, 1.0),
+    counter=st.integers(0, 10**9),
+)
 def test_property_stricter_threshold_never_adds_hits(
     tmp_path: Path, stored: list[str], query: str, low: float, high: float, counter: int
 ) -> None:
@@ -280,8 +301,11 @@ def test_property_stricter_threshold_never_adds_hits(
 
 
 @hsettings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(a=st.lists(words, min_size=1, max_size=5), b=st.lists(words, min_size=1, max_size=5),
-       counter=st.integers(0, 10**9))  # fmt: skip
+@given(
+    a=st.lists(words, min_size=1, max_size=5),
+    b=st.lists(words, min_size=1, max_size=5),
+    counter=st.integers(0, 10**9),
+)
 def test_property_purging_a_never_touches_b(tmp_path: Path, a: list[str], b: list[str], counter: int) -> None:
     cache = fast_cache(tmp_path, f"r{counter}")
     for text in a:

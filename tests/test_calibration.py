@@ -39,8 +39,11 @@ def test_fit_threshold_keeps_the_upper_bound_within_budget() -> None:
     assert summary(points)["recall_at_p99"] <= summary(points)["recall_at_p90"]
 
 
-@given(st.lists(st.tuples(st.floats(0, 1), st.integers(0, 1)), min_size=5, max_size=200),
-       st.floats(0.01, 0.3), st.floats(0.01, 0.3))  # fmt: skip
+@given(
+    st.lists(st.tuples(st.floats(0, 1), st.integers(0, 1)), min_size=5, max_size=200),
+    st.floats(0.01, 0.3),
+    st.floats(0.01, 0.3),
+)
 def test_a_stricter_budget_never_lowers_the_threshold(rows: list, budget_a: float, budget_b: float) -> None:
     scores, labels = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
     points = sweep(scores, labels)
@@ -69,21 +72,41 @@ def test_tune_cli_fits_saves_reports_and_uses_wrong_hit_reports(tmp_path: Path, 
     from semcache.cache import SemanticCache
     from tests.helpers import completion, request
 
-    paraphrases = [("How do I reverse a list in Python?", "How can I reverse a list in python?"),
-                   ("What is a monad?", "What's a monad?"),
-                   ("Explain quicksort", "Please explain quicksort")] * 60  # fmt: skip
-    unrelated = [("How do I reverse a list in Python?", "What is the capital of France?"),
-                 ("How do I center a div in CSS?", "Best pizza in Naples")] * 60  # fmt: skip
+    paraphrases = [
+        ("How do I reverse a list in Python?", "How can I reverse a list in python?"),
+        ("What is a monad?", "What's a monad?"),
+        ("Explain quicksort", "Please explain quicksort"),
+    ] * 60
+    unrelated = [
+        ("How do I reverse a list in Python?", "What is the capital of France?"),
+        ("How do I center a div in CSS?", "Best pizza in Naples"),
+    ] * 60
     pairs_file = tmp_path / "pairs.jsonl"
-    pairs_file.write_text("".join(json.dumps({"a": a, "b": b, "label": lab}) + "\n"
-                                  for rows, lab in ((paraphrases, 1), (unrelated, 0)) for a, b in rows))  # fmt: skip
+    pairs_file.write_text(
+        "".join(
+            json.dumps({"a": a, "b": b, "label": lab}) + "\n"
+            for rows, lab in ((paraphrases, 1), (unrelated, 0))
+            for a, b in rows
+        )
+    )
     cache = SemanticCache(settings, embedder=embedder)
     entry = cache.store(request("Cancel my subscription"), completion("Cancelled."))
     cache.report_wrong_hit("acme", entry, "Don't cancel my subscription")
     cache.close()
     env = {"SEMCACHE_DECISION": "cosine", "SEMCACHE_EMBEDDING_DIR": str(settings.model_dir)}
-    args = ["tune", "--pairs", str(pairs_file), "--repo", "acme", "--budget", "0.02",
-            "--data-dir", str(settings.data_dir), "--report-dir", str(tmp_path / "reports")]  # fmt: skip
+    args = [
+        "tune",
+        "--pairs",
+        str(pairs_file),
+        "--repo",
+        "acme",
+        "--budget",
+        "0.02",
+        "--data-dir",
+        str(settings.data_dir),
+        "--report-dir",
+        str(tmp_path / "reports"),
+    ]
     result = CliRunner().invoke(cli_app, args, env=env)
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "reports" / "tune-acme-cosine-0.02.json").read_text())

@@ -34,9 +34,14 @@ def test_the_numpy_head_computes_what_the_torch_head_trained(tmp_path: Path) -> 
     pad = lambda x, n: np.vstack([x, np.zeros((n - len(x), 384), np.float32)])  # noqa: E731
     mask = lambda x, n: np.r_[np.ones(len(x)), np.zeros(n - len(x))].astype(np.float32)  # noqa: E731
     with torch.no_grad():
-        expected = model(torch.tensor(pad(q, 13))[None], torch.tensor(mask(q, 13))[None],
-                         torch.tensor(pad(c, 13))[None], torch.tensor(mask(c, 13))[None],
-                         torch.tensor([0.8]), torch.tensor(literal)[None]).item()  # fmt: skip
+        expected = model(
+            torch.tensor(pad(q, 13))[None],
+            torch.tensor(mask(q, 13))[None],
+            torch.tensor(pad(c, 13))[None],
+            torch.tensor(mask(c, 13))[None],
+            torch.tensor([0.8]),
+            torch.tensor(literal)[None],
+        ).item()
     qp = model.project(torch.tensor(q)).detach().numpy()
     cp = model.project(torch.tensor(c)).detach().numpy()
     assert logit(weights, qp, cp, 0.8, literal) == pytest.approx(expected, abs=1e-4)
@@ -106,18 +111,36 @@ def test_stream_sweep_counts_the_wrong_share_of_hits() -> None:
 
 
 def test_tune_by_stream_fits_a_threshold_from_a_replayed_cache(tmp_path: Path, settings) -> None:
-    clusters = [["How do I reverse a list in Python?", "How can I reverse a Python list?",
-                 "What's the way to reverse a list in python?"],
-                ["How do I sort a dict by value?", "Sort a Python dictionary by its values"],
-                ["What is the capital of France?"], ["What is the capital of Germany?"],
-                ["How do I center a div?", "Centering a div in CSS"]] * 30  # fmt: skip
-    rows = [{"prompt": f"{text} (case {i})", "cluster": f"{i}-{k}"}
-            for i, group in enumerate(clusters) for k, text in [(0, t) for t in group]]  # fmt: skip
+    clusters = [
+        [
+            "How do I reverse a list in Python?",
+            "How can I reverse a Python list?",
+            "What's the way to reverse a list in python?",
+        ],
+        ["How do I sort a dict by value?", "Sort a Python dictionary by its values"],
+        ["What is the capital of France?"],
+        ["What is the capital of Germany?"],
+        ["How do I center a div?", "Centering a div in CSS"],
+    ] * 30
+    rows = [
+        {"prompt": f"{text} (case {i})", "cluster": f"{i}-{k}"}
+        for i, group in enumerate(clusters)
+        for k, text in [(0, t) for t in group]
+    ]
     stream = tmp_path / "stream.jsonl"
     stream.write_text("".join(json.dumps(r) + "\n" for r in rows))
     env = {"SEMCACHE_DECISION": "learned", "SEMCACHE_EMBEDDING_DIR": str(settings.model_dir)}
-    args = ["tune", "--stream", str(stream), "--budget", "0.2", "--data-dir", str(settings.data_dir),
-            "--report-dir", str(tmp_path / "reports")]  # fmt: skip
+    args = [
+        "tune",
+        "--stream",
+        str(stream),
+        "--budget",
+        "0.2",
+        "--data-dir",
+        str(settings.data_dir),
+        "--report-dir",
+        str(tmp_path / "reports"),
+    ]
     result = CliRunner().invoke(cli_app, args, env=env)
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "reports" / "tune-global-learned-0.2.json").read_text())
@@ -134,16 +157,24 @@ def test_a_default_sidecar_serves_paraphrases_and_says_when_a_budget_is_uncalibr
     from semcache.server import create_app
     from tests.servers import serve
 
-    defaults = Settings(data_dir=tmp_path / "data", embedding_dir=model_dir, upstream_base_url=f"{stub_url}/v1",
-                        upstream_api_key_env="SEMCACHE_TEST_NO_KEY")  # fmt: skip
+    defaults = Settings(
+        data_dir=tmp_path / "data",
+        embedding_dir=model_dir,
+        upstream_base_url=f"{stub_url}/v1",
+        upstream_api_key_env="SEMCACHE_TEST_NO_KEY",
+    )
     assert defaults.decision == "learned" and defaults.false_hit_budget <= 0.05
     with serve(create_app(defaults, embedder=embedder)) as url:
 
         def ask(text: str, **options: object) -> httpx.Response:
-            body = {"model": "m-default", "messages": [{"role": "user", "content": text}],
-                    "semcache": options}  # fmt: skip
-            return httpx.post(f"{url}/v1/chat/completions", json=body, headers={"X-Semcache-Repo": "acme"},
-                              timeout=30)  # fmt: skip
+            body = {
+                "model": "m-default",
+                "messages": [{"role": "user", "content": text}],
+                "semcache": options,
+            }
+            return httpx.post(
+                f"{url}/v1/chat/completions", json=body, headers={"X-Semcache-Repo": "acme"}, timeout=30
+            )
 
         assert ask("How do I reverse a list in Python?").headers["x-semcache"] == "miss"
         hit = ask("How can I reverse a Python list?")

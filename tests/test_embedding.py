@@ -59,16 +59,25 @@ def test_a_failing_forward_pass_fails_every_waiting_caller() -> None:
 
 
 def test_real_model_vectors_are_normalized_and_paraphrases_are_close(embedder) -> None:
-    vectors = embedder.encode(["How do I reverse a list in Python?", "How can I reverse a list in python?",
-                               "What is the boiling point of water?"])  # fmt: skip
+    vectors = embedder.encode(
+        [
+            "How do I reverse a list in Python?",
+            "How can I reverse a list in python?",
+            "What is the boiling point of water?",
+        ]
+    )
     assert vectors.shape == (3, 384) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
     assert vectors[0] @ vectors[1] > 0.95 > 0.5 > vectors[0] @ vectors[2]
 
 
 def test_int8_vectors_stay_close_to_fp32(model_dir, embedder) -> None:
-    texts = ["How do I reverse a list in Python?", "What is the boiling point of water at sea level?",
-             "Port the payment service from .NET to Java", "cancel my subscription"]  # fmt: skip
+    texts = [
+        "How do I reverse a list in Python?",
+        "What is the boiling point of water at sea level?",
+        "Port the payment service from .NET to Java",
+        "cancel my subscription",
+    ]
     fp32 = SentenceTransformerEmbedder(model_dir, precision="fp32").encode(texts)
     int8 = embedder.encode(texts)  # the default precision
     assert (model_dir / "onnx" / PRECISIONS["int8"]).exists()
@@ -86,8 +95,13 @@ def test_length_groups_hold_every_index_once_and_bound_the_padding(lengths: list
 
 
 def test_a_batch_of_mixed_lengths_embeds_as_each_text_alone(embedder) -> None:
-    texts = ["hi", "How do I reverse a list in Python?", "cancel my subscription " * 20, "What is 2+2?",
-             "Port the payment service from .NET to Java and keep the public API the same for callers"]  # fmt: skip
+    texts = [
+        "hi",
+        "How do I reverse a list in Python?",
+        "cancel my subscription " * 20,
+        "What is 2+2?",
+        "Port the payment service from .NET to Java and keep the public API the same for callers",
+    ]
     together = embedder.encode(texts)
     alone = np.vstack([embedder.encode([text]) for text in texts])
     assert np.all((together * alone).sum(axis=1) > 0.99)

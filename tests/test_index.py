@@ -36,8 +36,16 @@ def put(
     """Insert entries the way the cache does: store and index under the set's lock."""
     ids = []
     for vector in vectors:
-        entry = NewEntry(repo=repo, scope_key=scope, exact_key=f"{repo}-{np.random.random()}", prompt="p",
-                         response={}, model="m", embedding=vector, expires_at=2e9)  # fmt: skip
+        entry = NewEntry(
+            repo=repo,
+            scope_key=scope,
+            exact_key=f"{repo}-{np.random.random()}",
+            prompt="p",
+            response={},
+            model="m",
+            embedding=vector,
+            expires_at=2e9,
+        )
         new_id, _ = store.insert(entry)
         if indexes is not None:
             indexes.get(repo).add(np.array([new_id]), vector.reshape(1, -1))
@@ -159,10 +167,20 @@ def test_a_running_set_reconciles_an_index_with_another_process(
 def test_the_cache_switches_structure_on_a_sweep_and_keeps_hitting(
     tmp_path: Path, stub_url: str, structure: str
 ) -> None:
-    settings = Settings(data_dir=tmp_path / "data", upstream_base_url=f"{stub_url}/v1", decision="cosine",
-                        min_similarity=0.85, ann_min_entries=10, ann_m=8, ann_structure=structure)  # fmt: skip
-    prompts = [f"how do I {verb} a {noun} in python" for verb in ("sort", "copy", "print", "parse")
-               for noun in ("list", "dict", "string", "file")]  # fmt: skip
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        upstream_base_url=f"{stub_url}/v1",
+        decision="cosine",
+        min_similarity=0.85,
+        ann_min_entries=10,
+        ann_m=8,
+        ann_structure=structure,
+    )
+    prompts = [
+        f"how do I {verb} a {noun} in python"
+        for verb in ("sort", "copy", "print", "parse")
+        for noun in ("list", "dict", "string", "file")
+    ]
     cache = SemanticCache(settings, embedder=HashEmbedder())
     cache.start()
     for prompt in prompts:

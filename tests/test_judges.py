@@ -20,10 +20,14 @@ def test_exact_normalises_case_and_spaces_only() -> None:
 
 def test_embedding_tells_topics_apart(embedder) -> None:
     judge = EmbeddingJudge(embedder)
-    assert same(judge, "Call list.reverse() to reverse the list in place.",
-                "Call list.reverse() to reverse a list in place.")  # fmt: skip
-    assert not same(judge, "Call list.reverse() to reverse the list in place.",
-                    "Paris is the capital of France.")  # fmt: skip
+    assert same(
+        judge,
+        "Call list.reverse() to reverse the list in place.",
+        "Call list.reverse() to reverse a list in place.",
+    )
+    assert not same(
+        judge, "Call list.reverse() to reverse the list in place.", "Paris is the capital of France."
+    )
 
 
 def reply(text: str):

@@ -86,8 +86,13 @@ def test_repo_and_context_file_content_change_the_scope() -> None:
 
 
 def test_delivery_fields_do_not_change_the_keys() -> None:
-    variant = {**BASE, "stream": True, "user": "u1", "stream_options": {"include_usage": True},
-               "semcache": {"ttl_s": 60, "no_store": True, "min_similarity": 0.99}}  # fmt: skip
+    variant = {
+        **BASE,
+        "stream": True,
+        "user": "u1",
+        "stream_options": {"include_usage": True},
+        "semcache": {"ttl_s": 60, "no_store": True, "min_similarity": 0.99},
+    }
     assert parse(variant).exact_key == parse(BASE).exact_key
 
 

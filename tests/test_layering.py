@@ -60,6 +60,17 @@ def test_tests_never_import_other_test_modules() -> None:
 
 def test_the_public_api_is_pinned() -> None:
     assert sorted(semcache.__all__) == [
-        "CacheHit", "CacheRequest", "InvalidRepo", "InvalidRequest", "Lookup", "NotFound", "PromptTooLarge",
-        "SemanticCache", "SemcacheError", "Settings", "StoreError", "is_cacheable", "parse_chat_request",
-    ]  # fmt: skip
+        "CacheHit",
+        "CacheRequest",
+        "InvalidRepo",
+        "InvalidRequest",
+        "Lookup",
+        "NotFound",
+        "PromptTooLarge",
+        "SemanticCache",
+        "SemcacheError",
+        "Settings",
+        "StoreError",
+        "is_cacheable",
+        "parse_chat_request",
+    ]

@@ -15,26 +15,32 @@ from tests.servers import serve, wait_for
 
 def registry(path: Path, stub_url: str) -> Path:
     def model(model_id: str, tier: str, fallback: str | None = None, price: float = 1.0) -> str:
-        lines = [f'[[models]]\nid = "{model_id}"\nbase_url = "{stub_url}/v1"\ntier = "{tier}"',
-                 f"input_per_1m = {price}\noutput_per_1m = {2 * price}\ncached_input_per_1m = 0.1",
-                 "max_context_tokens = 32000\ntimeout_s = 5.0"]  # fmt: skip
+        lines = [
+            f'[[models]]\nid = "{model_id}"\nbase_url = "{stub_url}/v1"\ntier = "{tier}"',
+            f"input_per_1m = {price}\noutput_per_1m = {2 * price}\ncached_input_per_1m = 0.1",
+            "max_context_tokens = 32000\ntimeout_s = 5.0",
+        ]
         if fallback:
             lines.append(f'fallback = "{fallback}"')
         return "\n".join(lines)
 
-    path.write_text("\n\n".join([
-        '[router]\ndefault_tier = "standard"\nmin_confidence = 0.3',
-        "[retry]\nmax_attempts = 1\nbackoff_initial_s = 0.01\nbackoff_max_s = 0.02\njitter_s = 0.0",
-        '[tiers.bulk]\nmodel = "r-bulk"',
-        '[tiers.standard]\nmodel = "r-standard-500"',
-        '[tiers.structured]\nmodel = "r-structured"',
-        '[tiers.complex]\nmodel = "r-complex"',
-        model("r-bulk", "bulk", price=0.1),
-        model("r-standard-500", "standard", fallback="r-standard-backup"),
-        model("r-standard-backup", "standard"),
-        model("r-structured", "structured"),
-        model("r-complex", "complex", price=10.0),
-    ]))  # fmt: skip
+    path.write_text(
+        "\n\n".join(
+            [
+                '[router]\ndefault_tier = "standard"\nmin_confidence = 0.3',
+                "[retry]\nmax_attempts = 1\nbackoff_initial_s = 0.01\nbackoff_max_s = 0.02\njitter_s = 0.0",
+                '[tiers.bulk]\nmodel = "r-bulk"',
+                '[tiers.standard]\nmodel = "r-standard-500"',
+                '[tiers.structured]\nmodel = "r-structured"',
+                '[tiers.complex]\nmodel = "r-complex"',
+                model("r-bulk", "bulk", price=0.1),
+                model("r-standard-500", "standard", fallback="r-standard-backup"),
+                model("r-standard-backup", "standard"),
+                model("r-structured", "structured"),
+                model("r-complex", "complex", price=10.0),
+            ]
+        )
+    )
     return path
 
 

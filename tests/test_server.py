@@ -41,8 +41,11 @@ def test_system_prompt_and_earlier_turns_keep_entries_apart(sidecar: str) -> Non
     body = {"model": "m-scope", "messages": system}
     response = httpx.post(f"{sidecar}/v1/chat/completions", json=body, headers={"X-Semcache-Repo": "acme"})
     assert response.headers["x-semcache"] == "miss"
-    turns = [{"role": "user", "content": "I use Python 2."}, {"role": "assistant", "content": "OK."},
-             {"role": "user", "content": PROMPT}]  # fmt: skip
+    turns = [
+        {"role": "user", "content": "I use Python 2."},
+        {"role": "assistant", "content": "OK."},
+        {"role": "user", "content": PROMPT},
+    ]
     body = {"model": "m-scope", "messages": turns}
     response = httpx.post(f"{sidecar}/v1/chat/completions", json=body, headers={"X-Semcache-Repo": "acme"})
     assert response.headers["x-semcache"] == "miss"
@@ -100,35 +103,79 @@ def test_unreachable_upstream_is_a_502_and_caches_nothing(settings: Settings, em
     [
         (b"{not json", {"X-Semcache-Repo": "acme"}, 400, "not valid JSON"),
         (json.dumps({"model": "m"}).encode(), {"X-Semcache-Repo": "acme"}, 400, "messages"),
-        (json.dumps({"model": "m", "messages": [{"role": "wizard", "content": "x"}]}).encode(),
-         {"X-Semcache-Repo": "acme"}, 400, "role"),
-        (json.dumps({"model": "m", "messages": [{"role": "user", "content": "x" * 300_000}]}).encode(),
-         {"X-Semcache-Repo": "acme"}, 413, "limit"),
-        (json.dumps({"model": "m", "messages": [{"role": "user", "content": "x"}]}).encode(), {}, 400, "repo"),
-        (json.dumps({"model": "m", "messages": [{"role": "user", "content": "x"}]}).encode(),
-         {"X-Semcache-Repo": "../../etc"}, 400, "invalid repo"),
-        (json.dumps({"model": "m", "messages": [{"role": "user", "content": "x"}],
-                     "semcache": {"min_similarity": 2}}).encode(), {"X-Semcache-Repo": "acme"}, 400, "min_similarity"),
-        (json.dumps({"model": "m", "messages": [{"role": "user", "content": "x"}],
-                     "semcache": {"ttl_s": 1e12}}).encode(), {"X-Semcache-Repo": "acme"}, 400, "ttl_s"),
+        (
+            json.dumps({"model": "m", "messages": [{"role": "wizard", "content": "x"}]}).encode(),
+            {"X-Semcache-Repo": "acme"},
+            400,
+            "role",
+        ),
+        (
+            json.dumps({"model": "m", "messages": [{"role": "user", "content": "x" * 300_000}]}).encode(),
+            {"X-Semcache-Repo": "acme"},
+            413,
+            "limit",
+        ),
+        (
+            json.dumps({"model": "m", "messages": [{"role": "user", "content": "x"}]}).encode(),
+            {},
+            400,
+            "repo",
+        ),
+        (
+            json.dumps({"model": "m", "messages": [{"role": "user", "content": "x"}]}).encode(),
+            {"X-Semcache-Repo": "../../etc"},
+            400,
+            "invalid repo",
+        ),
+        (
+            json.dumps(
+                {
+                    "model": "m",
+                    "messages": [{"role": "user", "content": "x"}],
+                    "semcache": {"min_similarity": 2},
+                }
+            ).encode(),
+            {"X-Semcache-Repo": "acme"},
+            400,
+            "min_similarity",
+        ),
+        (
+            json.dumps(
+                {"model": "m", "messages": [{"role": "user", "content": "x"}], "semcache": {"ttl_s": 1e12}}
+            ).encode(),
+            {"X-Semcache-Repo": "acme"},
+            400,
+            "ttl_s",
+        ),
     ],
     ids=["malformed", "no-messages", "bad-role", "oversize", "no-repo", "bad-repo", "bad-threshold", "ttl"],
-)  # fmt: skip
+)
 def test_bad_input_gets_a_clear_4xx(
     sidecar: str, content: bytes, headers: dict, status: int, needle: str
 ) -> None:
-    response = httpx.post(f"{sidecar}/v1/chat/completions", content=content,
-                          headers={"content-type": "application/json", **headers})  # fmt: skip
+    response = httpx.post(
+        f"{sidecar}/v1/chat/completions",
+        content=content,
+        headers={"content-type": "application/json", **headers},
+    )
     assert response.status_code == status
     assert needle in response.json()["error"]["message"]
     assert httpx.get(f"{sidecar}/v1/cache/repos").json() == {"repos": []}
 
 
 def test_management_api(sidecar: str) -> None:
-    body = {"model": "m-admin", "messages": [{"role": "user", "content": "What is a monad?"}],
-            "semcache": {"context_files": [{"path": "docs/fp.md", "sha": "1"}]}}  # fmt: skip
-    answer = {"object": "chat.completion", "model": "m-admin",
-              "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "A burrito."}}]}  # fmt: skip
+    body = {
+        "model": "m-admin",
+        "messages": [{"role": "user", "content": "What is a monad?"}],
+        "semcache": {"context_files": [{"path": "docs/fp.md", "sha": "1"}]},
+    }
+    answer = {
+        "object": "chat.completion",
+        "model": "m-admin",
+        "choices": [
+            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "A burrito."}}
+        ],
+    }
     put = httpx.post(f"{sidecar}/v1/cache/repos/acme/entries", json={"request": body, "response": answer})
     assert put.status_code == 201
     entry_id = put.json()["entry_id"]
@@ -145,10 +192,27 @@ def test_management_api(sidecar: str) -> None:
     assert httpx.get(f"{sidecar}/v1/cache/repos").json() == {"repos": [{"repo": "acme", "entries": 1}]}
     health = httpx.get(f"{sidecar}/healthz").json()
     assert (health["status"], health["repos"]) == ("ok", 1)
-    decision = {k: health["decision"][k] for k in ("decision", "model", "false_hit_budget", "threshold",
-                                                   "source", "semantic_hits", "calibrated_budgets")}  # fmt: skip
-    assert decision == {"decision": "cosine", "model": "cosine", "false_hit_budget": 0.05, "threshold": 0.85,
-                        "source": "setting", "semantic_hits": True, "calibrated_budgets": []}  # fmt: skip
+    decision = {
+        k: health["decision"][k]
+        for k in (
+            "decision",
+            "model",
+            "false_hit_budget",
+            "threshold",
+            "source",
+            "semantic_hits",
+            "calibrated_budgets",
+        )
+    }
+    assert decision == {
+        "decision": "cosine",
+        "model": "cosine",
+        "false_hit_budget": 0.05,
+        "threshold": 0.85,
+        "source": "setting",
+        "semantic_hits": True,
+        "calibrated_budgets": [],
+    }
     purged = httpx.delete(f"{sidecar}/v1/cache/repos/acme", params={"context_file": "docs/fp.md"})
     assert purged.json()["removed"] == 1
     assert httpx.get(f"{sidecar}/v1/cache/repos/acme/entries/{entry_id}").status_code == 404
@@ -166,8 +230,10 @@ def test_delete_purge_stats_and_wrong_hit_feedback(sidecar: str) -> None:
     wrong = chat(sidecar, "Don't cancel my subscription", model="m-fb")
     assert wrong.headers["x-semcache"] == "hit-semantic"  # plain cosine cannot tell these apart
     entry_id = int(wrong.headers["x-semcache-entry-id"])
-    report = httpx.post(f"{sidecar}/v1/cache/repos/acme/feedback",
-                        json={"entry_id": entry_id, "prompt": "Don't cancel my subscription"})  # fmt: skip
+    report = httpx.post(
+        f"{sidecar}/v1/cache/repos/acme/feedback",
+        json={"entry_id": entry_id, "prompt": "Don't cancel my subscription"},
+    )
     assert report.status_code == 200 and report.json()["evicted"]
     assert httpx.post(f"{sidecar}/v1/cache/repos/acme/feedback", json={"entry_id": "x"}).status_code == 400
     stats = httpx.get(f"{sidecar}/v1/cache/repos/acme/stats").json()

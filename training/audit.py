@@ -46,9 +46,15 @@ def served_hits(model: Path, reference: float, top_n: int, floor: float, seed: i
     hit, right = served(lookups, reference)
     first = (lookups.scores >= reference).argmax(axis=1)
     texts = [prompt for prompt, _ in rows]
-    return [{"asked": texts[i], "served": texts[lookups.candidates[i, first[i]]],
-             "score": float(lookups.scores[i, first[i]]), "right": bool(right[i])}
-            for i in np.nonzero(hit)[0]]  # fmt: skip
+    return [
+        {
+            "asked": texts[i],
+            "served": texts[lookups.candidates[i, first[i]]],
+            "score": float(lookups.scores[i, first[i]]),
+            "right": bool(right[i]),
+        }
+        for i in np.nonzero(hit)[0]
+    ]
 
 
 def load_verdicts(model: str, path: Path = VERDICTS) -> dict[str, str]:
@@ -71,13 +77,21 @@ def corrected(hits: list[dict], verdicts: dict[str, str], threshold: float) -> d
     """The wrong share of the hits served at ``threshold`` by the clusters and corrected both ways."""
     kept = [h for h in hits if h["score"] >= threshold]
     sides = [[h for h in kept if h["right"] == side] for side in (False, True)]
-    audited = tuple([verdicts[key(h["asked"], h["served"])] for h in side if key(h["asked"], h["served"]) in verdicts]
-                    for side in sides)  # fmt: skip
+    audited = tuple(
+        [verdicts[key(h["asked"], h["served"])] for h in side if key(h["asked"], h["served"]) in verdicts]
+        for side in sides
+    )
     fixed = two_sided((len(sides[0]), len(sides[1])), audited)
-    return {"threshold": threshold, "served": len(kept), "by_clusters": len(sides[0]) / max(len(kept), 1),
-            "corrected": fixed["share"], "interval": fixed["interval"], "audited": fixed["audited"],
-            "sides": [len(sides[0]), len(sides[1])],
-            "really_wrong": fixed["really_wrong"]}  # fmt: skip
+    return {
+        "threshold": threshold,
+        "served": len(kept),
+        "by_clusters": len(sides[0]) / max(len(kept), 1),
+        "corrected": fixed["share"],
+        "interval": fixed["interval"],
+        "audited": fixed["audited"],
+        "sides": [len(sides[0]), len(sides[1])],
+        "really_wrong": fixed["really_wrong"],
+    }
 
 
 def print_sample(hits: list[dict], wrong: int, right: int, seed: int, model: str) -> None:
@@ -88,8 +102,18 @@ def print_sample(hits: list[dict], wrong: int, right: int, seed: int, model: str
         pool = [h for h in hits if h["right"] == side]
         for h in rng.sample(pool, min(count, len(pool))):
             pair = key(h["asked"], h["served"])
-            print(json.dumps({"key": pair, "model": model, "side": "right" if side else "wrong",
-                              "verdict": known.get(pair), "asked": h["asked"], "served": h["served"]}))  # fmt: skip
+            print(
+                json.dumps(
+                    {
+                        "key": pair,
+                        "model": model,
+                        "side": "right" if side else "wrong",
+                        "verdict": known.get(pair),
+                        "asked": h["asked"],
+                        "served": h["served"],
+                    }
+                )
+            )
 
 
 def main() -> None:
@@ -150,8 +174,10 @@ def write(model: Path, chosen: dict[str, dict], reference: float, verdicts: int)
         "clusters call wrong and right read by hand (python -m training.audit); each budget's threshold is "
         "the loosest whose wrong share, corrected both ways, is within it (point estimate; the 95 % "
         "interval beside it)",
-        "reference_threshold": reference, "verdicts": verdicts, "points": chosen,
-    }  # fmt: skip
+        "reference_threshold": reference,
+        "verdicts": verdicts,
+        "points": chosen,
+    }
     path.write_text(json.dumps(shipped, indent=2) + "\n")
 
 

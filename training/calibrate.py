@@ -39,9 +39,15 @@ def table(lookups: StreamLookups, budgets: tuple[float, ...]) -> tuple[dict, dic
         point = fit_threshold(points, budget)
         if point is not None:
             thresholds[str(budget)] = point.threshold
-            chosen[str(budget)] = {"threshold": point.threshold, "served": point.served, "wrong": point.wrong,
-                                   "wrong_share": point.false_hit_rate, "upper": point.false_hit_upper,
-                                   "of_oracle": point.recall, "oracle": int(lookups.oracle.sum())}  # fmt: skip
+            chosen[str(budget)] = {
+                "threshold": point.threshold,
+                "served": point.served,
+                "wrong": point.wrong,
+                "wrong_share": point.false_hit_rate,
+                "upper": point.false_hit_upper,
+                "of_oracle": point.recall,
+                "oracle": int(lookups.oracle.sum()),
+            }
     return thresholds, chosen
 
 
@@ -62,10 +68,17 @@ def main() -> None:
         print(name, json.dumps(out["by_clusters"][name], indent=1))
     out["calibrated_on"] = {
         "stream": "qqp_train components held out from training (training.data.split_qqp), each question "
-        "once, clusters joined by positive pairs", "prompts": len(rows), "seed": args.seed,
-    }  # fmt: skip
-    out.update(confidence=0.95, bound="Clopper-Pearson upper bound of the served wrong share, by lookup",
-               floor=args.floor, top_n=args.top_n, script="python -m training.calibrate")  # fmt: skip
+        "once, clusters joined by positive pairs",
+        "prompts": len(rows),
+        "seed": args.seed,
+    }
+    out.update(
+        confidence=0.95,
+        bound="Clopper-Pearson upper bound of the served wrong share, by lookup",
+        floor=args.floor,
+        top_n=args.top_n,
+        script="python -m training.calibrate",
+    )
     (args.model / "thresholds.json").write_text(json.dumps(out, indent=2) + "\n")
 
 

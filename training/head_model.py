@@ -98,12 +98,17 @@ class InteractionHead(nn.Module):
         """The weights as numpy arrays, under the names ``semcache.decision.head`` reads."""
         t = lambda p: p.detach().cpu().numpy().astype(np.float32)  # noqa: E731
         return {
-            "proj_w": t(self.proj.weight).T.copy(), "proj_b": t(self.proj.bias),
+            "proj_w": t(self.proj.weight).T.copy(),
+            "proj_b": t(self.proj.bias),
             "temperature": np.float32(self.log_temperature.exp().item()),
-            "compare_w": t(self.compare.weight).T.copy(), "compare_b": t(self.compare.bias),
-            "compose_w": t(self.compose.weight).T.copy(), "compose_b": t(self.compose.bias),
-            "mix_w": t(self.mix.weight).T.copy(), "mix_b": t(self.mix.bias),
-            "out_w": t(self.out.weight).reshape(-1), "out_b": t(self.out.bias).reshape(()),
+            "compare_w": t(self.compare.weight).T.copy(),
+            "compare_b": t(self.compare.bias),
+            "compose_w": t(self.compose.weight).T.copy(),
+            "compose_b": t(self.compose.bias),
+            "mix_w": t(self.mix.weight).T.copy(),
+            "mix_b": t(self.mix.bias),
+            "out_w": t(self.out.weight).reshape(-1),
+            "out_b": t(self.out.bias).reshape(()),
             "cosine_weight": np.float32(self.cosine_weight.item()),
             "cosine_bias": np.float32(self.cosine_bias.item()),
-        }  # fmt: skip
+        }

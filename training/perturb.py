@@ -11,28 +11,102 @@ import re
 from dataclasses import dataclass
 
 NEGATABLE = [
-    (r"\bcan\b", "cannot"), (r"\bshould\b", "should not"), (r"\bis\b", "is not"), (r"\bare\b", "are not"),
-    (r"\bdoes\b", "does not"), (r"\bdo\b", "do not"), (r"\bwill\b", "will not"), (r"\bwas\b", "was not"),
-]  # fmt: skip
+    (r"\bcan\b", "cannot"),
+    (r"\bshould\b", "should not"),
+    (r"\bis\b", "is not"),
+    (r"\bare\b", "are not"),
+    (r"\bdoes\b", "does not"),
+    (r"\bdo\b", "do not"),
+    (r"\bwill\b", "will not"),
+    (r"\bwas\b", "was not"),
+]
 NEGATIONS = [
-    (r"\bcannot\b", "can"), (r"\bcan't\b", "can"), (r"\bdon't\b", "do"), (r"\bdoesn't\b", "does"),
-    (r"\bisn't\b", "is"), (r"\bshould not\b", "should"), (r"\bshouldn't\b", "should"), (r"\bnot\s", ""),
-    (r"\bwon't\b", "will"), (r"\bnever\b", "always"), (r"\bwithout\b", "with"),
-]  # fmt: skip
+    (r"\bcannot\b", "can"),
+    (r"\bcan't\b", "can"),
+    (r"\bdon't\b", "do"),
+    (r"\bdoesn't\b", "does"),
+    (r"\bisn't\b", "is"),
+    (r"\bshould not\b", "should"),
+    (r"\bshouldn't\b", "should"),
+    (r"\bnot\s", ""),
+    (r"\bwon't\b", "will"),
+    (r"\bnever\b", "always"),
+    (r"\bwithout\b", "with"),
+]
 ANTONYMS = [
-    ("increase", "decrease"), ("enable", "disable"), ("add", "remove"), ("start", "stop"), ("open", "close"),
-    ("before", "after"), ("minimum", "maximum"), ("true", "false"), ("buy", "sell"), ("leave", "remain"),
-    ("import", "export"), ("upload", "download"), ("encrypt", "decrypt"), ("best", "worst"), ("win", "lose"),
-    ("love", "hate"), ("cheap", "expensive"), ("fast", "slow"), ("easy", "hard"), ("good", "bad"),
-    ("advantages", "disadvantages"), ("pros", "cons"), ("first", "last"), ("gain", "lose"), ("push", "pull"),
-    ("serialize", "deserialize"), ("compress", "decompress"), ("install", "uninstall"), ("ascending", "descending"),
-    ("lowercase", "uppercase"), ("inner", "outer"), ("left", "right"), ("public", "private"), ("rich", "poor"),
-    ("positive", "negative"), ("male", "female"), ("older", "younger"), ("more", "less"), ("above", "below"),
-    ("accept", "reject"), ("allow", "deny"), ("subscribe", "unsubscribe"), ("cancel", "renew"), ("merge", "split"),
-]  # fmt: skip
-LANGUAGES = ["Python", "Java", "JavaScript", "TypeScript", "C++", "C#", "Go", "Rust", "Ruby", "PHP", "Kotlin",
-             "Swift", "Scala", "Haskell", "SQL", "Bash", "English", "French", "German", "Spanish", "Chinese",
-             "Japanese", "Hindi", "Russian", "Italian", "Portuguese"]  # fmt: skip
+    ("increase", "decrease"),
+    ("enable", "disable"),
+    ("add", "remove"),
+    ("start", "stop"),
+    ("open", "close"),
+    ("before", "after"),
+    ("minimum", "maximum"),
+    ("true", "false"),
+    ("buy", "sell"),
+    ("leave", "remain"),
+    ("import", "export"),
+    ("upload", "download"),
+    ("encrypt", "decrypt"),
+    ("best", "worst"),
+    ("win", "lose"),
+    ("love", "hate"),
+    ("cheap", "expensive"),
+    ("fast", "slow"),
+    ("easy", "hard"),
+    ("good", "bad"),
+    ("advantages", "disadvantages"),
+    ("pros", "cons"),
+    ("first", "last"),
+    ("gain", "lose"),
+    ("push", "pull"),
+    ("serialize", "deserialize"),
+    ("compress", "decompress"),
+    ("install", "uninstall"),
+    ("ascending", "descending"),
+    ("lowercase", "uppercase"),
+    ("inner", "outer"),
+    ("left", "right"),
+    ("public", "private"),
+    ("rich", "poor"),
+    ("positive", "negative"),
+    ("male", "female"),
+    ("older", "younger"),
+    ("more", "less"),
+    ("above", "below"),
+    ("accept", "reject"),
+    ("allow", "deny"),
+    ("subscribe", "unsubscribe"),
+    ("cancel", "renew"),
+    ("merge", "split"),
+]
+LANGUAGES = [
+    "Python",
+    "Java",
+    "JavaScript",
+    "TypeScript",
+    "C++",
+    "C#",
+    "Go",
+    "Rust",
+    "Ruby",
+    "PHP",
+    "Kotlin",
+    "Swift",
+    "Scala",
+    "Haskell",
+    "SQL",
+    "Bash",
+    "English",
+    "French",
+    "German",
+    "Spanish",
+    "Chinese",
+    "Japanese",
+    "Hindi",
+    "Russian",
+    "Italian",
+    "Portuguese",
+]
 _IDENT = re.compile(r"\b[A-Za-z_]+[A-Z_][A-Za-z0-9_]*\b|\b\w+\.\w{1,5}\b|`[^`]+`")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _FROM_TO = re.compile(r"\bfrom ([\w.#+]+(?: [\w.#+]+)?) to ([\w.#+]+(?: [\w.#+]+)?)", re.IGNORECASE)
@@ -118,8 +192,94 @@ def change_identifier(text: str, rng: random.Random) -> str | None:
 
 
 _STOP = set(
-    ["the", "a", "an", "of", "to", "in", "on", "for", "with", "and", "or", "but", "is", "are", "was", "were", "be", "been", "do", "does", "did", "how", "what", "why", "when", "where", "which", "who", "whom", "whose", "can", "could", "should", "would", "will", "shall", "may", "might", "must", "i", "you", "he", "she", "it", "we", "they", "me", "my", "your", "our", "their", "this", "that", "these", "those", "there", "here", "from", "by", "at", "as", "about", "into", "than", "then", "so", "if", "not", "no", "yes", "any", "some", "all", "more", "most", "very", "just", "also", "get", "got", "has", "have", "had", "its", "it's"]
-)  # fmt: skip
+    [
+        "the",
+        "a",
+        "an",
+        "of",
+        "to",
+        "in",
+        "on",
+        "for",
+        "with",
+        "and",
+        "or",
+        "but",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "do",
+        "does",
+        "did",
+        "how",
+        "what",
+        "why",
+        "when",
+        "where",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "can",
+        "could",
+        "should",
+        "would",
+        "will",
+        "shall",
+        "may",
+        "might",
+        "must",
+        "i",
+        "you",
+        "he",
+        "she",
+        "it",
+        "we",
+        "they",
+        "me",
+        "my",
+        "your",
+        "our",
+        "their",
+        "this",
+        "that",
+        "these",
+        "those",
+        "there",
+        "here",
+        "from",
+        "by",
+        "at",
+        "as",
+        "about",
+        "into",
+        "than",
+        "then",
+        "so",
+        "if",
+        "not",
+        "no",
+        "yes",
+        "any",
+        "some",
+        "all",
+        "more",
+        "most",
+        "very",
+        "just",
+        "also",
+        "get",
+        "got",
+        "has",
+        "have",
+        "had",
+        "its",
+        "it's",
+    ]
+)
 # Where two words may change places without changing the question ("the difference between A and B").
 _SYMMETRIC = re.compile(r"\b(between|and|or|vs|versus|compare|compared|difference|same|similar|both)\b", re.I)
 _BEFORE_NOUN = set(
@@ -166,11 +326,17 @@ class _Word:
 
 
 UNIT_GROUPS = [
-    ["KB", "MB", "GB", "TB"], ["millimeters", "centimeters", "meters", "kilometers", "inches", "feet", "miles"],
-    ["grams", "kilograms", "ounces", "pounds"], ["milliliters", "liters", "cups", "gallons"],
-    ["seconds", "minutes", "hours", "days", "weeks", "months", "years"], ["celsius", "fahrenheit"],
-    ["dollars", "euros", "rupees", "pounds"], ["mph", "km/h"], ["MHz", "GHz"], ["watts", "kilowatts"],
-]  # fmt: skip
+    ["KB", "MB", "GB", "TB"],
+    ["millimeters", "centimeters", "meters", "kilometers", "inches", "feet", "miles"],
+    ["grams", "kilograms", "ounces", "pounds"],
+    ["milliliters", "liters", "cups", "gallons"],
+    ["seconds", "minutes", "hours", "days", "weeks", "months", "years"],
+    ["celsius", "fahrenheit"],
+    ["dollars", "euros", "rupees", "pounds"],
+    ["mph", "km/h"],
+    ["MHz", "GHz"],
+    ["watts", "kilowatts"],
+]
 
 
 def swap_words(text: str, rng: random.Random) -> str | None:
@@ -181,15 +347,19 @@ def swap_words(text: str, rng: random.Random) -> str | None:
     # Words after a determiner, a preposition or an auxiliary are mostly nouns: swapping two of them keeps
     # the sentence well formed ("Why do cats hiss at dogs?" -> "Why do dogs hiss at cats?").
     words = list(re.finditer(r"[A-Za-z][A-Za-z-]*", text))
-    content = [_Word(w.start(), w.end(), w.group()) for before, w in itertools.pairwise(words)
-               if before.group().lower() in _BEFORE_NOUN and len(w.group()) > 2 and w.group().lower() not in _STOP]  # fmt: skip
+    content = [
+        _Word(w.start(), w.end(), w.group())
+        for before, w in itertools.pairwise(words)
+        if before.group().lower() in _BEFORE_NOUN and len(w.group()) > 2 and w.group().lower() not in _STOP
+    ]
     if len(content) < 2:
         return None
     first, second = sorted(rng.sample(content, 2), key=lambda w: w.start)
     if first.text.lower() == second.text.lower():
         return None
-    return (text[: first.start] + second.text + text[first.end : second.start] + first.text
-            + text[second.end :])  # fmt: skip
+    return (
+        text[: first.start] + second.text + text[first.end : second.start] + first.text + text[second.end :]
+    )
 
 
 def change_unit(text: str, rng: random.Random) -> str | None:
@@ -204,8 +374,15 @@ def change_unit(text: str, rng: random.Random) -> str | None:
 
 
 HARD_NEGATIVES = [
-    negate, antonym, swap_roles, change_number, change_language, change_identifier, swap_words, change_unit,
-]  # fmt: skip
+    negate,
+    antonym,
+    swap_roles,
+    change_number,
+    change_language,
+    change_identifier,
+    swap_words,
+    change_unit,
+]
 
 
 def hard_negative(text: str, rng: random.Random) -> str | None:

@@ -56,8 +56,9 @@ def train(args: argparse.Namespace) -> dict:
     train_data = arrays(bank, data.train)
     held = arrays(bank, data.calibration)  # selects the epoch: held out from training, not a dev set
     dev = arrays(bank, read_pairs(DATA / "qqp_dev.jsonl"))
-    model = InteractionHead(width=args.width, hidden=args.hidden, literals=0 if args.no_literals else 2,
-                           dropout=args.dropout)  # fmt: skip
+    model = InteractionHead(
+        width=args.width, hidden=args.hidden, literals=0 if args.no_literals else 2, dropout=args.dropout
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     steps = args.epochs * ((len(train_data) + args.batch - 1) // args.batch)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, args.lr, total_steps=steps, pct_start=0.1)
@@ -75,10 +76,19 @@ def train(args: argparse.Namespace) -> dict:
             total += loss.item() * len(labels)
         selection = report(scores(model, bank, held), held.labels)["p_at_r50"]
         measured = report(scores(model, bank, dev), dev.labels)
-        history.append({"epoch": epoch + 1, "loss": total / len(train_data), "held_out_p_at_r50": selection,
-                        "qqp_dev": measured})  # fmt: skip
-        print(f"epoch {epoch + 1}: loss {total / len(train_data):.4f} held-out P@R0.5 {selection:.4f} "
-              f"dev {measured} ({time.monotonic() - started:.0f} s)", flush=True)  # fmt: skip
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "loss": total / len(train_data),
+                "held_out_p_at_r50": selection,
+                "qqp_dev": measured,
+            }
+        )
+        print(
+            f"epoch {epoch + 1}: loss {total / len(train_data):.4f} held-out P@R0.5 {selection:.4f} "
+            f"dev {measured} ({time.monotonic() - started:.0f} s)",
+            flush=True,
+        )
         if best is None or selection > best[0]:
             best = (selection, epoch + 1, model.export())
     args.out.mkdir(parents=True, exist_ok=True)
@@ -103,8 +113,9 @@ def train(args: argparse.Namespace) -> dict:
 
 def _commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=ROOT, check=True).stdout.strip()  # fmt: skip
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 

@@ -36,8 +36,12 @@ def two_sided(counts: tuple[int, int], verdicts: tuple[list[str], list[str]]) ->
     share, low, high = (
         sum(n * side[k] for n, side in zip(counts, sides, strict=True)) / served for k in (1, 2, 3)
     )
-    return {"share": share, "interval": [low, high],
-            "audited": [len(v) for v in verdicts], "really_wrong": [side[0] for side in sides]}  # fmt: skip
+    return {
+        "share": share,
+        "interval": [low, high],
+        "audited": [len(v) for v in verdicts],
+        "really_wrong": [side[0] for side in sides],
+    }
 
 
 def clopper_pearson_upper(wrong: int, served: int, confidence: float = 0.95) -> float:

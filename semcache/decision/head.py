@@ -92,15 +92,18 @@ def _side(weights: HeadWeights, x: np.ndarray, other: np.ndarray, sim: np.ndarra
     best = sim.max(axis=1, keepdims=True)
     # How far a token's counterpart sits from it, in relative position: a swap of roles moves it.
     moved = np.abs(_positions(len(x)) - alignment @ _positions(len(other)))[:, None]
-    f = _relu(np.concatenate([x, aligned, x - aligned, x * aligned, best, moved], axis=1) @ weights.compare_w
-              + weights.compare_b)  # fmt: skip
+    f = _relu(
+        np.concatenate([x, aligned, x - aligned, x * aligned, best, moved], axis=1) @ weights.compare_w
+        + weights.compare_b
+    )
     attended = _softmax(f @ f.T / np.sqrt(f.shape[1]), axis=1) @ f
     g = _relu(np.concatenate([f, attended], axis=1) @ weights.compose_w + weights.compose_b)
     return np.concatenate([g.max(axis=0), g.mean(axis=0)])
 
 
-def logit(weights: HeadWeights, query: np.ndarray, candidate: np.ndarray, cosine: float,
-          literal: np.ndarray) -> float:  # fmt: skip
+def logit(
+    weights: HeadWeights, query: np.ndarray, candidate: np.ndarray, cosine: float, literal: np.ndarray
+) -> float:
     """The head's logit that one cached answer serves both texts (both given as :func:`unpack` ed
     tokens; ``cosine`` of their pooled vectors; ``literal`` from ``semcache.decision.literals``)."""
     sim = query @ candidate.T

@@ -58,8 +58,7 @@ class LearnedDecision:
             if candidate.tokens is None:
                 raise ValueError("the learned decision needs each candidate's token states")
             c = unpack(candidate.tokens.reshape(-1, width))
-            z = logit(self._weights, q, c, float(cosine),
-                      features(query.text, candidate.text))  # fmt: skip
+            z = logit(self._weights, q, c, float(cosine), features(query.text, candidate.text))
             out[i] = 1.0 / (1.0 + np.exp(-z))
         return out
 

@@ -101,8 +101,15 @@ class OnlineFit:
     _sums: tuple[np.ndarray, np.ndarray, np.ndarray] = field(default=(np.zeros(0),) * 3, repr=False)
 
     @classmethod
-    def of(cls, combiner: Combiner, score: np.ndarray, similarity: np.ndarray, label: np.ndarray,
-           weight: np.ndarray, confidence: float = 0.95) -> OnlineFit:  # fmt: skip
+    def of(
+        cls,
+        combiner: Combiner,
+        score: np.ndarray,
+        similarity: np.ndarray,
+        label: np.ndarray,
+        weight: np.ndarray,
+        confidence: float = 0.95,
+    ) -> OnlineFit:
         """Rank the labels by ``combiner`` and bound the served false-hit share at every cut."""
         p = combiner(score, similarity)
         order = np.argsort(-p, kind="stable")
@@ -143,8 +150,14 @@ def _upper_bound(wrong: np.ndarray, served: np.ndarray, squares: np.ndarray, con
     return np.where(bad >= n, 1.0, upper)
 
 
-def fit_online(score: np.ndarray, similarity: np.ndarray, label: np.ndarray, weight: np.ndarray,
-               min_labels: int, confidence: float = 0.95) -> OnlineFit | None:  # fmt: skip
+def fit_online(
+    score: np.ndarray,
+    similarity: np.ndarray,
+    label: np.ndarray,
+    weight: np.ndarray,
+    min_labels: int,
+    confidence: float = 0.95,
+) -> OnlineFit | None:
     """A repo's online fit from its labels; None with fewer than ``min_labels`` (the offline threshold
     stays). The weights are refitted only when both outcomes have a few labels."""
     if len(label) < min_labels:

@@ -66,8 +66,11 @@ class Thresholds:
     def resolve_with_source(self, repo: str, budget: float) -> tuple[float | None, str]:
         """:meth:`resolve` and where the threshold came from: "tuned" (this repo or global) or "shipped"."""
         with self._lock:
-            tables = [(self._tuned.get(repo), "tuned"), (self._tuned.get(GLOBAL), "tuned"),
-                      (self._shipped, "shipped")]  # fmt: skip
+            tables = [
+                (self._tuned.get(repo), "tuned"),
+                (self._tuned.get(GLOBAL), "tuned"),
+                (self._shipped, "shipped"),
+            ]
         tables = [(t, source) for t, source in tables if t]
         for table, source in tables:
             threshold = pick_threshold(table, budget)

@@ -23,8 +23,12 @@ def chat_body(content: str = "What is a monad?", **extra: object) -> dict:
 
 
 def post(url: str, path: str, body: str | bytes, headers: dict | None = None) -> httpx.Response:
-    return httpx.post(f"{url}{path}", content=body, headers={"content-type": "application/json", **REPO,
-                                                             **(headers or {})}, timeout=30)  # fmt: skip
+    return httpx.post(
+        f"{url}{path}",
+        content=body,
+        headers={"content-type": "application/json", **REPO, **(headers or {})},
+        timeout=30,
+    )
 
 
 def assert_error(response: httpx.Response, status: int) -> None:

@@ -28,9 +28,15 @@ REPO = {"X-Semcache-Repo": "acme"}
 def semcache_serve(data_dir: Path, model_dir: Path, stub_url: str) -> Iterator[tuple[str, subprocess.Popen]]:
     """A real ``semcache serve`` process (so it can be killed), on ``data_dir``."""
     port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SEMCACHE_UPSTREAM_BASE_URL": f"{stub_url}/v1",
-           "SEMCACHE_EMBEDDING_DIR": str(model_dir), "SEMCACHE_DECISION": "cosine", "SEMCACHE_AUDIT_RATE": "0",
-           "PYTHONPATH": str(ROOT)}  # fmt: skip
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "SEMCACHE_UPSTREAM_BASE_URL": f"{stub_url}/v1",
+        "SEMCACHE_EMBEDDING_DIR": str(model_dir),
+        "SEMCACHE_DECISION": "cosine",
+        "SEMCACHE_AUDIT_RATE": "0",
+        "PYTHONPATH": str(ROOT),
+    }
     args = [sys.executable, "-m", "semcache.cli", "serve", "--data-dir", str(data_dir), "--port", str(port)]
     proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -102,13 +108,26 @@ JSON = st.recursive(
     max_leaves=20,
 )
 CHATTY = st.fixed_dictionaries(
-    {"model": st.one_of(st.just("m"), JSON), "messages": st.one_of(JSON, st.lists(
-        st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "system", "x"]), "content": JSON}),
-        max_size=3))},
+    {
+        "model": st.one_of(st.just("m"), JSON),
+        "messages": st.one_of(
+            JSON,
+            st.lists(
+                st.fixed_dictionaries(
+                    {"role": st.sampled_from(["user", "assistant", "system", "x"]), "content": JSON}
+                ),
+                max_size=3,
+            ),
+        ),
+    },
     optional={"semcache": JSON, "stream": JSON, "temperature": JSON, "usage": JSON},
-)  # fmt: skip
-ROUTES = ["/v1/chat/completions", "/v1/cache/repos/acme/lookup", "/v1/cache/repos/acme/entries",
-          "/v1/cache/repos/acme/feedback"]  # fmt: skip
+)
+ROUTES = [
+    "/v1/chat/completions",
+    "/v1/cache/repos/acme/lookup",
+    "/v1/cache/repos/acme/entries",
+    "/v1/cache/repos/acme/feedback",
+]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -39,8 +39,11 @@ def test_a_full_store_serves_hits_and_passes_answers_through(settings: Settings,
         stream = ask(url, "a streamed question that cannot be stored", stream=True)
         assert stream.status_code == 200 and stream.text.rstrip().endswith("data: [DONE]")
         assert "error" not in stream.text
-        failures = [line for line in httpx.get(f"{url}/metrics").text.splitlines()
-                    if line.startswith("semcache_store_write_failures ")]  # fmt: skip
+        failures = [
+            line
+            for line in httpx.get(f"{url}/metrics").text.splitlines()
+            if line.startswith("semcache_store_write_failures ")
+        ]
         assert float(failures[0].split()[1]) >= 1
 
 

@@ -16,9 +16,15 @@ from tests.servers import serve
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory, model_dir, embedder, stub_url: str) -> Iterator[object]:
-    config = Settings(data_dir=tmp_path_factory.mktemp("schemathesis"), embedding_dir=model_dir,
-                      upstream_base_url=f"{stub_url}/v1", upstream_api_key_env="SEMCACHE_TEST_NO_KEY",
-                      decision="cosine", min_similarity=0.85, audit_rate=0.0)  # fmt: skip
+    config = Settings(
+        data_dir=tmp_path_factory.mktemp("schemathesis"),
+        embedding_dir=model_dir,
+        upstream_base_url=f"{stub_url}/v1",
+        upstream_api_key_env="SEMCACHE_TEST_NO_KEY",
+        decision="cosine",
+        min_similarity=0.85,
+        audit_rate=0.0,
+    )
     with serve(create_app(config, embedder=embedder)) as url:
         yield schemathesis.openapi.from_url(f"{url}/openapi.json")
 

@@ -10,8 +10,19 @@ from semcache.config import Settings
 from semcache.server import create_app
 from tests.servers import serve
 
-FAULTS = ["rel-500", "rel-503", "rel-429-ra0", "rel-400", "rel-401", "rel-404", "rel-length", "rel-empty", "rel-tool",
-          "rel-broken-stream", "rel-slow-900ms"]  # fmt: skip
+FAULTS = [
+    "rel-500",
+    "rel-503",
+    "rel-429-ra0",
+    "rel-400",
+    "rel-401",
+    "rel-404",
+    "rel-length",
+    "rel-empty",
+    "rel-tool",
+    "rel-broken-stream",
+    "rel-slow-900ms",
+]
 
 
 def calls(stub: str, model: str) -> int:
@@ -24,11 +35,15 @@ def test_no_fault_is_ever_cached(settings: Settings, embedder, stub_url: str, st
     with serve(create_app(impatient, embedder=embedder)) as url:
         for model in FAULTS if stream else [m for m in FAULTS if "stream" not in m]:  # it breaks streams only
             before = calls(stub_url, model)
-            body = {"model": model, "stream": stream,
-                    "messages": [{"role": "user", "content": f"Which fault is {model}?"}]}  # fmt: skip
+            body = {
+                "model": model,
+                "stream": stream,
+                "messages": [{"role": "user", "content": f"Which fault is {model}?"}],
+            }
             for _ in range(2):
-                response = httpx.post(f"{url}/v1/chat/completions", json=body, headers={"X-Semcache-Repo": "acme"},
-                                      timeout=30)  # fmt: skip
+                response = httpx.post(
+                    f"{url}/v1/chat/completions", json=body, headers={"X-Semcache-Repo": "acme"}, timeout=30
+                )
                 assert response.headers.get("x-semcache") in (None, "miss"), model
                 if response.status_code >= 400:
                     assert set(response.json()["error"]) == {"type", "message"}, model

@@ -15,8 +15,13 @@ from router.ledger import Ledger
 from tests.servers import serve
 
 # Fast policies so the whole suite stays quick: tiny backoffs, short breaker cool-down.
-FAST_RETRY = {"max_attempts": 3, "backoff_initial_s": 0.01, "backoff_max_s": 0.05, "jitter_s": 0.01,
-              "max_retry_after_s": 1.0}  # fmt: skip
+FAST_RETRY = {
+    "max_attempts": 3,
+    "backoff_initial_s": 0.01,
+    "backoff_max_s": 0.05,
+    "jitter_s": 0.01,
+    "max_retry_after_s": 1.0,
+}
 FAST_BREAKER = {"window": 4, "min_calls": 2, "failure_rate": 0.5, "open_s": 0.3}
 # A breaker that does not open within one test, for tests about retries alone.
 LENIENT_BREAKER = {"window": 20, "min_calls": 20}

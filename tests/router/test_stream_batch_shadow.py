@@ -112,8 +112,10 @@ async def test_shadow_answer_is_logged_and_never_returned(
     assert all(r.model == "primary" and "[primary]" in r.content for r in results)
     assert all("[candidate]" not in r.content for r in results)
     assert len(records) == 3 and stub.calls("candidate") == 3
-    assert all(rec.candidate_answer.startswith("[candidate]") and rec.primary_answer.startswith("[primary]")
-               for rec in records)  # fmt: skip
+    assert all(
+        rec.candidate_answer.startswith("[candidate]") and rec.primary_answer.startswith("[primary]")
+        for rec in records
+    )
     [row] = stats
     assert row.requests == 3 and row.shadow_spend_usd > 0
     assert row.spend_usd == pytest.approx(sum(r.cost_usd for r in results))
