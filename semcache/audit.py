@@ -85,10 +85,6 @@ class Auditor:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    async def join(self) -> None:
-        """Wait until every queued job is done (tests and benchmarks)."""
-        await self._queue.join()
-
     def after_miss(self, request: CacheRequest, near: NearMiss | None, completion: dict[str, Any]) -> None:
         """A miss was answered upstream: judge its near candidate, if it had one."""
         if near is not None and self._cache.audit_rate(request.repo) > 0:
@@ -110,7 +106,7 @@ class Auditor:
             self._queue.put_nowait(job)
         except asyncio.QueueFull:
             self._metrics.audit_jobs.labels("overflow").inc()
-            self._cache.labels.count(job.repo, "overflow")
+            self._cache.counters.audit(job.repo, "overflow")  # in memory: nothing waits on the store
 
     async def _run(self) -> None:
         while True:
@@ -126,7 +122,7 @@ class Auditor:
     async def _one(self, job: _Job) -> None:
         fresh = job.fresh
         if job.body is not None:
-            await anyio.to_thread.run_sync(self._cache.labels.count, job.repo, "audits")
+            self._cache.counters.audit(job.repo, "audits")
             try:
                 fresh = await self._upstream.audit(job.body, job.repo, job.tier)
             except Exception as exc:  # an upstream failure is no label
@@ -144,7 +140,7 @@ class Auditor:
         except JudgeFailed as exc:
             log.info("judge %s undecided for repo %s: %s", self._judge.name, job.repo, exc)
             self._metrics.audit_jobs.labels("judge_failed").inc()
-            await anyio.to_thread.run_sync(self._cache.labels.count, job.repo, "judge_failures")
+            self._cache.counters.audit(job.repo, "judge_failures")
             return
         await anyio.to_thread.run_sync(
             self._cache.add_label, job.repo, cached, job.near, same, job.weight, job.source

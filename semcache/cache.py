@@ -28,9 +28,9 @@ from semcache.labels import Label, LabelStore
 from semcache.lookups import CacheHit, Lookup, NearMiss, is_cacheable, token_count, usage_problem
 from semcache.purges import Purges
 from semcache.records import GLOBAL, Entry, NewEntry, RepoStats
+from semcache.store import Store
 
 __all__ = ["CacheHit", "Lookup", "NearMiss", "SemanticCache", "is_cacheable"]
-from semcache.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +154,7 @@ class SemanticCache:
         """How a request with the default budget is decided in ``repo``: decision, budget, threshold
         (None when no threshold certifies that budget, so only exact hits are served), where it came
         from, and what the repo's labels say of it."""
+        self.counters.flush()  # the audit's counters, as of now
         return self.calibrator.describe(repo)
 
     def audit_rate(self, repo: str) -> float:
@@ -162,9 +163,10 @@ class SemanticCache:
 
     def lookup(self, request: CacheRequest, count: bool = True) -> Lookup:
         """Find a cached answer for ``request``: exact key first, then the semantic search."""
-        epoch = self._store.purge_epoch(request.repo)  # first: a purge after this point is final
+        # A miss carries the repo's purge epoch, read before its answer is asked for: a purge that
+        # finishes after this point is final for it. Hits need none, so they read none.
         if request.options.no_cache or not request.cacheable or request.repo in self._purges:
-            return Lookup(hit=None, epoch=epoch)
+            return Lookup(hit=None, epoch=self._store.purge_epoch(request.repo))
         if self._indexes.sync_external():
             self.thresholds.refresh()
         now = self._clock()
@@ -179,6 +181,7 @@ class SemanticCache:
         if count:
             self.counters.miss(request.repo)
         uncalibrated = math.isinf(policy.threshold)
+        epoch = self._store.purge_epoch(request.repo)
         return Lookup(None, vector, tokens, uncalibrated=uncalibrated, near=near, epoch=epoch)
 
     def _encode(self, text: str) -> tuple[np.ndarray, np.ndarray | None]:

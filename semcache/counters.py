@@ -1,6 +1,6 @@
-"""Hit and miss counters, kept in memory on the request path and written in one transaction per
-interval: a lookup never waits on a store write (a locked or full database delays only the flush), and
-the store sees one write a second instead of one per lookup.
+"""Hit, miss and audit counters, kept in memory on the request path and written in one transaction per
+interval: a lookup (or the audit, on the event loop) never waits on a store write (a locked or full
+database delays only the flush), and the store sees one write a second instead of one per lookup.
 
 Counts still pending when a flush fails are dropped after being logged (they are statistics; holding
 them while the disk is full would only grow memory). ``flush`` runs before anything reads them.
@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from semcache.health import WriteHealth
+from semcache.labels import AUDIT_COUNTERS
 from semcache.records import Entry
 from semcache.store import Store
 
@@ -23,10 +24,11 @@ COLUMNS = ("hits_exact", "hits_semantic", "misses", "tokens_saved")
 class _Pending:
     repos: dict[str, Counter[str]] = field(default_factory=dict)
     entries: dict[int, tuple[int, float]] = field(default_factory=dict)  # id -> (hits, last hit at)
+    audits: dict[str, Counter[str]] = field(default_factory=dict)  # repo -> AUDIT_COUNTERS
 
 
 class Counters:
-    """Buffered hit and miss counters over a store; thread-safe."""
+    """Buffered hit, miss and audit counters over a store; thread-safe."""
 
     def __init__(self, store: Store, health: WriteHealth, interval_s: float = 1.0) -> None:
         self._store = store
@@ -52,10 +54,18 @@ class Counters:
         with self._lock:
             self._pending.repos.setdefault(repo, Counter())["misses"] += 1
 
+    def audit(self, repo: str, counter: str) -> None:
+        """Count one audit event of a repo (see :data:`~semcache.labels.AUDIT_COUNTERS`)."""
+        if counter not in AUDIT_COUNTERS:
+            raise ValueError(f"unknown audit counter {counter!r}")
+        with self._lock:
+            self._pending.audits.setdefault(repo, Counter())[counter] += 1
+
     def forget(self, repo: str) -> None:
         """Drop a repo's pending counts (it is being purged)."""
         with self._lock:
             self._pending.repos.pop(repo, None)
+            self._pending.audits.pop(repo, None)
 
     def start(self) -> None:
         """Flush every interval in a background thread."""
@@ -74,7 +84,7 @@ class Counters:
         with self._flushing:
             with self._lock:
                 pending, self._pending = self._pending, _Pending()
-            if not pending.repos and not pending.entries:
+            if not pending.repos and not pending.entries and not pending.audits:
                 return
             with self._health.guard("hit and miss counters"):
                 self._write(pending)
@@ -85,13 +95,17 @@ class Counters:
                 "UPDATE entries SET hit_count = hit_count + ?, last_hit_at = ? WHERE id = ?",
                 [(hits, at, entry_id) for entry_id, (hits, at) in pending.entries.items()],
             )
-            for repo, counts in pending.repos.items():
-                values = [counts.get(c, 0) for c in COLUMNS]
-                db.execute(
-                    f"INSERT INTO repo_stats (repo, {', '.join(COLUMNS)}) VALUES (?, ?, ?, ?, ?) "
-                    "ON CONFLICT (repo) DO UPDATE SET "
-                    + ", ".join(f"{c} = {c} + excluded.{c}" for c in COLUMNS),
-                    [repo, *values],
+            for table, columns, per_repo in (
+                ("repo_stats", COLUMNS, pending.repos),
+                ("audit_stats", AUDIT_COUNTERS, pending.audits),
+            ):
+                marks = ", ".join("?" * (len(columns) + 1))
+                sql = (
+                    f"INSERT INTO {table} (repo, {', '.join(columns)}) VALUES ({marks}) ON CONFLICT (repo) "
+                    f"DO UPDATE SET {', '.join(f'{c} = {c} + excluded.{c}' for c in columns)}"
+                )
+                db.conn.executemany(
+                    sql, [(repo, *(counts.get(c, 0) for c in columns)) for repo, counts in per_repo.items()]
                 )
 
     def _run(self) -> None:

@@ -3,8 +3,8 @@ candidate, judged by comparing answers, with the weight that makes the labels a 
 
 A near miss is labelled every time (weight 1); a hit is audited at a rate r (weight 1/r); a wrong-hit
 report is a label too. Labels expire with the entries they came from (they take the entry's expiry) and
-go with their repo's purge. The audit's own counters (audits made, judged, failed, dropped on overflow)
-are kept per repo in the same store.
+go with their repo's purge. The audit's own counters (audits made, judges undecided, jobs dropped on
+overflow) are kept per repo in the same store; ``semcache.counters`` writes them.
 """
 
 from __future__ import annotations
@@ -90,17 +90,6 @@ class LabelStore:
         """Drop labels whose entries' lifetime is over; returns how many went."""
         with self._store.write() as db:
             return int(db.execute("DELETE FROM labels WHERE expires_at <= ?", [now]).rowcount)
-
-    def count(self, repo: str, counter: str, amount: int = 1) -> None:
-        """Add to one of a repo's audit counters (see :data:`AUDIT_COUNTERS`)."""
-        if counter not in AUDIT_COUNTERS:
-            raise ValueError(f"unknown audit counter {counter!r}")
-        with self._store.write() as db:
-            db.execute(
-                f"INSERT INTO audit_stats (repo, {counter}) VALUES (?, ?) "
-                f"ON CONFLICT (repo) DO UPDATE SET {counter} = {counter} + excluded.{counter}",
-                [repo, amount],
-            )
 
     def counters(self, repo: str) -> dict[str, int]:
         """A repo's audit counters (zeros when it has none)."""
