@@ -42,6 +42,7 @@ from rich.table import Table
 
 from benchmarks.common import DATA_DIR, ROOT, machine, percentiles_ms, read_jsonl, sidecar, write_json
 from benchmarks.stream_http import cluster_stub, fraction, replay, score
+from training.data import Components
 
 STATS = "/v1/cache/repos/bench.stream/stats"
 
@@ -54,24 +55,17 @@ PAIR_STREAMS = {
 
 def paraphrase_stream(path: Path, seed: int, files: tuple[str, ...] = PAIR_STREAMS["paraphrase"]) -> Path:
     """Write the texts of labelled pair files as a clustered stream (positive pairs joined), shuffled."""
-    parent: dict[str, str] = {}
-
-    def find(text: str) -> str:
-        while parent.setdefault(text, text) != text:
-            parent[text] = parent[parent[text]]
-            text = parent[text]
-        return text
-
+    components = Components()
     for name in files:
         for row in read_jsonl(DATA_DIR / name):
-            a, b = find(row["a"]), find(row["b"])
+            a, b = components.find(row["a"]), components.find(row["b"])  # every text, paired or not
             if row["label"] == 1:
-                parent[a] = b
-    texts = sorted(parent)
+                components.join(a, b)
+    texts = sorted(components.parent)
     random.Random(seed).shuffle(texts)
-    ids = {root: i for i, root in enumerate(sorted({find(t) for t in texts}))}
+    ids = {root: i for i, root in enumerate(sorted({components.find(t) for t in texts}))}
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f'{{"prompt": {json.dumps(t)}, "cluster": {ids[find(t)]}}}' for t in texts]
+    lines = [f'{{"prompt": {json.dumps(t)}, "cluster": {ids[components.find(t)]}}}' for t in texts]
     path.write_text("\n".join(lines) + "\n")
     return path
 

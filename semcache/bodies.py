@@ -16,9 +16,9 @@ import anyio.to_thread
 from fastapi import Request
 
 from semcache.errors import InvalidRequest, PromptTooLarge
+from semcache.records import INT64
 
 MAX_DEPTH = 64
-INT64 = 2**63
 # Bodies larger than this are decoded in a worker thread, so a big one never stalls the event loop.
 THREAD_DECODE_BYTES = 64 * 1024
 

@@ -78,7 +78,7 @@ class Calibrator:
         if due:
             self.refit(label.repo)
 
-    def refit(self, repo: str) -> OnlineFit | None:
+    def refit(self, repo: str) -> None:
         """Fit a repo's weights and thresholds from its live labels now."""
         arrays = self.labels.arrays(
             repo, self._decision.model_id, self._clock(), self._settings.online_window
@@ -92,7 +92,6 @@ class Calibrator:
                 self._fits.pop(repo, None)
             else:
                 self._fits[repo] = fit
-        return fit
 
     def forget(self, repo: str) -> None:
         """Drop a repo's fit (its labels went with a purge)."""

@@ -19,10 +19,10 @@ import anyio.to_thread
 from semcache.cache import CacheHit, Lookup, SemanticCache, is_cacheable
 from semcache.keys import CacheRequest
 from semcache.metrics import SidecarMetrics
-
-if TYPE_CHECKING:
-    from semcache.audit import Auditor
 from semcache.records import Entry
+
+if TYPE_CHECKING:  # the auditor needs the cache; the gateway only calls it
+    from semcache.audit import Auditor
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ import anyio.to_thread
 import numpy as np
 
 from semcache.embedding import Embedder
+from semcache.keys import normalize_prompt
 
 # Measured with the cache's MiniLM on the shared sentence pairs: at cosine >= 0.95, 94 % of MRPC's pairs
 # (477 of 5 801) and 85 % of STS-B's (289 of 8 628) are paraphrases; at 0.9, 89 % and 75 %. A judge that
@@ -62,10 +63,6 @@ def answer_text(completion: dict[str, Any]) -> str:
     return "\n".join(p for p in parts if isinstance(p, str))
 
 
-def _normalised(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip().casefold()
-
-
 class ExactJudge:
     """Equal after normalising case and whitespace."""
 
@@ -73,7 +70,7 @@ class ExactJudge:
 
     async def same(self, prompt: str, cached: str, fresh: str, repo: str) -> bool:
         """Whether the two normalised texts are equal."""
-        return _normalised(cached) == _normalised(fresh)
+        return normalize_prompt(cached).casefold() == normalize_prompt(fresh).casefold()
 
 
 class EmbeddingJudge:

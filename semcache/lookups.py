@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from semcache.records import Entry
+from semcache.records import INT64, Entry
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def token_count(usage: Any, field: str) -> int:
     """A usage count as the store keeps it: a whole number in 0 .. 2^63 - 1, else 0 (a provider's
     malformed usage is not worth refusing its answer for)."""
     value = usage.get(field) if isinstance(usage, dict) else None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < INT64:
         return 0
     return value
 

@@ -156,13 +156,11 @@ def build_upstream(settings: Settings, embedder: Embedder) -> DirectUpstream | R
 
 def build_judge(settings: Settings, upstream: object, embedder: Embedder) -> Judge:
     """The audit's judge the settings ask for (default: llm with a router, else embedding)."""
-    routed = isinstance(upstream, RoutedUpstream)
-    name = settings.audit_judge or ("llm" if routed else "embedding")
+    name = settings.audit_judge or ("llm" if isinstance(upstream, RoutedUpstream) else "embedding")
     if name == "exact":
         return ExactJudge()
     if name == "embedding":
         return EmbeddingJudge(embedder)
-    if not routed:
+    if not isinstance(upstream, RoutedUpstream):
         raise ConfigError("SEMCACHE_AUDIT_JUDGE=llm needs the router (SEMCACHE_ROUTER_CONFIG)")
-    assert isinstance(upstream, RoutedUpstream)
     return LLMJudge(upstream.judge, upstream.alias)

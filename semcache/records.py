@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 GLOBAL = "*"  # the repo name under which thresholds for every repo are kept
+INT64 = 2**63  # SQLite's integers are signed 64-bit: ids and counts must stay below this
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,12 @@ from semcache.errors import InvalidRequest
 from semcache.gateway import Gateway
 from semcache.keys import CacheRequest, parse_chat_request, validate_repo
 from semcache.misses import spend_summary
+from semcache.records import INT64
 
 api = APIRouter()
 # Entry ids are SQLite rowids: anything outside 1 .. 2^63 - 1 is a client's mistake (400), never a 500.
-EntryId = Annotated[int, Field(ge=1, lt=2**63)]
+EntryId = Annotated[int, Field(ge=1, lt=INT64)]
+EntryIdPath = Annotated[int, PathParam(ge=1, lt=INT64)]
 
 
 class StoreBody(BaseModel):
@@ -223,9 +225,7 @@ async def put_entry(repo: str, request: Request) -> dict[str, Any]:
 
 
 @api.get("/v1/cache/repos/{repo}/entries/{entry_id}")
-async def get_entry(
-    repo: str, entry_id: Annotated[int, PathParam(ge=1, lt=2**63)], request: Request
-) -> dict[str, Any]:
+async def get_entry(repo: str, entry_id: EntryIdPath, request: Request) -> dict[str, Any]:
     """One entry: its prompt, answer, model, times and hit count."""
     entry = await anyio.to_thread.run_sync(_gateway(request).cache.get, validate_repo(repo), entry_id)
     return {
@@ -240,9 +240,7 @@ async def get_entry(
 
 
 @api.delete("/v1/cache/repos/{repo}/entries/{entry_id}", status_code=204)
-async def delete_entry(
-    repo: str, entry_id: Annotated[int, PathParam(ge=1, lt=2**63)], request: Request
-) -> Response:
+async def delete_entry(repo: str, entry_id: EntryIdPath, request: Request) -> Response:
     """Delete one entry."""
     await anyio.to_thread.run_sync(_gateway(request).cache.delete, validate_repo(repo), entry_id)
     return Response(status_code=204)

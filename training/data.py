@@ -61,11 +61,14 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-class _Union:
+class Components:
+    """Connected components of texts joined in pairs (union-find); ``parent`` holds every text seen."""
+
     def __init__(self) -> None:
         self.parent: dict[str, str] = {}
 
     def find(self, x: str) -> str:
+        """The root of ``x``'s component (``x`` is added if new)."""
         self.parent.setdefault(x, x)
         while self.parent[x] != x:
             self.parent[x] = self.parent[self.parent[x]]
@@ -73,12 +76,13 @@ class _Union:
         return x
 
     def join(self, a: str, b: str) -> None:
+        """Put ``a`` and ``b`` in one component."""
         self.parent[self.find(a)] = self.find(b)
 
 
 def split_qqp(pairs: list[Pair], calibration_share: float, seed: int) -> tuple[list[Pair], list[Pair]]:
     """(training pairs, calibration pairs): whole components, ``calibration_share`` of them held out."""
-    components = _Union()
+    components = Components()
     for p in pairs:
         components.join(p.a, p.b)
     roots = sorted({components.find(p.a) for p in pairs})
@@ -92,7 +96,7 @@ def split_qqp(pairs: list[Pair], calibration_share: float, seed: int) -> tuple[l
 def stream_of(pairs: list[Pair], seed: int) -> list[dict]:
     """A clustered prompt stream from labelled pairs: every text once, in a seeded order, ``cluster`` =
     the class its positive pairs join it to (so a served answer is right when the clusters match)."""
-    classes = _Union()
+    classes = Components()
     texts: list[str] = []
     for p in pairs:
         for t in (p.a, p.b):

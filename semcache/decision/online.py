@@ -23,6 +23,8 @@ from scipy.optimize import minimize
 from scipy.special import expit, logit
 from scipy.stats import beta
 
+from semcache.decision.calibration import interval
+
 _EPS = 1e-4
 _COSINE_CENTRE, _COSINE_SCALE = 0.85, 10.0  # puts z(cosine) on the scale of a logit over the floor's range
 
@@ -38,11 +40,6 @@ class Combiner:
     def __call__(self, score: np.ndarray | float, similarity: np.ndarray | float) -> np.ndarray:
         """The combined score in (0, 1), higher = more likely right."""
         return expit(self.a * _logit(score) + self.b * _z(similarity) + self.c)
-
-    @property
-    def shipped(self) -> bool:
-        """Whether this is the shipped combination (the score alone)."""
-        return self == Combiner()
 
 
 def _logit(score: np.ndarray | float) -> np.ndarray:
@@ -135,9 +132,7 @@ class OnlineFit:
         served, wrong, squares = (s[count - 1] for s in self._sums)
         n = served * served / squares
         share = wrong / served
-        tail = (1 - self.confidence) / 2
-        low = float(beta.ppf(tail, share * n, n - share * n + 1)) if wrong > 0 else 0.0
-        high = float(_upper_bound(np.array([wrong]), np.array([served]), np.array([squares]), 1 - tail)[0])
+        low, high = interval(share * n, n, self.confidence)  # Clopper-Pearson on the effective size
         return Estimate(float(share), low, high, count, float(n))
 
 
