@@ -17,6 +17,7 @@ from stub_upstream import create_stub_app
 
 from semcache.config import Settings
 from semcache.embedding import SentenceTransformerEmbedder
+from tests.helpers import sidecar_settings
 from tests.servers import serve
 
 
@@ -53,15 +54,7 @@ def stub_url() -> Iterator[str]:
 
 @pytest.fixture
 def settings(tmp_path: Path, model_dir: Path, stub_url: str) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "data",
-        embedding_dir=model_dir,
-        upstream_base_url=f"{stub_url}/v1",
-        upstream_api_key_env="SEMCACHE_TEST_NO_KEY",
-        min_similarity=0.85,
-        decision="cosine",  # cache mechanics; tests/test_decision.py covers the learned decision
-        audit_rate=0.0,  # upstream call counts stay exact; tests/test_audit.py turns the audit on
-    )
+    return sidecar_settings(tmp_path / "data", model_dir, stub_url)
 
 
 @pytest.fixture

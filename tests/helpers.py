@@ -3,10 +3,29 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import httpx
 
+from semcache.config import Settings
 from semcache.keys import CacheRequest, parse_chat_request
+
+
+def sidecar_settings(data_dir: Path, model_dir: Path, stub_url: str, **overrides: Any) -> Settings:
+    """A test sidecar's settings: the stub upstream, the cosine decision for cache mechanics (the
+    learned one is covered by tests/test_decision.py), and no audit, so upstream call counts stay exact
+    (tests/test_audit.py turns it on)."""
+    values: dict[str, Any] = dict(
+        data_dir=data_dir,
+        embedding_dir=model_dir,
+        upstream_base_url=f"{stub_url}/v1",
+        upstream_api_key_env="SEMCACHE_TEST_NO_KEY",
+        min_similarity=0.85,
+        decision="cosine",
+        audit_rate=0.0,
+    )
+    return Settings(**{**values, **overrides})
 
 
 def request(prompt: str, repo: str = "acme", **extra: object) -> CacheRequest:

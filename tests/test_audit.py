@@ -19,6 +19,7 @@ from semcache.decision import CosineDecision
 from semcache.labels import Label
 from semcache.server import create_app
 from semcache.store import Store
+from tests.helpers import sidecar_settings
 from tests.servers import serve, wait_for
 
 LIST = "How do I reverse a list in Python?"
@@ -43,18 +44,8 @@ def cluster_stub() -> Iterator[str]:
 @pytest.fixture
 def audited(tmp_path: Path, model_dir: Path, cluster_stub: str) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
-        values = dict(
-            data_dir=tmp_path / "data",
-            embedding_dir=model_dir,
-            upstream_base_url=f"{cluster_stub}/v1",
-            upstream_api_key_env="SEMCACHE_TEST_NO_KEY",
-            decision="cosine",
-            min_similarity=0.8,
-            decision_min_similarity=0.5,
-            audit_rate=1.0,
-            audit_judge="exact",
-        )
-        return Settings(**{**values, **overrides})
+        audit = dict(min_similarity=0.8, decision_min_similarity=0.5, audit_rate=1.0, audit_judge="exact")
+        return sidecar_settings(tmp_path / "data", model_dir, cluster_stub, **{**audit, **overrides})
 
     return make
 

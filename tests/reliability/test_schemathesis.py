@@ -9,22 +9,14 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from semcache.config import Settings
 from semcache.server import create_app
+from tests.helpers import sidecar_settings
 from tests.servers import serve
 
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory, model_dir, embedder, stub_url: str) -> Iterator[object]:
-    config = Settings(
-        data_dir=tmp_path_factory.mktemp("schemathesis"),
-        embedding_dir=model_dir,
-        upstream_base_url=f"{stub_url}/v1",
-        upstream_api_key_env="SEMCACHE_TEST_NO_KEY",
-        decision="cosine",
-        min_similarity=0.85,
-        audit_rate=0.0,
-    )
+    config = sidecar_settings(tmp_path_factory.mktemp("schemathesis"), model_dir, stub_url)
     with serve(create_app(config, embedder=embedder)) as url:
         yield schemathesis.openapi.from_url(f"{url}/openapi.json")
 
