@@ -10,8 +10,8 @@ import numpy as np
 
 from benchmarks.common import ROOT
 from semcache.decision.calibration import Point
+from semcache.decision.tuning import NOT_SERVED, LabelledPair, PairScores, load_pairs
 from semcache.embedding import DIM, SentenceTransformerEmbedder
-from semcache.tuning import NOT_SERVED, LabelledPair, PairScores, load_pairs
 from training.data import pair_digest, pair_half
 
 MODEL_DIR = Path(os.environ.get("SEMCACHE_BENCH_MODEL_DIR", ROOT / "results" / "model"))

@@ -34,7 +34,7 @@ from semcache.config import DECISION_FLOOR
 from semcache.decision import make_decision
 from semcache.decision.calibration import two_sided
 from semcache.decision.thresholds import pick_threshold
-from semcache.tuning import LabelledPair, TextEncoder, score_pairs
+from semcache.decision.tuning import LabelledPair, TextEncoder, score_pairs
 
 AUDIT = ROOT / "benchmarks" / "data" / "qqp_dev_audit.jsonl"
 

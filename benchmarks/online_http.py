@@ -129,7 +129,7 @@ def best_static(rows: list[dict], wrong_share: float | None, budget: float) -> d
     (offline replay of the same stream with the shipped decision)."""
     from semcache.decision import make_decision
     from semcache.decision.replay import stream_sweep
-    from semcache.tuning import TextEncoder, stream_lookups
+    from semcache.decision.tuning import TextEncoder, stream_lookups
 
     decision = make_decision("learned")
     encoder = TextEncoder(_embedder().encode_states, decision)

@@ -36,12 +36,13 @@ from rich.table import Table
 
 from benchmarks.common import DATA_DIR, machine, percentiles_ms, read_jsonl, sidecar, stub, write_json
 from benchmarks.evalkit import MODEL_DIR, embedder
-from semcache import ivf, structures
 from semcache.config import Settings
-from semcache.index import AnnParams, RepoIndex
+from semcache.index import files as structures
+from semcache.index import ivf
+from semcache.index.sets import AnnParams, RepoIndex
 from semcache.keys import parse_chat_request
-from semcache.records import NewEntry
-from semcache.store import Store
+from semcache.store.records import NewEntry
+from semcache.store.sqlite import Store
 
 REPO = "scale"
 WIDE_K = 32  # what SemanticCache searches first (max(4 * top_k, 32))
@@ -220,7 +221,7 @@ def phase_e2e_build(data_dir: Path) -> dict:
     """Open the cache once in this process, so its index is built from the store as a server does when
     no saved index is there (exact at start, then the structure its size calls for, in the sweep) and
     saved. The process's peak RSS is a server's during that rebuild: models, exact index and new one."""
-    from semcache.cache import SemanticCache
+    from semcache.cache.semantic import SemanticCache
 
     cache = SemanticCache(Settings(data_dir=data_dir, **E2E_SETTINGS))
     start = time.perf_counter()

@@ -24,7 +24,7 @@ from semcache.config import DECISION_FLOOR
 from semcache.decision import make_decision
 from semcache.decision.calibration import recall_at_precision, summary, sweep
 from semcache.decision.thresholds import pick_threshold
-from semcache.tuning import NOT_SERVED, TextEncoder, score_pairs
+from semcache.decision.tuning import NOT_SERVED, TextEncoder, score_pairs
 
 ADVERSARIAL = sorted((ROOT / "benchmarks" / "data").glob("adversarial_*.jsonl"))
 DEFAULT_PAIRS = [
@@ -93,7 +93,7 @@ def adversarial_total(results: list[dict]) -> dict:
 
 def traps_by_kind(files: list[Path], encoder: TextEncoder, floor: float, threshold: float | None) -> dict:
     """Adversarial pairs served at the shipped threshold, per kind of pair (negation, swapped roles, ...)."""
-    from semcache.tuning import LabelledPair
+    from semcache.decision.tuning import LabelledPair
 
     rows = [json.loads(line) for path in files for line in path.read_text().splitlines() if line.strip()]
     if threshold is None or not rows:

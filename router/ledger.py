@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -153,7 +154,13 @@ class Ledger:
             self._db["calls"].insert({**asdict(record), "ts": now, "month": month_of(now)})
         return self._check_budgets(record.repo, month_of(now)) if record.cost_usd > 0 else []
 
-    def record_saving(
+    def record_saving(self, repo: str, **priced: Any) -> float:
+        """Record a cache hit at once; the saving is priced as :meth:`price_saving` prices it."""
+        row = self.price_saving(repo, **priced)
+        self.record_savings([row])
+        return row["saved_usd"]
+
+    def price_saving(
         self,
         repo: str,
         *,
@@ -162,17 +169,21 @@ class Ledger:
         input_tokens: int,
         output_tokens: int,
         cached_tokens: int = 0,
-    ) -> float:
-        """Record a cache hit; the saving is priced at ``model`` (default: ``tier``'s first model)."""
+    ) -> dict[str, Any]:
+        """The ledger row of a cache hit, priced at ``model`` (default: ``tier``'s first model), without
+        writing it: a caller on a hot path books rows later, in batches (:meth:`record_savings`)."""
         tier_name = tier or (self._registry.model(model).tier if model else self._registry.default_tier)
         spec = self._registry.model(model or self._registry.tier(tier_name).model)
         saved = spec.cost_usd(input_tokens, output_tokens, cached_tokens)
         now = self._clock()
         row = {"ts": now, "month": month_of(now), "repo": repo, "tier": tier_name, "model": spec.id}
-        row |= {"input_tokens": input_tokens, "output_tokens": output_tokens, "saved_usd": saved}
-        with self._lock:
-            self._db["savings"].insert(row)
-        return saved
+        return row | {"input_tokens": input_tokens, "output_tokens": output_tokens, "saved_usd": saved}
+
+    def record_savings(self, rows: list[dict[str, Any]]) -> None:
+        """Book priced cache hits (:meth:`price_saving`) in one transaction."""
+        if rows:
+            with self._lock:
+                self._db["savings"].insert_all(rows)
 
     def record_route(
         self, request_id: str, repo: str, tier: str, model: str, confidence: float, source: str, prompt: str

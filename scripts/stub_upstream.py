@@ -60,7 +60,7 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-# The question semcache's llm judge asks (semcache/judges.py); the stub answers it like a strict judge.
+# The question semcache's llm judge asks (semcache/http/judges.py); the stub answers it like a strict judge.
 JUDGE_QUESTION = re.compile(r"\nAnswer A:\n(.*)\n\nAnswer B:\n(.*)\n\nDoes answer A serve", re.S)
 
 

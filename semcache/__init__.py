@@ -1,6 +1,6 @@
 """semcache: a semantic response cache for LLM traffic."""
 
-from semcache.cache import CacheHit, Lookup, SemanticCache, is_cacheable
+from semcache.cache.semantic import CacheHit, Lookup, SemanticCache, is_cacheable
 from semcache.config import Settings
 from semcache.errors import InvalidRepo, InvalidRequest, NotFound, PromptTooLarge, SemcacheError, StoreError
 from semcache.keys import CacheRequest, parse_chat_request

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from semcache.cache import SemanticCache
+from semcache.cache.semantic import SemanticCache
 from semcache.config import Settings
 from semcache.errors import SemcacheError
 from semcache.keys import validate_repo
@@ -54,7 +54,7 @@ def serve(
     """Start the sidecar (loads the embedding model, exporting it to ONNX on first start)."""
     import uvicorn
 
-    from semcache.server import create_app
+    from semcache.http.app import create_app
 
     settings = _settings(data_dir, host=host, port=port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -219,8 +219,8 @@ def tune(
 
     With --pairs, on labelled pairs; with --stream, by replaying a clustered prompt stream through a
     cache (a served answer is wrong when its prompt is of another cluster)."""
-    from semcache.records import GLOBAL
-    from semcache.tuning import TextEncoder, plot, report
+    from semcache.decision.tuning import TextEncoder, plot, report
+    from semcache.store.records import GLOBAL
 
     if (pairs is None) == (stream is None):
         _fail("give exactly one of --pairs and --stream")
@@ -256,8 +256,8 @@ def tune(
 
 def _fit(pairs, stream, repo, cache, encoder, floor, budget, confidence):
     """The tuning result from a pairs file (plus the repo's wrong-hit reports) or a stream file."""
-    from semcache.tuning import LabelledPair, load_pairs, load_stream, score_pairs, tune_stream
-    from semcache.tuning import tune as fit
+    from semcache.decision.tuning import LabelledPair, load_pairs, load_stream, score_pairs, tune_stream
+    from semcache.decision.tuning import tune as fit
 
     name = cache.decision_model.name
     if stream is not None:

@@ -59,7 +59,7 @@ def settings(tmp_path: Path, model_dir: Path, stub_url: str) -> Settings:
 
 @pytest.fixture
 def sidecar(settings: Settings, embedder: SentenceTransformerEmbedder) -> Iterator[str]:
-    from semcache.server import create_app
+    from semcache.http.app import create_app
 
     with serve(create_app(settings, embedder=embedder)) as url:
         yield url

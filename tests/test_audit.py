@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from stub_upstream import create_stub_app
 
-from semcache.calibrator import Calibrator
+from semcache.cache.calibrator import Calibrator
 from semcache.config import Settings
 from semcache.decision import CosineDecision
-from semcache.labels import Label
-from semcache.server import create_app
-from semcache.store import Store
+from semcache.http.app import create_app
+from semcache.store.labels import Label
+from semcache.store.sqlite import Store
 from tests.helpers import sidecar_settings
 from tests.servers import serve, wait_for
 

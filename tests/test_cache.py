@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from semcache.cache import SemanticCache, is_cacheable
+from semcache.cache.semantic import SemanticCache, is_cacheable
 from semcache.config import Settings
 from semcache.decision import Encoded
 from semcache.errors import Conflict, InvalidRequest, NotFound
-from semcache.store import GLOBAL
+from semcache.store.sqlite import GLOBAL
 from tests.conftest import HashEmbedder
 from tests.helpers import completion, request
 
@@ -94,7 +94,7 @@ def test_ttl_is_absolute_and_expired_entries_are_never_served(cache: SemanticCac
 
 def test_ttl_over_the_limit_is_refused(cache: SemanticCache) -> None:
     with pytest.raises(InvalidRequest, match="ttl_s"):
-        cache.check(request("x", semcache={"ttl_s": 10**12}))
+        cache.lookup(request("x", semcache={"ttl_s": 10**12}))
 
 
 def test_only_complete_text_answers_are_stored(cache: SemanticCache) -> None:

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from semcache.cli import app as cli_app
 from semcache.decision.calibration import clopper_pearson_upper, fit_threshold, summary, sweep
 from semcache.decision.thresholds import Thresholds
-from semcache.records import GLOBAL
-from semcache.store import Store
+from semcache.store.records import GLOBAL
+from semcache.store.sqlite import Store
 
 
 def test_clopper_pearson_upper_bound() -> None:
@@ -69,7 +69,7 @@ def test_thresholds_resolve_repo_then_global_then_shipped(tmp_path: Path) -> Non
 
 
 def test_tune_cli_fits_saves_reports_and_uses_wrong_hit_reports(tmp_path: Path, settings, embedder) -> None:
-    from semcache.cache import SemanticCache
+    from semcache.cache.semantic import SemanticCache
     from tests.helpers import completion, request
 
     paraphrases = [

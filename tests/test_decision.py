@@ -154,7 +154,7 @@ def test_a_default_sidecar_serves_paraphrases_and_says_when_a_budget_is_uncalibr
     tmp_path: Path, model_dir: Path, stub_url: str, embedder
 ) -> None:
     from semcache.config import Settings
-    from semcache.server import create_app
+    from semcache.http.app import create_app
     from tests.servers import serve
 
     defaults = Settings(

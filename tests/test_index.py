@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semcache.cache import SemanticCache
+from semcache.cache.semantic import SemanticCache
 from semcache.config import Settings
-from semcache.index import AnnParams, IndexSet, RepoIndex
-from semcache.records import NewEntry
-from semcache.store import Store
+from semcache.index.sets import AnnParams, IndexSet, RepoIndex
+from semcache.store.records import NewEntry
+from semcache.store.sqlite import Store
 from tests.conftest import HashEmbedder
 from tests.helpers import completion, request
 
@@ -238,7 +238,7 @@ def test_ivf_removes_for_real_and_refits_its_lists_once_the_repo_doubles(
 
 @pytest.mark.parametrize("expected", [300, 200, 500])  # exact, more rows than expected, fewer
 def test_a_flat_index_filled_in_one_buffer_matches_one_built_by_adding(expected: int) -> None:
-    from semcache.ann import FlatIndex
+    from semcache.index.ann import FlatIndex
 
     rng = np.random.default_rng(3)
     vectors, ids = unit(rng, 300), np.arange(10, 310, dtype=np.int64)

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from semcache.judges import EmbeddingJudge, ExactJudge, JudgeFailed, LLMJudge
+from semcache.http.judges import EmbeddingJudge, ExactJudge, JudgeFailed, LLMJudge
 
 
 def same(judge, cached: str, fresh: str) -> bool:

@@ -46,7 +46,7 @@ def registry(path: Path, stub_url: str) -> Path:
 
 @pytest.fixture
 def routed(settings: Settings, embedder, stub_url: str, tmp_path: Path) -> Iterator[str]:
-    from semcache.server import create_app
+    from semcache.http.app import create_app
 
     routed_settings = settings.model_copy(
         update={"router_config": registry(tmp_path / "models.toml", stub_url)}
@@ -109,7 +109,7 @@ def test_cli_stats_show_router_spend_and_savings(
     from typer.testing import CliRunner
 
     from semcache.cli import app as cli_app
-    from semcache.server import create_app
+    from semcache.http.app import create_app
 
     config = registry(tmp_path / "models.toml", stub_url)
     with serve(create_app(settings.model_copy(update={"router_config": config}), embedder=embedder)) as url:
@@ -124,7 +124,7 @@ def test_cli_stats_show_router_spend_and_savings(
 def test_audit_calls_and_the_llm_judge_are_booked_as_audit_spend(
     settings: Settings, embedder, stub_url: str, tmp_path: Path
 ) -> None:
-    from semcache.server import create_app
+    from semcache.http.app import create_app
 
     audited = settings.model_copy(
         update={"router_config": registry(tmp_path / "models.toml", stub_url), "audit_rate": 1.0}

@@ -88,7 +88,7 @@ def test_broken_stream_is_reported_and_not_cached(sidecar: str, stub_url: str) -
 
 
 def test_unreachable_upstream_is_a_502_and_caches_nothing(settings: Settings, embedder) -> None:
-    from semcache.server import create_app
+    from semcache.http.app import create_app
     from tests.servers import free_port, serve
 
     settings = settings.model_copy(update={"upstream_base_url": f"http://127.0.0.1:{free_port()}/v1"})
@@ -284,7 +284,7 @@ def test_cli_purge_is_seen_by_the_running_server(sidecar: str, settings: Setting
 
 
 def test_restart_keeps_the_cache_and_rebuilds_a_lost_index(settings: Settings, embedder) -> None:
-    from semcache.server import create_app
+    from semcache.http.app import create_app
     from tests.servers import serve
 
     with serve(create_app(settings, embedder=embedder)) as url:

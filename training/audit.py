@@ -24,7 +24,7 @@ import numpy as np
 from semcache.decision.calibration import two_sided
 from semcache.decision.learned import LearnedDecision
 from semcache.decision.replay import served
-from semcache.tuning import TextEncoder, stream_lookups
+from semcache.decision.tuning import TextEncoder, stream_lookups
 from training.calibrate import BUDGETS, calibration_stream
 from training.data import pair_digest
 from training.prepare import BANK

@@ -16,7 +16,7 @@ from semcache.config import DECISION_FLOOR
 from semcache.decision.calibration import fit_threshold
 from semcache.decision.learned import LearnedDecision
 from semcache.decision.replay import StreamLookups, stream_sweep
-from semcache.tuning import TextEncoder, stream_lookups
+from semcache.decision.tuning import TextEncoder, stream_lookups
 from training.data import stream_of, training_set
 from training.prepare import BANK
 from training.states import StateBank
@@ -25,7 +25,7 @@ BUDGETS = (0.02, 0.05, 0.1, 0.2)
 
 
 def calibration_stream(seed: int) -> list[tuple[str, str]]:
-    """The held-out calibration stream as (prompt, cluster) rows, as ``semcache.tuning`` reads them."""
+    """The held-out calibration stream as (prompt, cluster) rows, as ``semcache.decision.tuning`` reads them."""
     return [
         (r["prompt"], str(r["cluster"])) for r in stream_of(training_set(seed=seed).calibration, seed=seed)
     ]

@@ -44,7 +44,7 @@ class StateBank:
 
     def encode_states(self, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
         """What the embedding pass gives for ``texts`` (vectors, float32 token states), read from the
-        bank: ``semcache.tuning.TextEncoder`` scores through the decision as a lookup would."""
+        bank: ``semcache.decision.tuning.TextEncoder`` scores through the decision as a lookup would."""
         return np.stack([self.vector(t) for t in texts]), [self.tokens(t).astype(np.float32) for t in texts]
 
     def save(self, path: Path) -> None:

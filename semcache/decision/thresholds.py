@@ -11,7 +11,7 @@ import math
 import threading
 from typing import Protocol
 
-from semcache.records import GLOBAL
+from semcache.store.records import GLOBAL
 
 
 class ThresholdStore(Protocol):

@@ -115,7 +115,7 @@ def test_upstream_401_and_404_are_the_servers_problem(sidecar: str, status: str)
 
 
 def test_bodies_past_the_limit_are_a_413_and_fields_are_checked(settings: Settings, embedder) -> None:
-    from semcache.server import create_app
+    from semcache.http.app import create_app
     from tests.servers import serve
 
     small = settings.model_copy(update={"max_body_bytes": 100_000, "max_messages": 50})

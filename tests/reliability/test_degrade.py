@@ -8,7 +8,7 @@ import threading
 import httpx
 
 from semcache.config import Settings
-from semcache.server import create_app
+from semcache.http.app import create_app
 from tests.servers import serve
 
 REPO = {"X-Semcache-Repo": "acme"}

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semcache.ann import FlatIndex
-from semcache.index import RepoIndex
+from semcache.index.ann import FlatIndex
+from semcache.index.sets import RepoIndex
 
 
 def filled(n: int, seed: int = 0) -> RepoIndex:
@@ -60,7 +60,7 @@ def _corrupt(path: Path) -> None:
 def test_a_damaged_index_file_is_rebuilt_from_the_store(settings, embedder, damage) -> None:
     import httpx
 
-    from semcache.server import create_app
+    from semcache.http.app import create_app
     from tests.servers import serve
 
     def ask(url: str, prompt: str) -> str:

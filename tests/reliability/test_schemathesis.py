@@ -9,7 +9,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from semcache.server import create_app
+from semcache.http.app import create_app
 from tests.helpers import sidecar_settings
 from tests.servers import serve
 
@@ -23,7 +23,7 @@ def api(tmp_path_factory: pytest.TempPathFactory, model_dir, embedder, stub_url:
 
 def test_no_route_fails_inside(api) -> None:
     operations = [result.ok() for result in api.get_all_operations()]
-    assert len(operations) >= 10  # every route of semcache.routes, /metrics and /healthz
+    assert len(operations) >= 10  # every route of semcache.http.routes, /metrics and /healthz
     calls = [call_drawn_cases(operation) for operation in operations]
     assert sum(calls) >= 100
 

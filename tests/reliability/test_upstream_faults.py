@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from semcache.config import Settings
-from semcache.server import create_app
+from semcache.http.app import create_app
 from tests.servers import serve
 
 FAULTS = [

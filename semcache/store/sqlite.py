@@ -21,8 +21,8 @@ import numpy as np
 import sqlite_utils
 
 from semcache.errors import StoreError
-from semcache.records import GLOBAL, Entry, NewEntry, RepoStats
-from semcache.schema import MIGRATIONS
+from semcache.store.migrations import MIGRATIONS
+from semcache.store.records import GLOBAL, Entry, NewEntry, RepoStats
 
 __all__ = ["GLOBAL", "Store"]
 
@@ -142,6 +142,24 @@ class Store:
         """Entries by id (missing ids are left out)."""
         return self._entries_by_id(ids)
 
+    def candidates(
+        self, ids: list[int], scope_key: str, now: float, model: str
+    ) -> dict[int, tuple[Entry, np.ndarray | None]]:
+        """The live entries of one scope among ``ids``, each with its stored token states (flat int8)
+        where ``model`` made them: a lookup's whole read of its candidates, in one query."""
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        sql = (
+            f"SELECT {_ENTRY_COLUMNS}, CASE WHEN tokens_model = ? THEN tokens END AS states FROM entries "
+            f"WHERE id IN ({marks}) AND scope_key = ? AND expires_at > ?"
+        )
+        out = {}
+        for row in self._read(sql, [model, *ids, scope_key, now]):
+            states = row.pop("states")
+            out[row["id"]] = (_entry(row), None if states is None else np.frombuffer(states, dtype=np.int8))
+        return out
+
     def tokens(self, ids: list[int], model: str) -> dict[int, np.ndarray]:
         """The stored token states (flat int8) of those ``ids`` whose states ``model`` made."""
         if not ids:
@@ -158,14 +176,6 @@ class Store:
                 "UPDATE entries SET tokens = ?, tokens_model = ? WHERE id = ?",
                 [(np.ascontiguousarray(t).tobytes(), model, i) for i, t in tokens.items()],
             )
-
-    def in_scope(self, ids: list[int], scope_key: str, now: float) -> set[int]:
-        """Which of ``ids`` are live entries of one scope (ids only: nothing is decoded)."""
-        if not ids:
-            return set()
-        marks = ",".join("?" * len(ids))
-        sql = f"SELECT id FROM entries WHERE id IN ({marks}) AND scope_key = ? AND expires_at > ?"
-        return {row[0] for row in self._read(sql, [*ids, scope_key, now], plain=True)}
 
     def _entries_by_id(self, ids: list[int]) -> dict[int, Entry]:
         if not ids:

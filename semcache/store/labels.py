@@ -4,7 +4,7 @@ candidate, judged by comparing answers, with the weight that makes the labels a 
 A near miss is labelled every time (weight 1); a hit is audited at a rate r (weight 1/r); a wrong-hit
 report is a label too. Labels expire with the entries they came from (they take the entry's expiry) and
 go with their repo's purge. The audit's own counters (audits made, judges undecided, jobs dropped on
-overflow) are kept per repo in the same store; ``semcache.counters`` writes them.
+overflow) are kept per repo in the same store; ``semcache.cache.counters`` writes them.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from semcache.store import Store
+from semcache.store.sqlite import Store
 
 SOURCES = ("near_miss", "audit", "feedback")
 AUDIT_COUNTERS = ("audits", "judge_failures", "overflow")

@@ -21,10 +21,10 @@ from typing import Any, Protocol
 
 import anyio.to_thread
 
-from semcache.cache import NearMiss, SemanticCache
-from semcache.judges import Judge, JudgeFailed, answer_text
+from semcache.cache.semantic import NearMiss, SemanticCache
+from semcache.http.judges import Judge, JudgeFailed, answer_text
+from semcache.http.metrics import SidecarMetrics
 from semcache.keys import CacheRequest
-from semcache.metrics import SidecarMetrics
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from semcache import ann, ivf, structures
-from semcache.ann import AnnParams, Neighbor, VectorIndex
-from semcache.store import Store
+from semcache.index import ann, ivf
+from semcache.index import files as structures
+from semcache.index.ann import AnnParams, Neighbor, VectorIndex
+from semcache.store.sqlite import Store
 
 __all__ = ["AnnParams", "IndexSet", "Neighbor", "RepoIndex"]
 

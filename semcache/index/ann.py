@@ -1,11 +1,11 @@
 """The vector structures behind a repo's index, and the interface they share: exact (flat) below a size
-threshold, IVF (the default, in :mod:`semcache.ivf`) or HNSW above it; :mod:`semcache.structures` makes
+threshold, IVF (the default, in :mod:`semcache.index.ivf`) or HNSW above it; :mod:`semcache.index.files` makes
 and reads them.
 
 All map store row ids to normalized vectors (inner product = cosine), so
-:class:`semcache.index.RepoIndex` can swap one for the other. HNSW graphs cannot delete nodes: a
+:class:`semcache.index.sets.RepoIndex` can swap one for the other. HNSW graphs cannot delete nodes: a
 removed id becomes a tombstone that every search filters out, and the graph is rebuilt from the store
-once tombstones pile up (see :meth:`semcache.index.IndexSet.maintain`). Tombstones are not saved: on
+once tombstones pile up (see :meth:`semcache.index.sets.IndexSet.maintain`). Tombstones are not saved: on
 load the store no longer holds those ids, so the reconcile marks them again.
 """
 

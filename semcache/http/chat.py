@@ -2,7 +2,7 @@
 store what may be stored. Streaming hits are replayed as SSE; streaming misses pass through and are
 stored only after the upstream stream finished successfully.
 
-The miss path is any :class:`Upstream`; the server wires in the real one (see ``semcache.misses``).
+The miss path is any :class:`Upstream`; the server wires in the real one (see ``semcache.http.upstream``).
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio.to_thread
 
-from semcache.cache import CacheHit, Lookup, SemanticCache, is_cacheable
+from semcache.cache.semantic import CacheHit, Lookup, SemanticCache, is_cacheable
+from semcache.http.metrics import SidecarMetrics
 from semcache.keys import CacheRequest
-from semcache.metrics import SidecarMetrics
-from semcache.records import Entry
 
 if TYPE_CHECKING:  # the auditor needs the cache; the gateway only calls it
-    from semcache.audit import Auditor
+    from semcache.http.audit import Auditor
+    from semcache.http.savings import SavingsBook
 
 
 @dataclass(frozen=True)
@@ -56,10 +56,6 @@ class Upstream(Protocol):
 
     async def audit(self, body: dict[str, Any], repo: str, tier: str | None = None) -> dict[str, Any]:
         """A fresh answer for the audit of a hit, booked as audit spend where a ledger is kept."""
-        ...
-
-    def record_hit(self, entry: Entry) -> dict[str, str]:
-        """Account for a hit (e.g. the cost it saved); returns headers to add. Called off the loop."""
         ...
 
     def spend(self, repo: str | None) -> list[Any]:
@@ -128,11 +124,19 @@ class Gateway:
         upstream: Upstream,
         metrics: SidecarMetrics | None = None,
         auditor: Auditor | None = None,
+        savings: SavingsBook | None = None,
     ) -> None:
         self.cache = cache
         self.upstream = upstream
         self.metrics = metrics or SidecarMetrics()
         self.auditor = auditor
+        self.savings = savings
+
+    def spend(self, repo: str | None) -> list[Any]:
+        """Spend and savings per tier, with the savings of the latest hits booked (blocking)."""
+        if self.savings is not None:
+            self.savings.flush()
+        return self.upstream.spend(repo)
 
     async def chat(self, request: CacheRequest) -> Reply:
         """Answer a non-streaming request."""
@@ -166,15 +170,15 @@ class Gateway:
         return StreamReply(events, {**headers, **answer.headers})
 
     async def _lookup(self, request: CacheRequest) -> tuple[Lookup, dict[str, str]]:
-        """Look the request up off the event loop; a hit is also accounted for upstream (savings)."""
-        self.cache.check(request)
+        """Look the request up off the event loop; a hit is priced here (what it saved)."""
         started = time.perf_counter()
         lookup = await anyio.to_thread.run_sync(self.cache.lookup, request)
         status = CacheStatus.of(lookup, request)
         self.metrics.observe_lookup(status.state, time.perf_counter() - started)
         headers = status.headers()
         if lookup.hit is not None:
-            headers |= await anyio.to_thread.run_sync(self.upstream.record_hit, lookup.hit.entry)
+            if self.savings is not None:
+                headers["X-Semcache-Saved-Usd"] = f"{self.savings.hit(lookup.hit.entry):.6f}"
             if self.auditor is not None and lookup.hit.kind == "semantic":
                 self.auditor.after_hit(request, lookup.near)
         return lookup, headers

@@ -1,5 +1,5 @@
 """Judges: do two answers to one request serve the asker equally? The audit asks one whenever it has
-a cached answer and a fresh upstream answer for the same request (see ``semcache.audit``).
+a cached answer and a fresh upstream answer for the same request (see ``semcache.http.audit``).
 
 - ``exact``: the two texts are equal once case and whitespace are normalised. Right for deterministic
   upstreams (tests, stream replays); on a sampled LLM two right answers almost never match, so it calls

@@ -12,10 +12,11 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
-from semcache.health import WriteHealth
-from semcache.labels import AUDIT_COUNTERS
-from semcache.records import Entry
-from semcache.store import Store
+from semcache.cache.health import WriteHealth
+from semcache.periodic import Periodic
+from semcache.store.labels import AUDIT_COUNTERS
+from semcache.store.records import Entry
+from semcache.store.sqlite import Store
 
 COLUMNS = ("hits_exact", "hits_semantic", "misses", "tokens_saved")
 
@@ -33,12 +34,10 @@ class Counters:
     def __init__(self, store: Store, health: WriteHealth, interval_s: float = 1.0) -> None:
         self._store = store
         self._health = health
-        self._interval_s = interval_s
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
         self._pending = _Pending()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._flusher = Periodic("semcache-counters", self.flush, interval_s)
 
     def hit(self, entry: Entry, kind: str, now: float) -> None:
         """Count a hit on ``entry`` ('exact' or 'semantic') and the tokens it saved."""
@@ -55,7 +54,7 @@ class Counters:
             self._pending.repos.setdefault(repo, Counter())["misses"] += 1
 
     def audit(self, repo: str, counter: str) -> None:
-        """Count one audit event of a repo (see :data:`~semcache.labels.AUDIT_COUNTERS`)."""
+        """Count one audit event of a repo (see :data:`~semcache.store.labels.AUDIT_COUNTERS`)."""
         if counter not in AUDIT_COUNTERS:
             raise ValueError(f"unknown audit counter {counter!r}")
         with self._lock:
@@ -69,15 +68,11 @@ class Counters:
 
     def start(self) -> None:
         """Flush every interval in a background thread."""
-        self._thread = threading.Thread(target=self._run, name="semcache-counters", daemon=True)
-        self._thread.start()
+        self._flusher.start()
 
     def stop(self) -> None:
         """Stop the thread and write what is pending."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self.flush()
+        self._flusher.stop()
 
     def flush(self) -> None:
         """Write the pending counts in one transaction (a failure is recorded, never raised)."""
@@ -107,7 +102,3 @@ class Counters:
                 db.conn.executemany(
                     sql, [(repo, *(counts.get(c, 0) for c in columns)) for repo, counts in per_repo.items()]
                 )
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            self.flush()

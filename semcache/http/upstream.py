@@ -1,8 +1,8 @@
-"""The miss path: adapters that give the gateway's :class:`~semcache.gateway.Upstream` shape to the
+"""The miss path: adapters that give the gateway's :class:`~semcache.http.chat.Upstream` shape to the
 router package's pieces. Part of the composition layer, like ``server.py`` and ``cli.py``.
 
 ``DirectUpstream`` forwards every miss to one endpoint (no router configured); ``RoutedUpstream``
-sends misses through the tiered router and records what each cache hit saved in its ledger.
+sends misses through the tiered router (what hits saved is booked by :mod:`semcache.http.savings`).
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from router.upstream import OpenAIUpstream
 from semcache.config import Settings
 from semcache.embedding import Embedder
 from semcache.errors import ConfigError
-from semcache.gateway import Answer, StreamAnswer
-from semcache.judges import EmbeddingJudge, ExactJudge, Judge, LLMJudge
-from semcache.records import Entry
+from semcache.http.chat import Answer, StreamAnswer
+from semcache.http.judges import EmbeddingJudge, ExactJudge, Judge, LLMJudge
 
 
 class DirectUpstream:
@@ -37,10 +36,6 @@ class DirectUpstream:
     async def audit(self, body: dict[str, Any], repo: str, tier: str | None = None) -> dict[str, Any]:
         """Ask the endpoint again (no ledger to book it in)."""
         return await self._client.complete(body)
-
-    def record_hit(self, entry: Entry) -> dict[str, str]:
-        """No price table without a router: nothing to record."""
-        return {}
 
     def spend(self, repo: str | None) -> list[TierStats]:
         """No ledger without a router."""
@@ -87,17 +82,6 @@ class RoutedUpstream:
         tier = self.router.registry.cheapest_tier
         result = await self.router.route(body, repo=repo, tier=tier, kind="judge")
         return result.completion
-
-    def record_hit(self, entry: Entry) -> dict[str, str]:
-        """Record the cost a hit saved, priced at the model that served the entry (else the default tier)."""
-        known = entry.model in self.router.registry.models
-        saved = self.router.ledger.record_saving(
-            entry.repo,
-            model=entry.model if known else None,
-            input_tokens=entry.prompt_tokens,
-            output_tokens=entry.completion_tokens,
-        )
-        return {"X-Semcache-Saved-Usd": f"{saved:.6f}"}
 
     def spend(self, repo: str | None) -> list[TierStats]:
         """Spend, savings and hits per repo and tier, from the ledger."""

@@ -1,5 +1,5 @@
-"""Making and reading a repo's vector structure: flat, HNSW or IVF (see :mod:`semcache.ann`,
-:mod:`semcache.ivf`)."""
+"""Making and reading a repo's vector structure: flat, HNSW or IVF (see :mod:`semcache.index.ann`,
+:mod:`semcache.index.ivf`)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from semcache.ann import AnnParams, FlatIndex, HnswIndex, VectorIndex, use_threads
-from semcache.ivf import IvfIndex
+from semcache.index.ann import AnnParams, FlatIndex, HnswIndex, VectorIndex, use_threads
+from semcache.index.ivf import IvfIndex
 
 log = logging.getLogger(__name__)
 

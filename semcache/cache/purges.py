@@ -12,8 +12,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from semcache.index import IndexSet
-from semcache.store import Store
+from semcache.index.sets import IndexSet
+from semcache.store.sqlite import Store
 
 log = logging.getLogger(__name__)
 

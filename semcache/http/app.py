@@ -1,5 +1,5 @@
 """The HTTP sidecar: ``create_app(settings)`` is the composition root. It mounts the routes of
-``semcache.routes`` (each validates, makes one service call and shapes the response) and maps every
+``semcache.http.routes`` (each validates, makes one service call and shapes the response) and maps every
 error to a status in one table."""
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from router.errors import RequestError, UpstreamError
-from semcache.audit import Auditor
-from semcache.cache import SemanticCache
+from semcache.cache.semantic import SemanticCache
 from semcache.config import Settings
 from semcache.embedding import Embedder
 from semcache.errors import (
@@ -30,10 +29,12 @@ from semcache.errors import (
     SemcacheError,
     StoreError,
 )
-from semcache.gateway import Gateway, Upstream
-from semcache.metrics import CONTENT_TYPE_LATEST, SidecarMetrics, monitor_loop_lag
-from semcache.misses import build_judge, build_upstream
-from semcache.routes import api
+from semcache.http.audit import Auditor
+from semcache.http.chat import Gateway, Upstream
+from semcache.http.metrics import CONTENT_TYPE_LATEST, SidecarMetrics, monitor_loop_lag
+from semcache.http.routes import api
+from semcache.http.savings import SavingsBook
+from semcache.http.upstream import RoutedUpstream, build_judge, build_upstream
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,8 @@ def create_app(
         judge = build_judge(settings, miss_path, cache.embedder)
         auditor = Auditor(cache, miss_path, judge, metrics, settings.audit_queue_size)
         auditor.start()
-        app.state.gateway = Gateway(cache, miss_path, metrics, auditor)
+        savings = savings_book(miss_path)
+        app.state.gateway = Gateway(cache, miss_path, metrics, auditor, savings)
         sweeper = asyncio.create_task(_sweep_forever(cache, settings.sweep_interval_s))
         lag_monitor = asyncio.create_task(monitor_loop_lag(metrics))
         try:
@@ -88,6 +90,8 @@ def create_app(
             sweeper.cancel()
             lag_monitor.cancel()
             await auditor.aclose()
+            if savings is not None:
+                await anyio.to_thread.run_sync(savings.stop)
             if upstream is None:
                 await miss_path.aclose()
             await anyio.to_thread.run_sync(cache.close)
@@ -104,6 +108,16 @@ def create_app(
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def savings_book(upstream: Upstream) -> SavingsBook | None:
+    """The book of what hits save, where the miss path is the router (it holds the prices)."""
+    if not isinstance(upstream, RoutedUpstream):
+        return None
+    router = upstream.router
+    book = SavingsBook(router.ledger, set(router.registry.models))
+    book.start()
+    return book
 
 
 # Repos given their own calibration series at most (the busiest first), so a scrape stays small.

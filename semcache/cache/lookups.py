@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from semcache.records import INT64, Entry
+from semcache.store.records import INT64, Entry
 
 
 @dataclass(frozen=True)

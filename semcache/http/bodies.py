@@ -16,7 +16,7 @@ import anyio.to_thread
 from fastapi import Request
 
 from semcache.errors import InvalidRequest, PromptTooLarge
-from semcache.records import INT64
+from semcache.store.records import INT64
 
 MAX_DEPTH = 64
 # Bodies larger than this are decoded in a worker thread, so a big one never stalls the event loop.

@@ -17,9 +17,9 @@ from typing import Any
 from semcache.config import Settings
 from semcache.decision import Decision, DecisionPolicy, Thresholds
 from semcache.decision.online import Combiner, OnlineFit, fit_online
-from semcache.labels import Label, LabelStore
-from semcache.records import GLOBAL
-from semcache.store import Store
+from semcache.store.labels import Label, LabelStore
+from semcache.store.records import GLOBAL
+from semcache.store.sqlite import Store
 
 REFIT_EVERY = 5  # labels; past 250 labels a repo is refitted every 2 % of its labels
 

@@ -1,5 +1,5 @@
 """The sidecar's HTTP routes: the OpenAI-compatible chat endpoint, the health check, and the cache's own
-API (repos, stats, purges, lookups, entries, wrong-hit feedback). ``semcache.server`` builds the app,
+API (repos, stats, purges, lookups, entries, wrong-hit feedback). ``semcache.http.app`` builds the app,
 its lifespan and error handlers, and mounts :data:`api`."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from semcache.bodies import THREAD_DECODE_BYTES, read_json
 from semcache.errors import InvalidRequest
-from semcache.gateway import Gateway
+from semcache.http.bodies import THREAD_DECODE_BYTES, read_json
+from semcache.http.chat import Gateway
+from semcache.http.upstream import spend_summary
 from semcache.keys import CacheRequest, parse_chat_request, validate_repo
-from semcache.misses import spend_summary
-from semcache.records import INT64
+from semcache.store.records import INT64
 
 api = APIRouter()
 # Entry ids are SQLite rowids: anything outside 1 .. 2^63 - 1 is a client's mistake (400), never a 500.
@@ -44,7 +44,7 @@ class FeedbackBody(BaseModel):
 
 
 # The bodies' JSON schemas, for the OpenAPI document (the routes read and check bodies themselves, strictly:
-# see semcache.bodies and semcache.keys).
+# see semcache.http.bodies and semcache.keys).
 _MESSAGE = {
     "type": "object",
     "required": ["role", "content"],
@@ -145,7 +145,7 @@ async def repo_stats(repo: str, request: Request) -> dict[str, Any]:
     """A repo's entries, hits, misses, tokens and cost saved, and its spend on the miss path."""
     service = _gateway(request)
     stats = await anyio.to_thread.run_sync(service.cache.stats, validate_repo(repo))
-    spend = spend_summary(await anyio.to_thread.run_sync(service.upstream.spend, repo))
+    spend = spend_summary(await anyio.to_thread.run_sync(service.spend, repo))
     return {
         "repo": stats.repo,
         "entries": stats.entries,
@@ -165,7 +165,7 @@ async def repo_stats(repo: str, request: Request) -> dict[str, Any]:
 def _decision(service: Gateway, repo: str) -> dict[str, Any]:
     """The repo's decision report, with the audit's judge and its spend on the miss path."""
     report = service.cache.decision(repo)
-    rows = service.upstream.spend(repo)
+    rows = service.spend(repo)
     report["audit"]["judge"] = service.auditor.judge if service.auditor else None
     report["audit"]["spend_usd"] = sum(row.audit_spend_usd for row in rows) if rows else None
     return report

@@ -5,7 +5,7 @@ About 4 * sqrt(n) lists for n entries, so a list holds about sqrt(n) / 4 vectors
 0.995 at nprobe 96 in 2.3 ms (p50), 557 MB serving (the float vectors alone take 1.5 GB), built in 70 s
 where an HNSW graph took 12 min and needed efSearch 512 (6 ms) for recall 0.99. Removal is real (no
 tombstones); the lists are refitted once the repo has doubled or halved since they were made (see
-:meth:`semcache.index.IndexSet.maintain`).
+:meth:`semcache.index.sets.IndexSet.maintain`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from semcache.ann import AnnParams, Neighbor, exact_top, found_neighbors
+from semcache.index.ann import AnnParams, Neighbor, exact_top, found_neighbors
 
 # k-means places a list well from this many sample points; more only slows the fit.
 POINTS_PER_LIST = 64

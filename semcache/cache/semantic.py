@@ -7,7 +7,6 @@ event loop never waits on embedding, FAISS or SQLite.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,20 +14,21 @@ from typing import Any
 import numpy as np
 import threadpoolctl
 
-from semcache.calibrator import Calibrator
+from semcache.cache.calibrator import Calibrator
+from semcache.cache.counters import Counters
+from semcache.cache.health import WriteHealth
+from semcache.cache.lookups import CacheHit, Lookup, NearMiss, is_cacheable, token_count, usage_problem
+from semcache.cache.purges import Purges
+from semcache.cache.search import SemanticSearch, uncalibrated
 from semcache.config import Settings
-from semcache.counters import Counters
 from semcache.decision import Decision, DecisionPolicy, Encoded, Thresholds, make_decision
 from semcache.embedding import DIM, Embedder, MicroBatcher, SentenceTransformerEmbedder
 from semcache.errors import Conflict, InvalidRequest, NotFound
-from semcache.health import WriteHealth
-from semcache.index import AnnParams, IndexSet, Neighbor
+from semcache.index.sets import AnnParams, IndexSet
 from semcache.keys import CacheRequest
-from semcache.labels import Label, LabelStore
-from semcache.lookups import CacheHit, Lookup, NearMiss, is_cacheable, token_count, usage_problem
-from semcache.purges import Purges
-from semcache.records import GLOBAL, Entry, NewEntry, RepoStats
-from semcache.store import Store
+from semcache.store.labels import Label, LabelStore
+from semcache.store.records import GLOBAL, Entry, NewEntry, RepoStats
+from semcache.store.sqlite import Store
 
 __all__ = ["CacheHit", "Lookup", "NearMiss", "SemanticCache", "is_cacheable"]
 
@@ -65,6 +65,14 @@ class SemanticCache:
         self._purges = Purges(self._store, self._indexes, clock)
         self.health = WriteHealth()
         self.counters = Counters(self._store, self.health)
+        self._search = SemanticSearch(
+            self._store,
+            self._indexes,
+            self._decision,
+            lambda text: self._encode(text)[1],
+            settings.top_k,
+            settings.decision_top_n,
+        )
 
     @property
     def decision_model(self) -> Decision:
@@ -145,7 +153,7 @@ class SemanticCache:
 
     def policy(self, request: CacheRequest) -> DecisionPolicy:
         """The decision policy for a request, from its false-hit budget and its repo's calibration (see
-        :class:`~semcache.calibrator.Calibrator`); a request's ``min_similarity`` overrides the cosine
+        :class:`~semcache.cache.calibrator.Calibrator`); a request's ``min_similarity`` overrides the cosine
         floor (and, for the cosine decision, the threshold)."""
         budget = request.options.false_hit_budget or self.settings.false_hit_budget
         return self.calibrator.policy(request.repo, budget, request.options.min_similarity)
@@ -162,7 +170,9 @@ class SemanticCache:
         return self.calibrator.audit_rate(repo)
 
     def lookup(self, request: CacheRequest, count: bool = True) -> Lookup:
-        """Find a cached answer for ``request``: exact key first, then the semantic search."""
+        """Find a cached answer for ``request``: exact key first, then the semantic search. Refuses
+        per-request options the settings do not allow, before any upstream call (see :meth:`check`)."""
+        self.check(request)
         # A miss carries the repo's purge epoch, read before its answer is asked for: a purge that
         # finishes after this point is final for it. Hits need none, so they read none.
         if request.options.no_cache or not request.cacheable or request.repo in self._purges:
@@ -180,9 +190,8 @@ class SemanticCache:
             return Lookup(self._record(hit, count, now), vector, tokens, near=near)
         if count:
             self.counters.miss(request.repo)
-        uncalibrated = math.isinf(policy.threshold)
         epoch = self._store.purge_epoch(request.repo)
-        return Lookup(None, vector, tokens, uncalibrated=uncalibrated, near=near, epoch=epoch)
+        return Lookup(None, vector, tokens, uncalibrated=uncalibrated(policy), near=near, epoch=epoch)
 
     def _encode(self, text: str) -> tuple[np.ndarray, np.ndarray | None]:
         """The one embedding pass: the text's vector and the decision's form of its token states."""
@@ -199,57 +208,9 @@ class SemanticCache:
     ) -> tuple[CacheHit | None, NearMiss | None]:
         # Nothing calibrated this strict: no candidate can hit; an audited repo still labels its near
         # misses (its labels are how it may become calibrated).
-        if math.isinf(policy.threshold) and not self.audit_rate(request.repo):
+        if uncalibrated(policy) and not self.audit_rate(request.repo):
             return None, None
-        floor = policy.min_similarity
-        top_k = self.settings.top_k
-        index = self._indexes.get(request.repo)
-        wide = max(4 * top_k, 32)
-        neighbors = index.search(vector, wide)
-        candidates = self._in_scope(request, neighbors, now)
-        # The wide search ranks all scopes; if this scope may have more candidates above the floor
-        # further down, search again restricted to this scope's ids.
-        if len(candidates) < top_k and len(neighbors) == wide and neighbors[-1].similarity >= floor:
-            allowed = self._store.scope_ids(request.repo, request.scope_key, now)
-            candidates = self._in_scope(request, index.search(vector, top_k, allowed), now)
-        # Most similar first: the first candidate whose score reaches the threshold is served (the
-        # thresholds are calibrated by replaying streams with this very rule). Only these few entries
-        # are read whole.
-        chosen = [n for n in candidates if n.similarity >= floor][: self.settings.decision_top_n]
-        entries = self._store.get_many([n.id for n in chosen])
-        chosen = [n for n in chosen if n.id in entries]  # an entry deleted since the scope check is gone
-        if not chosen:
-            return None, None
-        # A decision that reads no token states (the cosine) needs none of the candidates'.
-        tokens = self._candidate_tokens([entries[n.id] for n in chosen]) if query.tokens is not None else {}
-        # Most similar first, one at a time: a hit on the first candidate pays for one score.
-        best: tuple[float, NearMiss] | None = None
-        for neighbor in chosen:
-            candidate = Encoded(entries[neighbor.id].prompt, tokens.get(neighbor.id))
-            score = float(self._decision.score(query, [candidate], np.array([neighbor.similarity]))[0])
-            combined = policy.combined(score, neighbor.similarity)
-            near = NearMiss(neighbor.id, score, neighbor.similarity)
-            if combined >= policy.threshold:
-                return CacheHit(entries[neighbor.id], "semantic", neighbor.similarity, score), near
-            if best is None or combined > best[0]:
-                best = (combined, near)
-        return None, best[1] if best else None
-
-    def _candidate_tokens(self, entries: list[Entry]) -> dict[int, np.ndarray]:
-        """The candidates' stored token states; those made by another decision model (or none, as for
-        entries stored under the cosine decision) are made again from the prompt and kept."""
-        model = self._decision.model_id
-        tokens = self._store.tokens([e.id for e in entries], model)
-        stale = [e for e in entries if e.id not in tokens]
-        fresh = {e.id: t for e in stale if (t := self._encode(e.prompt)[1]) is not None}
-        if fresh:
-            self._store.set_tokens(fresh, model)
-            tokens.update(fresh)
-        return tokens
-
-    def _in_scope(self, request: CacheRequest, neighbors: list[Neighbor], now: float) -> list[Neighbor]:
-        live = self._store.in_scope([n.id for n in neighbors], request.scope_key, now)
-        return [n for n in neighbors if n.id in live]
+        return self._search.run(request, vector, query, policy, now)
 
     # -- store ---------------------------------------------------------------------------------
 
@@ -289,6 +250,7 @@ class SemanticCache:
             )
         if problem := usage_problem(completion.get("usage")):
             raise InvalidRequest(problem)
+        self.check(request)
         new_id = self._insert(request, completion, None, None, None)
         assert new_id is not None  # no epoch given: never refused
         return new_id
@@ -302,7 +264,6 @@ class SemanticCache:
         tokens: np.ndarray | None,
         epoch: int | None = None,
     ) -> int | None:
-        self.check(request)
         if embedding is None:
             embedding, tokens = self._encode(request.prompt)
         usage = completion.get("usage")
@@ -391,7 +352,7 @@ class SemanticCache:
         vector, tokens = self._encode(prompt)
         _, stored = self._store.vectors_of(entry.repo, np.array([entry.id]))
         similarity = float(stored[0] @ vector) if len(stored) else 1.0
-        candidate_tokens = self._candidate_tokens([entry]).get(entry.id) if tokens is not None else None
+        candidate_tokens = self._search.tokens(entry) if tokens is not None else None
         score = self._decision.score(
             Encoded(prompt, tokens), [Encoded(entry.prompt, candidate_tokens)], np.array([similarity])
         )
