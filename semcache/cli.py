@@ -6,6 +6,7 @@ their changes (SQLite's data_version) and reconciles its indexes.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -190,6 +191,8 @@ def router_train(ctx: typer.Context, data_dir: DataDir = None) -> None:
     Options after the command go to ``python -m router.train`` (--examples, --out, --test-size, --seed);
     with a router configured, the ledger's routing feedback is added to the examples.
     """
+    if importlib.util.find_spec("sklearn") is None:
+        _fail("router-train needs the train extra: pip install 'semcache-sidecar[train]'")
     from router.train import main as train_main
 
     settings = _settings(data_dir)
@@ -238,7 +241,12 @@ def tune(
         out = report_dir or settings.data_dir / "reports"
         stem = f"tune-{repo or 'global'}-{decision.name}-{budget:g}"
         _write_report(out / f"{stem}.json", report(result))
-        plot(result, out / f"{stem}.png")
+        if importlib.util.find_spec("matplotlib") is not None:
+            plot(result, out / f"{stem}.png")
+        else:
+            console.print(
+                "no plot: matplotlib comes with the train extra (pip install 'semcache-sidecar[train]')"
+            )
         _print_tune(result, out / f"{stem}.json")
         if result.chosen is None:
             _fail(

