@@ -15,12 +15,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from semcache.access.mode import auth_mode
 from semcache.cache.semantic import SemanticCache
+from semcache.cli_keys import admin_log, cli_actor, key_store, keys_app
 from semcache.config import Settings
 from semcache.errors import SemcacheError
 from semcache.keys import validate_repo
+from semcache.store.api_keys import KeyStore
 
 app = typer.Typer(help="semcache: a semantic response cache for LLM traffic.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.command("admin-log")(admin_log)
 console = Console()
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="overrides SEMCACHE_DATA_DIR")]
@@ -58,8 +63,14 @@ def serve(
     from semcache.http.app import create_app
 
     settings = _settings(data_dir, host=host, port=port)
+    with key_store(settings.data_dir) as keys:
+        try:  # refuse to start open off loopback before loading anything
+            mode = auth_mode(settings.auth, settings.host, keys.active())
+        except SemcacheError as exc:
+            _fail(exc.message)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     console.print(f"semcache on http://{settings.host}:{settings.port}  data: {settings.data_dir}")
+    console.print(f"auth {mode.reason}", style=None if mode.on else "yellow")
     # uvicorn picks uvloop and httptools (both dependencies) over asyncio's loop and h11 when it can.
     uvicorn.run(
         create_app(settings),
@@ -80,6 +91,8 @@ def purge(
     cache = _open_cache(data_dir)
     try:
         validate_repo(repo)
+        detail = f"context_file={context_file}" if context_file else ""
+        KeyStore(cache.database).log(cli_actor(), "purge", repo, detail)
         if context_file is None:
             console.print(f"purged repo {repo}: {cache.purge(repo)} entries removed")
         else:
@@ -255,6 +268,8 @@ def tune(
             )
         if save:
             cache.thresholds.save(target, budget, result.chosen.threshold, result.pairs)
+            detail = f"budget {budget}: threshold {result.chosen.threshold:.4f} from {result.pairs} rows"
+            KeyStore(cache.database).log(cli_actor(), "tune", target, detail)
             console.print(f"saved threshold {result.chosen.threshold:.4f} for {target} at budget {budget}")
     except (SemcacheError, ValueError, OSError) as exc:
         _fail(getattr(exc, "message", None) or str(exc))

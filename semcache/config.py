@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     embedding_threads: int = Field(2, gt=0, le=64, description="onnxruntime threads of one embedding pass")
     host: str = "127.0.0.1"
     port: int = 8765
+    auth: Literal["auto", "required", "off"] = Field(
+        "auto", description="keys: auto = required when bound off loopback or once any key exists"
+    )
+    feedback_per_minute: float = Field(
+        30.0, gt=0, description="wrong-hit reports a key may send a minute (each evicts an entry)"
+    )
 
     upstream_base_url: str = "https://api.openai.com/v1"
     upstream_api_key_env: str = Field("OPENAI_API_KEY", description="name of the env var holding the key")

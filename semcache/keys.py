@@ -151,9 +151,15 @@ def normalize_prompt(text: str) -> str:
 
 
 def parse_chat_request(
-    payload: Any, *, header_repo: str | None = None, max_prompt_chars: int = 200_000, max_messages: int = 1024
+    payload: Any,
+    *,
+    header_repo: str | None = None,
+    default_repo: str | None = None,
+    max_prompt_chars: int = 200_000,
+    max_messages: int = 1024,
 ) -> CacheRequest:
-    """Validate an OpenAI chat body and compute its keys; raise :class:`InvalidRequest` if bad."""
+    """Validate an OpenAI chat body and compute its keys; raise :class:`InvalidRequest` if bad. The repo
+    is the header's or the body's; ``default_repo`` (the key's) when neither names one."""
     if not isinstance(payload, dict):
         raise InvalidRequest("the request body must be a JSON object")
     unknown = sorted(set(payload) - CHAT_FIELDS)
@@ -169,7 +175,7 @@ def parse_chat_request(
     options = chat.semcache or CacheOptions()
     if header_repo and options.repo and header_repo != options.repo:
         raise InvalidRepo(f"X-Semcache-Repo {header_repo!r} and semcache.repo {options.repo!r} differ")
-    repo = validate_repo(header_repo or options.repo)
+    repo = validate_repo(header_repo or options.repo or default_repo)
     total_chars = sum(len(json.dumps(m.content)) if m.content else 0 for m in chat.messages)
     if total_chars > max_prompt_chars:
         raise PromptTooLarge(f"the messages hold {total_chars} characters; the limit is {max_prompt_chars}")

@@ -75,6 +75,11 @@ class SemanticCache:
         )
 
     @property
+    def database(self) -> Store:
+        """The store, for the tables kept beside the entries (keys, the admin log)."""
+        return self._store
+
+    @property
     def decision_model(self) -> Decision:
         """The hit decision in use."""
         return self._decision

@@ -17,30 +17,44 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from router.errors import RequestError, UpstreamError
+from semcache.access.keyring import Keyring
+from semcache.access.limits import RateLimit
+from semcache.access.mode import auth_mode
 from semcache.cache.semantic import SemanticCache
 from semcache.config import Settings
 from semcache.embedding import Embedder
 from semcache.errors import (
     Conflict,
+    Forbidden,
     InvalidRepo,
     InvalidRequest,
     NotFound,
     PromptTooLarge,
+    RateLimited,
     SemcacheError,
     StoreError,
+    Unauthorized,
+    UnsupportedMediaType,
 )
 from semcache.http.audit import Auditor
+from semcache.http.auth import Access, require_admin
 from semcache.http.chat import Gateway, Upstream
+from semcache.http.key_routes import keys_api
 from semcache.http.metrics import CONTENT_TYPE_LATEST, SidecarMetrics, monitor_loop_lag
 from semcache.http.routes import api
 from semcache.http.savings import SavingsBook
 from semcache.http.upstream import RoutedUpstream, build_judge, build_upstream
+from semcache.store.api_keys import KeyStore
 
 log = logging.getLogger(__name__)
 
 ERROR_STATUS: dict[type[SemcacheError], int] = {
     InvalidRepo: 400,
     PromptTooLarge: 413,
+    UnsupportedMediaType: 415,
+    Unauthorized: 401,
+    Forbidden: 403,
+    RateLimited: 429,
     InvalidRequest: 400,
     NotFound: 404,
     Conflict: 409,
@@ -74,6 +88,13 @@ def create_app(
         # event loop for the GIL (its lag under 64 clients).
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         cache = SemanticCache(settings, embedder=embedder)
+        keys = KeyStore(cache.database)
+        mode = auth_mode(settings.auth, settings.host, keys.active())  # refuses to start open off loopback
+        log.log(logging.INFO if mode.on else logging.WARNING, "auth %s", mode.reason)
+        keyring = Keyring(keys)
+        keyring.start()
+        app.state.keys = keys
+        app.state.access = Access(mode, keyring, RateLimit(settings.feedback_per_minute), metrics)
         await anyio.to_thread.run_sync(cache.start)
         freeze_startup_objects()
         miss_path = upstream or build_upstream(settings, cache.embedder)
@@ -90,6 +111,7 @@ def create_app(
             sweeper.cancel()
             lag_monitor.cancel()
             await auditor.aclose()
+            await anyio.to_thread.run_sync(keyring.stop)
             if savings is not None:
                 await anyio.to_thread.run_sync(savings.stop)
             if upstream is None:
@@ -100,9 +122,11 @@ def create_app(
     _install_error_handlers(app)
     app.state.settings = settings
     app.include_router(api)
+    app.include_router(keys_api)
 
     @app.get("/metrics")
-    async def prometheus_metrics() -> Response:
+    async def prometheus_metrics(request: Request) -> Response:
+        await require_admin(request)  # per-repo and per-key series: not for every tenant's eyes
         cache = app.state.gateway.cache
         await anyio.to_thread.run_sync(_observe_repos, cache, metrics)
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
@@ -146,7 +170,12 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SemcacheError)
     async def semcache_error(request: Request, exc: SemcacheError) -> JSONResponse:
         status = next((code for cls, code in ERROR_STATUS.items() if isinstance(exc, cls)), 500)
-        return JSONResponse(error_body(exc.kind, exc.message), status_code=status)
+        headers = {}
+        if isinstance(exc, RateLimited):
+            headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
+        if isinstance(exc, Unauthorized):
+            headers["WWW-Authenticate"] = "Bearer"
+        return JSONResponse(error_body(exc.kind, exc.message), status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -14,8 +14,9 @@ from typing import Any
 
 import anyio.to_thread
 from fastapi import Request
+from pydantic import BaseModel, ValidationError
 
-from semcache.errors import InvalidRequest, PromptTooLarge
+from semcache.errors import InvalidRequest, PromptTooLarge, UnsupportedMediaType
 from semcache.store.records import INT64
 
 MAX_DEPTH = 64
@@ -38,7 +39,14 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
 
 
 async def read_json(request: Request, max_bytes: int) -> Any:
-    """The body as strict JSON (see the module's docstring)."""
+    """The body as strict JSON (see the module's docstring), declared as JSON: a body sent as
+    ``text/plain`` or a form (what a page on another site can make a browser send without asking) is a
+    415, so no cross-origin request can write."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"send the body as JSON with Content-Type: application/json (got {media or 'no Content-Type'!r})"
+        )
     raw = await read_body(request, max_bytes)
     if len(raw) > THREAD_DECODE_BYTES:
         return await anyio.to_thread.run_sync(decode, raw)
@@ -103,3 +111,14 @@ def _int64(text: str) -> int:
     if not -INT64 <= number < INT64:
         raise InvalidRequest(f"{text[:40]} does not fit in a 64-bit integer")
     return number
+
+
+def parse_model(cls: type[BaseModel], payload: Any) -> Any:
+    """``payload`` as a ``cls`` model, or :class:`InvalidRequest` naming the first problems."""
+    try:
+        return cls.model_validate(payload)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise InvalidRequest(f"invalid request: {problems}") from exc

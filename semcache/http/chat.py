@@ -144,7 +144,7 @@ class Gateway:
         if lookup.hit is not None:
             return Reply(served_from_cache(lookup.hit), headers)
         answer = await self.upstream.complete(request.body, request.repo, request.options.tier)
-        await anyio.to_thread.run_sync(
+        entry_id = await anyio.to_thread.run_sync(
             self.cache.store,
             request,
             answer.completion,
@@ -154,6 +154,8 @@ class Gateway:
             lookup.epoch,
         )
         self._after_miss(request, lookup, answer.completion)
+        if entry_id is not None:  # the entry this miss made, to delete or report without a lookup
+            headers["X-Semcache-Entry-Id"] = str(entry_id)
         return Reply(answer.completion, {**headers, **answer.headers})
 
     def _after_miss(self, request: CacheRequest, lookup: Lookup, completion: dict[str, Any]) -> None:

@@ -83,6 +83,18 @@ class SidecarMetrics:
             "Store writes that failed since start (disk full, locked, read-only); the cache served on",
             registry=self.registry,
         )
+        self.auth_denials = Counter(
+            "semcache_auth_denials",
+            "Requests refused by auth: 401 (no key, or a wrong or revoked one), 403 (out of the key's scope)",
+            ["status"],
+            registry=self.registry,
+        )
+        self.key_requests = Counter(
+            "semcache_key_requests",
+            "Chat requests served per key name, by outcome (hit, other)",
+            ["key", "outcome"],
+            registry=self.registry,
+        )
         self.repo_gauges = {
             name: Gauge(f"semcache_repo_{name}", text, ["repo"], registry=self.registry)
             for name, text in REPO_GAUGES.items()

@@ -11,10 +11,11 @@ import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from semcache.errors import InvalidRequest
-from semcache.http.bodies import THREAD_DECODE_BYTES, read_json
+from semcache.access.keyring import Principal
+from semcache.http.auth import access_of, actor, require_admin, require_repo
+from semcache.http.bodies import THREAD_DECODE_BYTES, parse_model, read_json
 from semcache.http.chat import Gateway
 from semcache.http.upstream import spend_summary
 from semcache.keys import CacheRequest, parse_chat_request, validate_repo
@@ -82,23 +83,24 @@ async def _json(request: Request) -> Any:
     return await read_json(request, request.app.state.settings.max_body_bytes)
 
 
-def _model(cls: type[BaseModel], payload: Any) -> Any:
-    try:
-        return cls.model_validate(payload)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:5]
-        )
-        raise InvalidRequest(f"invalid request: {problems}") from exc
+async def _log(
+    request: Request, principal: Principal | None, action: str, target: str, detail: str = ""
+) -> None:
+    """Record an admin write (who, what, on what, when)."""
+    keys = request.app.state.keys
+    await anyio.to_thread.run_sync(keys.log, actor(principal), action, target, detail)
 
 
-async def _chat(request: Request, payload: Any, repo: str | None) -> CacheRequest:
+async def _chat(
+    request: Request, payload: Any, repo: str | None, default_repo: str | None = None
+) -> CacheRequest:
     """Validate a chat body and hash its keys; a large one in a worker thread, off the event loop."""
     settings = request.app.state.settings
     parse = functools.partial(
         parse_chat_request,
         payload,
         header_repo=repo,
+        default_repo=default_repo,
         max_prompt_chars=settings.max_prompt_chars,
         max_messages=settings.max_messages,
     )
@@ -111,17 +113,24 @@ async def _chat(request: Request, payload: Any, repo: str | None) -> CacheReques
 @api.post("/v1/chat/completions", openapi_extra=_body(CHAT_SCHEMA))
 async def chat_completions(request: Request) -> Response:
     """The OpenAI-compatible endpoint: a hit from the cache, or the router's answer (then stored)."""
-    chat = await _chat(request, await _json(request), request.headers.get("x-semcache-repo"))
+    access = access_of(request)
+    principal = await access.principal(request)
+    default_repo = principal.default_repo if principal else None
+    payload = await _json(request)
+    chat = await _chat(request, payload, request.headers.get("x-semcache-repo"), default_repo)
+    access.check_repo(principal, chat.repo)
     if chat.stream:
         reply = await _gateway(request).chat_stream(chat)
+        access.count(principal, reply.headers.get("X-Semcache", "").startswith("hit"))
         return StreamingResponse(reply.events, media_type="text/event-stream", headers=reply.headers)
     answer = await _gateway(request).chat(chat)
+    access.count(principal, answer.headers.get("X-Semcache", "").startswith("hit"))
     return JSONResponse(answer.completion, headers=answer.headers)
 
 
 @api.get("/healthz")
 async def healthz(request: Request) -> dict[str, Any]:
-    """Liveness, the number of repos, and the hit decision in force."""
+    """Liveness, the number of repos, the hit decision in force, and whether auth is on."""
     cache = _gateway(request).cache
     repos = await anyio.to_thread.run_sync(cache.repos)
     reason = cache.health.reason
@@ -130,12 +139,14 @@ async def healthz(request: Request) -> dict[str, Any]:
         "reason": reason,
         "repos": len(repos),
         "decision": cache.decision(),
+        "auth": {"on": access_of(request).mode.on, "reason": access_of(request).mode.reason},
     }
 
 
 @api.get("/v1/cache/repos")
 async def list_repos(request: Request) -> dict[str, Any]:
-    """Every repo with its entry count."""
+    """Every repo with its entry count (admin)."""
+    await require_admin(request)
     repos = await anyio.to_thread.run_sync(_gateway(request).cache.repos)
     return {"repos": [{"repo": name, "entries": count} for name, count in repos.items()]}
 
@@ -143,6 +154,7 @@ async def list_repos(request: Request) -> dict[str, Any]:
 @api.get("/v1/cache/repos/{repo}/stats")
 async def repo_stats(repo: str, request: Request) -> dict[str, Any]:
     """A repo's entries, hits, misses, tokens and cost saved, and its spend on the miss path."""
+    await require_repo(request, validate_repo(repo))
     service = _gateway(request)
     stats = await anyio.to_thread.run_sync(service.cache.stats, validate_repo(repo))
     spend = spend_summary(await anyio.to_thread.run_sync(service.spend, repo))
@@ -176,8 +188,16 @@ async def purge(
     repo: str, request: Request, context_file: str | None = None, wait: bool = True
 ) -> dict[str, Any] | JSONResponse:
     """Drop a repo's entries (or only those built on one context file); ``wait=false`` answers 202 at
-    once and purges in the background."""
+    once and purges in the background (admin; logged)."""
+    principal = await require_admin(request)
     cache = _gateway(request).cache
+    await _log(
+        request,
+        principal,
+        "purge",
+        validate_repo(repo),
+        f"context_file={context_file}" if context_file else "",
+    )
     if context_file is not None:
         removed = await anyio.to_thread.run_sync(cache.purge_context_file, validate_repo(repo), context_file)
     elif not wait:  # a big repo takes a minute: answer now, purge in the background
@@ -191,6 +211,7 @@ async def purge(
 @api.post("/v1/cache/repos/{repo}/lookup", openapi_extra=_body(CHAT_SCHEMA))
 async def lookup(repo: str, request: Request) -> dict[str, Any]:
     """What the cache would answer for a chat request, without counting it or asking the router."""
+    await require_repo(request, validate_repo(repo))
     chat = await _chat(request, await _json(request), validate_repo(repo))
     found = await anyio.to_thread.run_sync(_gateway(request).cache.lookup, chat, False)
     if found.hit is None:
@@ -217,16 +238,19 @@ async def lookup(repo: str, request: Request) -> dict[str, Any]:
     ),
 )
 async def put_entry(repo: str, request: Request) -> dict[str, Any]:
-    """Store an answer an operator sends directly."""
-    body = _model(StoreBody, await _json(request))
+    """Store an answer an operator sends directly (admin; logged)."""
+    principal = await require_admin(request)
+    body = parse_model(StoreBody, await _json(request))
     chat = await _chat(request, body.request, validate_repo(repo))
     entry_id = await anyio.to_thread.run_sync(_gateway(request).cache.put, chat, body.response)
+    await _log(request, principal, "store", repo, f"entry {entry_id}")
     return {"entry_id": entry_id}
 
 
 @api.get("/v1/cache/repos/{repo}/entries/{entry_id}")
 async def get_entry(repo: str, entry_id: EntryIdPath, request: Request) -> dict[str, Any]:
     """One entry: its prompt, answer, model, times and hit count."""
+    await require_repo(request, validate_repo(repo))
     entry = await anyio.to_thread.run_sync(_gateway(request).cache.get, validate_repo(repo), entry_id)
     return {
         "entry_id": entry.id,
@@ -241,15 +265,20 @@ async def get_entry(repo: str, entry_id: EntryIdPath, request: Request) -> dict[
 
 @api.delete("/v1/cache/repos/{repo}/entries/{entry_id}", status_code=204)
 async def delete_entry(repo: str, entry_id: EntryIdPath, request: Request) -> Response:
-    """Delete one entry."""
+    """Delete one entry (admin; logged)."""
+    principal = await require_admin(request)
     await anyio.to_thread.run_sync(_gateway(request).cache.delete, validate_repo(repo), entry_id)
+    await _log(request, principal, "delete", repo, f"entry {entry_id}")
     return Response(status_code=204)
 
 
 @api.post("/v1/cache/repos/{repo}/feedback", openapi_extra=_body(FeedbackBody.model_json_schema()))
 async def feedback(repo: str, request: Request) -> dict[str, Any]:
-    """Report a hit that served a wrong answer: the entry is evicted and the pair kept for re-tuning."""
-    body = _model(FeedbackBody, await _json(request))
+    """Report a hit that served a wrong answer: the entry is evicted and the pair kept for re-tuning (a
+    key of the repo, rate-limited per key)."""
+    principal = await require_repo(request, validate_repo(repo))
+    access_of(request).check_feedback(principal)
+    body = parse_model(FeedbackBody, await _json(request))
     cache = _gateway(request).cache
     feedback_id = await anyio.to_thread.run_sync(
         cache.report_wrong_hit, validate_repo(repo), body.entry_id, body.prompt, body.similarity

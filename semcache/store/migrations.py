@@ -98,4 +98,29 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE repo_stats ADD COLUMN purges INTEGER NOT NULL DEFAULT 0;
     """,
+    """
+    CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        salt BLOB NOT NULL,
+        hash BLOB NOT NULL,
+        repos TEXT NOT NULL,
+        default_repo TEXT,
+        admin INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        revoked_at REAL,
+        requests INTEGER NOT NULL DEFAULT 0,
+        hits INTEGER NOT NULL DEFAULT 0,
+        denied INTEGER NOT NULL DEFAULT 0,
+        last_used_at REAL
+    );
+    CREATE TABLE admin_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at REAL NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    """,
 ]
