@@ -49,6 +49,14 @@ class Access:
             raise Unauthorized("the key is not valid (wrong, or revoked)")
         return principal
 
+    async def attempt(self, request: Request) -> tuple[Principal | None, Unauthorized | None]:
+        """Like :meth:`principal`, but the refusal is returned, not raised: a route can do the work a
+        403 needs before raising it, so a wrong key and a right key for another repo take one time."""
+        try:
+            return await self.principal(request), None
+        except Unauthorized as refused:
+            return None, refused
+
     def check_repo(self, principal: Principal | None, repo: str) -> None:
         """:class:`Forbidden` unless the key reaches ``repo``."""
         if principal is not None and not principal.may_use(repo):

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from semcache.access.keyring import Principal
+from semcache.errors import SemcacheError
 from semcache.http.auth import access_of, actor, require_admin, require_repo
 from semcache.http.bodies import THREAD_DECODE_BYTES, parse_model, read_json
 from semcache.http.chat import Gateway
@@ -114,10 +115,18 @@ async def _chat(
 async def chat_completions(request: Request) -> Response:
     """The OpenAI-compatible endpoint: a hit from the cache, or the router's answer (then stored)."""
     access = access_of(request)
-    principal = await access.principal(request)
+    principal, refused = await access.attempt(request)
     default_repo = principal.default_repo if principal else None
-    payload = await _json(request)
-    chat = await _chat(request, payload, request.headers.get("x-semcache-repo"), default_repo)
+    try:
+        chat = await _chat(
+            request, await _json(request), request.headers.get("x-semcache-repo"), default_repo
+        )
+    except SemcacheError:
+        if refused is not None:
+            raise refused from None
+        raise
+    if refused is not None:  # only now: a 401 costs what a 403 does, so timing tells nothing
+        raise refused
     access.check_repo(principal, chat.repo)
     if chat.stream:
         reply = await _gateway(request).chat_stream(chat)
