@@ -152,6 +152,11 @@ class Settings(BaseSettings):
         description="trained tier classifier (.npz); default: the registry's classifier_path, else heuristic",
     )
 
+    def ann_params(self) -> dict[str, object]:
+        """The ``ann_*`` settings without their prefix: the keyword arguments of the index's
+        ``AnnParams``."""
+        return {name[4:]: getattr(self, name) for name in type(self).model_fields if name.startswith("ann_")}
+
     @property
     def db_path(self) -> Path:
         """The SQLite file that is the cache's source of truth."""

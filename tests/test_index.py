@@ -257,3 +257,9 @@ def test_a_flat_index_filled_in_one_buffer_matches_one_built_by_adding(expected:
     assert filled.remove(ids[:3]) == 3 and filled.size == 297
     allowed = ids[100:120]
     assert {n.id for n in filled.search(vectors[105][None], 3, allowed)} <= set(allowed.tolist())
+
+
+def test_index_defaults_are_the_settings_defaults() -> None:
+    from semcache.config import Settings
+
+    assert AnnParams(**Settings().ann_params()) == AnnParams()

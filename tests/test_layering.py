@@ -53,10 +53,10 @@ def test_the_cache_core_never_imports_http() -> None:
             assert not bad, f"{path} imports {bad}"
 
 
-def test_the_store_and_indexes_never_import_the_cache() -> None:
+def test_the_store_and_indexes_never_import_the_cache_or_the_settings() -> None:
     for package in ("semcache/store", "semcache/index"):
         for path, names in imported(package).items():
-            bad = imports_under(names, "semcache.cache", "semcache.decision")
+            bad = imports_under(names, "semcache.cache", "semcache.decision", "semcache.config")
             assert not bad, f"{path} imports {bad}"
 
 

@@ -58,7 +58,7 @@ class SemanticCache:
         self._batcher = MicroBatcher(
             embedder, settings.embed_max_batch, settings.embed_max_wait_ms / 1000, settings.embed_workers
         )
-        ann = AnnParams.of(settings)
+        ann = AnnParams(**settings.ann_params())
         self._indexes = IndexSet(self._store, settings.index_dir, getattr(embedder, "dim", DIM), ann)
         self._decision = decision or make_decision(settings.decision, settings.decision_dir)
         self.calibrator = Calibrator(self._store, self._decision, settings, clock)

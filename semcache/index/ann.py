@@ -22,8 +22,6 @@ from typing import Protocol
 import faiss
 import numpy as np
 
-from semcache.config import Settings
-
 # A filtered HNSW search widens efSearch by 1 / selectivity, up to this.
 MAX_FILTERED_EF = 4096
 
@@ -36,38 +34,22 @@ class Neighbor:
     similarity: float
 
 
-_SETTING = {name: field.default for name, field in Settings.model_fields.items()}
-_TUNABLE = (
-    "min_entries",
-    "structure",
-    "nprobe",
-    "m",
-    "ef_construction",
-    "ef_search",
-    "max_tombstone_fraction",
-)
-
-
 @dataclass(frozen=True)
 class AnnParams:
     """When a repo's index becomes approximate, which structure it becomes, and how that is built and
-    searched. The defaults are ``Settings.ann_*``'s (one source); :meth:`of` takes a configuration's."""
+    searched. The sidecar builds them from its ``SEMCACHE_ANN_*`` settings (``Settings.ann_params``);
+    these defaults are the settings' defaults (a test pins them together)."""
 
-    min_entries: int = _SETTING["ann_min_entries"]
-    structure: str = _SETTING["ann_structure"]  # "ivf" or "hnsw"
-    nprobe: int = _SETTING["ann_nprobe"]
-    m: int = _SETTING["ann_m"]
-    ef_construction: int = _SETTING["ann_ef_construction"]
-    ef_search: int = _SETTING["ann_ef_search"]
-    max_tombstone_fraction: float = _SETTING["ann_max_tombstone_fraction"]
+    min_entries: int = 50_000
+    structure: str = "ivf"  # or "hnsw"
+    nprobe: int = 96
+    m: int = 32
+    ef_construction: int = 40
+    ef_search: int = 128
+    max_tombstone_fraction: float = 0.1
     # A restricted search over at most this many ids scores their vectors exactly; above it the
     # filtered graph search is used, which is only reliable when the allowed ids are not too rare.
     exact_restricted_max: int = 20_000
-
-    @classmethod
-    def of(cls, settings: Settings) -> AnnParams:
-        """The ``ann_*`` fields of ``settings``."""
-        return cls(**{name: getattr(settings, f"ann_{name}") for name in _TUNABLE})
 
     def kind_for(self, entries: int, current: str | None = None) -> str:
         """The structure a repo of ``entries`` should use; halfway back down before HNSW is dropped,

@@ -1,8 +1,21 @@
-"""The SQLite schema of the store, as migrations applied in order (``PRAGMA user_version`` counts
-them); append a migration, never edit one that has shipped."""
+"""The store's schema as named migrations, applied in order by sqlite-utils' ``Migrations`` (each once,
+recorded by name in ``_sqlite_migrations``). Append a migration; never edit one that has shipped.
 
-MIGRATIONS: list[str] = [
-    """
+Stores made before the migrations had names counted them in ``PRAGMA user_version``; :func:`migrate`
+records that many as applied before it applies the rest.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+
+from sqlite_utils import Database, Migrations
+
+SCHEMA: list[tuple[str, str]] = [
+    (
+        "0001_entries_stats_feedback",
+        """
     CREATE TABLE entries (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         repo TEXT NOT NULL,
@@ -51,7 +64,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX feedback_repo ON feedback (repo);
     """,
-    """
+    ),
+    (
+        "0002_thresholds",
+        """
     CREATE TABLE thresholds (
         repo TEXT NOT NULL,
         verifier TEXT NOT NULL,
@@ -62,17 +78,26 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (repo, verifier, budget)
     );
     """,
-    """
+    ),
+    (
+        "0003_purges",
+        """
     CREATE TABLE purges (
         repo TEXT PRIMARY KEY,
         requested_at REAL NOT NULL
     );
     """,
-    """
+    ),
+    (
+        "0004_token_states",
+        """
     ALTER TABLE entries ADD COLUMN tokens BLOB;
     ALTER TABLE entries ADD COLUMN tokens_model TEXT;
     """,
-    """
+    ),
+    (
+        "0005_labels_and_audit_stats",
+        """
     CREATE TABLE labels (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         repo TEXT NOT NULL,
@@ -95,10 +120,16 @@ MIGRATIONS: list[str] = [
         overflow INTEGER NOT NULL DEFAULT 0
     );
     """,
-    """
+    ),
+    (
+        "0006_purge_epochs",
+        """
     ALTER TABLE repo_stats ADD COLUMN purges INTEGER NOT NULL DEFAULT 0;
     """,
-    """
+    ),
+    (
+        "0007_api_keys_and_admin_log",
+        """
     CREATE TABLE api_keys (
         id TEXT PRIMARY KEY,
         name TEXT NOT NULL UNIQUE,
@@ -123,4 +154,41 @@ MIGRATIONS: list[str] = [
         detail TEXT NOT NULL DEFAULT ''
     );
     """,
+    ),
 ]
+
+migrations = Migrations("semcache")
+
+
+def _runs(sql: str) -> Callable[[Database], None]:
+    def run(db: Database) -> None:
+        # One statement at a time, inside the migration's transaction (executescript would commit).
+        for statement in sql.split(";"):
+            if statement.strip():
+                db.execute(statement)
+
+    return run
+
+
+for _name, _sql in SCHEMA:
+    migrations(name=_name)(_runs(_sql))
+
+
+def migrate(db: Database) -> None:
+    """Bring the store's schema up to date."""
+    numbered = db.execute("PRAGMA user_version").fetchone()[0]
+    if numbered and not migrations.applied(db):
+        _adopt(db, numbered)
+    migrations.apply(db)
+
+
+def _adopt(db: Database, numbered: int) -> None:
+    """Record the first ``numbered`` migrations as applied: a store from before migrations had names
+    has them already (its ``user_version`` counted them)."""
+    migrations.ensure_migrations_table(db)
+    now = str(datetime.datetime.now(datetime.UTC))
+    with db.atomic():
+        db[migrations.migrations_table].insert_all(
+            {"migration_set": migrations.name, "name": name, "applied_at": now}
+            for name, _ in SCHEMA[:numbered]
+        )

@@ -21,7 +21,7 @@ import numpy as np
 import sqlite_utils
 
 from semcache.errors import StoreError
-from semcache.store.migrations import MIGRATIONS
+from semcache.store.migrations import migrate
 from semcache.store.records import GLOBAL, Entry, NewEntry, RepoStats
 
 __all__ = ["GLOBAL", "Store"]
@@ -84,9 +84,8 @@ class Store:
                 raise StoreError(f"store read failed: {exc}") from exc
 
     def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            self.db.conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+        with self._lock:
+            migrate(self.db)
 
     # -- entries -------------------------------------------------------------------------------
 
