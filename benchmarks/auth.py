@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from benchmarks.common import ROOT, machine, percentiles_ms, sidecar, stub, write_json
+from benchmarks.common import ROOT, machine, percentiles_ms, sidecar, stub, ticking, write_json
 from semcache.access.issuing import issue_key
 from semcache.store.api_keys import KeyStore
 from semcache.store.sqlite import Store
@@ -63,7 +63,7 @@ def exact_hits(url: str, key: str | None, prompts: int, n: int) -> list[float]:
     with httpx.Client(timeout=30) as http:
         for i in range(prompts):  # warm (misses the first time, hits after)
             timed(http, url, body(i), headers, 200)
-        return [timed(http, url, body(i % prompts), headers, 200) for i in range(n)]
+        return [timed(http, url, body(i % prompts), headers, 200) for i in ticking(range(n), "exact hits")]
 
 
 def ks_distance(a: list[float], b: list[float]) -> float:
@@ -86,10 +86,10 @@ def timing(url: str, keys: dict, n: int) -> dict[str, object]:
     }
     rng = np.random.default_rng(7)
     with httpx.Client(timeout=30) as http:
-        for _ in range(n):
+        for _ in ticking(range(n), "401/403 pairs"):
             samples["wrong"].append(timed(http, url, body(0), repo | _bearer(wrong), 401))
             samples["other_repo"].append(timed(http, url, body(0), repo | _bearer(keys["beta"]), 403))
-        for i, fresh in enumerate(keys["fresh_beta"]):
+        for i, fresh in enumerate(ticking(keys["fresh_beta"], "fresh keys")):
             made_up = f"sck-{rng.integers(16**12):012x}-" + "".join(rng.choice(list("abcdef"), 43))
             samples["fresh_wrong"].append(timed(http, url, body(i), repo | _bearer(made_up), 401))
             samples["fresh_other_repo"].append(timed(http, url, body(i), repo | _bearer(fresh), 403))

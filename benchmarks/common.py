@@ -10,17 +10,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sized
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 import httpx
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("SEMCACHE_EVAL_DATA", ROOT.parent / "shared" / "data"))
+T = TypeVar("T")
 
 
 def machine() -> dict[str, object]:
@@ -164,3 +165,46 @@ def write_json(path: Path, payload: dict) -> None:
     """Write a result file, creating its folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2))
+
+
+class Ticker:
+    """Progress of a long loop as a line on stderr at most every ``every_s`` seconds: steps done (of
+    ``total``), elapsed time and, with a total, an estimate of the time left. Plain lines, so a run
+    logged to a file shows them too. Also usable as :class:`semcache.decision.tuning.Progress`."""
+
+    def __init__(self, what: str, total: float | None = None, every_s: float = 10.0) -> None:
+        self.every_s = every_s
+        self.begin(what, total)
+
+    def begin(self, what: str, total: float | None) -> None:
+        """Start counting a new phase."""
+        self.what, self.total, self.done = what, total, 0.0
+        self._start = self._last = time.monotonic()
+
+    def advance(self, steps: float = 1) -> None:
+        """Count ``steps`` more; print a line if the last one is ``every_s`` old."""
+        self.done += steps
+        now = time.monotonic()
+        if now - self._last >= self.every_s:
+            self._last = now
+            print(self.line(now - self._start), file=sys.stderr, flush=True)
+
+    def line(self, elapsed: float) -> str:
+        """The progress line after ``elapsed`` seconds."""
+        text = f"{self.what}: {self.done:g}"
+        if self.total:
+            text += f"/{self.total:g} ({self.done / self.total:.0%})"
+        text += f", {elapsed:.0f} s"
+        if self.total and self.done:
+            text += f", about {elapsed * (self.total - self.done) / self.done:.0f} s left"
+        return text
+
+
+def ticking(items: Iterable[T], what: str, total: int | None = None, every_s: float = 10.0) -> Iterator[T]:
+    """``items``, printing progress (:class:`Ticker`) as the loop over them goes."""
+    if total is None and isinstance(items, Sized):
+        total = len(items)
+    ticker = Ticker(what, total, every_s)
+    for item in items:
+        yield item
+        ticker.advance()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import ROOT
+from benchmarks.common import ROOT, ticking
 from semcache.decision.calibration import Point
 from semcache.decision.tuning import NOT_SERVED, LabelledPair, PairScores, load_pairs
 from semcache.embedding import DIM, SentenceTransformerEmbedder
@@ -41,7 +41,7 @@ class PrecomputedEmbedder:
     def add(self, texts: list[str]) -> None:
         """Embed the texts not seen yet (sorted by length, so a batch pads to little more than itself)."""
         todo = sorted({t for t in texts if t not in self._vectors}, key=len)
-        for start in range(0, len(todo), 256):
+        for start in ticking(range(0, len(todo), 256), f"embedding {len(todo)} texts, batches of 256"):
             chunk = todo[start : start + 256]
             vectors, states = self._model.encode_states(chunk)
             self._vectors.update(zip(chunk, vectors, strict=True))

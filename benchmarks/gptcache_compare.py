@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from benchmarks.common import DATA_DIR, ROOT, machine, read_jsonl, write_json
+from benchmarks.common import DATA_DIR, ROOT, machine, read_jsonl, ticking, write_json
 from benchmarks.evalkit import MODEL_DIR, PrecomputedEmbedder, embedder
 from benchmarks.gptcache_report import print_report, score, verdicts
 from semcache import CacheRequest, SemanticCache, Settings, parse_chat_request
@@ -208,9 +208,10 @@ def run_semcache(
         cache = SemanticCache(Settings(data_dir=Path(tmp), decision=decision), embedder=embedder)
         cache.start()
         try:
-            for question, answer in zip(dataset.stored, dataset.answers, strict=True):
+            stored = zip(dataset.stored, dataset.answers, strict=True)
+            for question, answer in ticking(stored, f"{dataset.name}: storing", len(dataset.stored)):
                 cache.store(chat(question), completion(answer))
-            for value in values:
+            for value in ticking(values, f"{dataset.name}: {decision} {knob} values"):
                 policy = cache.policy(chat(dataset.queries[0], **{knob: value}))
                 if not np.isfinite(policy.threshold):
                     notes[value] = "no calibrated threshold for this budget: never hits"

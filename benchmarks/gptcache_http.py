@@ -88,8 +88,10 @@ def warm(job: dict) -> None:
         config=Config(similarity_threshold=job["threshold"]),
     )
     vectors = Precomputed(encoder, job["stored"])
-    for question, answer in zip(job["stored"], job["answers"], strict=True):
+    for number, (question, answer) in enumerate(zip(job["stored"], job["answers"], strict=True), start=1):
         data_manager.save(question, answer, vectors(question))
+        if number % 1000 == 0:
+            print(f"gptcache: stored {number}/{len(job['stored'])}", file=sys.stderr, flush=True)
 
 
 def main() -> None:

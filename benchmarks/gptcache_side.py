@@ -98,7 +98,8 @@ def run_dataset(
     for question, answer in zip(dataset["stored"], dataset["answers"], strict=True):
         data_manager.save(question, answer, embed(question))
     returned: dict[str, list[str | None]] = {}
-    for setting in settings:
+    for number, setting in enumerate(settings, start=1):
+        print(f"gptcache: setting {number}/{len(settings)} ({setting['name']})", file=sys.stderr, flush=True)
         cache.similarity_evaluation = EVALUATIONS[setting["evaluation"]]()
         cache.config = Config(similarity_threshold=setting["threshold"])
         returned[setting["name"]] = [get(query, cache_obj=cache) for query in dataset["queries"]]

@@ -28,7 +28,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.common import DATA_DIR, ROOT, machine, write_json
+from benchmarks.common import DATA_DIR, ROOT, Ticker, machine, write_json
 from benchmarks.evalkit import embedder, pair_sha1, sample_pairs
 from semcache.config import DECISION_FLOOR
 from semcache.decision import make_decision
@@ -50,7 +50,8 @@ def served_pairs(pairs: list[LabelledPair], budget: float) -> tuple[float, np.nd
     threshold = pick_threshold(table, budget)
     if threshold is None:
         raise SystemExit(f"no shipped threshold certifies budget {budget}: try one of {sorted(table)}")
-    scores = score_pairs(pairs, TextEncoder(embedder().encode_states, decision), floor=DECISION_FLOOR)
+    encoder = TextEncoder(embedder().encode_states, decision, progress=Ticker("label audit"))
+    scores = score_pairs(pairs, encoder, floor=DECISION_FLOOR)
     return threshold, scores.decision >= threshold
 
 

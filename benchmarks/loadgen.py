@@ -16,6 +16,7 @@ import asyncio
 import itertools
 import json
 import os
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -26,7 +27,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from benchmarks.common import percentiles_ms
+from benchmarks.common import percentiles_ms, ticking
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 GENERATOR = "load generator"
@@ -164,11 +165,25 @@ async def load(
         def stop() -> bool:
             return time.perf_counter() >= deadline or next(issued) > limit
 
-        await asyncio.gather(*(_worker(client, target, order, stop, run) for _ in range(clients)))
+        reporter = asyncio.create_task(_progress(run, start, duration_s))
+        try:
+            await asyncio.gather(*(_worker(client, target, order, stop, run) for _ in range(clients)))
+        finally:
+            reporter.cancel()
         run.wall_s = time.perf_counter() - start
         run.cpu_s = {GENERATOR: time.process_time() - cpu_self}
         run.cpu_s |= {name: process_cpu_s(pid) - cpu_before[name] for name, pid in pids.items()}
     return run
+
+
+async def _progress(run: LoadRun, start: float, duration_s: float | None, every_s: float = 10.0) -> None:
+    """A line on stderr every ``every_s`` seconds while a load runs: requests so far, time left."""
+    while True:
+        await asyncio.sleep(every_s)
+        elapsed = time.perf_counter() - start
+        left = f", {max(duration_s - elapsed, 0):.0f} s left" if duration_s is not None else ""
+        line = f"load, {run.clients} clients: {len(run.samples)} requests in {elapsed:.0f} s{left}"
+        print(line, file=sys.stderr, flush=True)
 
 
 async def _open_connections(client: aiohttp.ClientSession, url: str, clients: int) -> None:
@@ -189,7 +204,7 @@ async def paired(first: Target, second: Target, rounds: int) -> list[tuple[float
     Alternating keeps a noisy neighbour's load from landing on one side only."""
     rows = []
     async with _session(2) as client:
-        for i in range(rounds):
+        for i in ticking(range(rounds), "paired rounds"):
             first_s, answer = await _timed_post(client, first, i)
             second_s, other = await _timed_post(client, second, i)
             for got in (answer, other):

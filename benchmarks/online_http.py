@@ -40,7 +40,17 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.common import DATA_DIR, ROOT, machine, percentiles_ms, read_jsonl, sidecar, write_json
+from benchmarks.common import (
+    DATA_DIR,
+    ROOT,
+    Ticker,
+    machine,
+    percentiles_ms,
+    read_jsonl,
+    sidecar,
+    ticking,
+    write_json,
+)
 from benchmarks.stream_http import cluster_stub, fraction, replay, score
 from training.data import Components
 
@@ -94,7 +104,9 @@ def run_one(rows: list[dict], stub: str, settings: dict[str, str], args: argpars
     ):
         calls_before = client.get(f"{stub}/_stub/calls").json()["total"]
         points.append(trajectory_point(client, base, 0))
-        for start in range(0, len(prompts), args.every):
+        for start in ticking(
+            range(0, len(prompts), args.every), f"{len(prompts)} prompts, chunks of {args.every}"
+        ):
             chunk, took = replay(base, prompts[start : start + args.every], 1)
             replies += chunk
             seconds += took
@@ -132,7 +144,7 @@ def best_static(rows: list[dict], wrong_share: float | None, budget: float) -> d
     from semcache.decision.tuning import TextEncoder, stream_lookups
 
     decision = make_decision("learned")
-    encoder = TextEncoder(_embedder().encode_states, decision)
+    encoder = TextEncoder(_embedder().encode_states, decision, progress=Ticker("best static threshold"))
     lookups = stream_lookups([(r["prompt"], str(r["cluster"])) for r in rows], encoder, 0.7, 2)
     points = stream_sweep(lookups, max_points=2000)
     limit = wrong_share if wrong_share is not None else budget

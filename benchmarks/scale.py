@@ -34,7 +34,16 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.common import DATA_DIR, machine, percentiles_ms, read_jsonl, sidecar, stub, write_json
+from benchmarks.common import (
+    DATA_DIR,
+    machine,
+    percentiles_ms,
+    read_jsonl,
+    sidecar,
+    stub,
+    ticking,
+    write_json,
+)
 from benchmarks.evalkit import MODEL_DIR, embedder
 from semcache.config import Settings
 from semcache.index import files as structures
@@ -131,7 +140,7 @@ def phase_serve(work: Path, kind: str, params: AnnParams, widths: list[int]) -> 
                 )
             )
         latencies, cpu, top, top_ids = [], [], [], []
-        for query in queries:
+        for query in ticking(queries, f"{kind} ef {ef}: queries"):
             start, start_cpu = time.perf_counter(), time.process_time()
             found = index.search(query, WIDE_K)
             latencies.append(time.perf_counter() - start)
@@ -193,7 +202,7 @@ def fill_store(data_dir: Path, size: int, prompts: list[str], real: np.ndarray) 
     answer = {
         "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}]
     }
-    for i in range(size):
+    for i in ticking(range(size), f"filling the store with {size} entries"):
         prompt = prompts[i] if i < len(prompts) else f"synthetic prompt {i}"
         request = parse_chat_request(
             {"model": "bench", "messages": [{"role": "user", "content": prompt}]}, header_repo=REPO
@@ -270,7 +279,11 @@ def timed_purge(client: httpx.Client, base: str) -> dict[str, float]:
     # Ten times a second: during a purge, stats read the purge's own count instead of counting the
     # repo's rows under the store's lock (which, polled this often, slowed a 1 M-entry purge from 64 s
     # to 79 s).
-    while client.get(f"{base}/v1/cache/repos/{REPO}/stats").json()["purging"]:
+    said = time.monotonic()
+    while (stats := client.get(f"{base}/v1/cache/repos/{REPO}/stats").json())["purging"]:
+        if time.monotonic() - said >= 10:
+            said = time.monotonic()
+            print(f"purge: {stats['entries']} entries left", file=sys.stderr, flush=True)
         time.sleep(0.1)
     return {"purge_accepted_ms": accepted * 1000, "purge_s": time.perf_counter() - start}
 

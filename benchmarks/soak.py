@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import sys
 import tempfile
 import threading
 import time
@@ -109,6 +110,12 @@ def run(url: str, minutes: float, clients: int, seed: int) -> dict[str, Any]:
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
     for thread in threads:
         thread.start()
+    while any(thread.is_alive() for thread in threads):
+        threads[0].join(timeout=30)  # a progress line every 30 s meanwhile
+        left = max(deadline - time.monotonic(), 0)
+        with lock:
+            sent, failed = sum(counts.values()), sum(errors.values())
+        print(f"soak: {sent} requests, {failed} errors, {left:.0f} s left", file=sys.stderr, flush=True)
     for thread in threads:
         thread.join()
     return {

@@ -47,6 +47,7 @@ from rich.table import Table
 from benchmarks.common import (
     DATA_DIR,
     ROOT,
+    Ticker,
     free_port,
     machine,
     percentiles_ms,
@@ -105,8 +106,15 @@ def replay(base_url: str, prompts: list[str], concurrency: int) -> tuple[list[Re
     url = f"{base_url}/v1/chat/completions"
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     with httpx.Client(timeout=120, limits=limits) as client, ThreadPoolExecutor(concurrency) as pool:
+        ticker = Ticker("prompts sent", len(prompts))
+
+        def one(prompt: str) -> Reply:
+            reply = ask(client, url, prompt)
+            ticker.advance()  # from several threads: a progress line may count one short
+            return reply
+
         start = time.perf_counter()
-        replies = list(pool.map(lambda prompt: ask(client, url, prompt), prompts))
+        replies = list(pool.map(one, prompts))
         return replies, time.perf_counter() - start
 
 

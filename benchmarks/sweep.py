@@ -18,7 +18,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.common import DATA_DIR, ROOT, machine, write_json
+from benchmarks.common import DATA_DIR, ROOT, Ticker, machine, write_json
 from benchmarks.evalkit import embedder, negatives_served, operating_point, sample_pairs
 from semcache.config import DECISION_FLOOR
 from semcache.decision import make_decision
@@ -185,7 +185,7 @@ def main() -> None:
     args = parser.parse_args()
     decision = make_decision("learned", args.model_dir)
     model = embedder()
-    encoder = TextEncoder(model.encode_states, decision)
+    encoder = TextEncoder(model.encode_states, decision, progress=Ticker("sweep"))
     shipped = {"learned": decision.shipped_thresholds(), "cosine": _cosine_table(args.model_dir)}
     results = [evaluate(p, args.limit, args.budget, args.floor, encoder, shipped) for p in args.pairs]
     print_table(results, args.budget)

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
+from router.ledger_metrics import LedgerMetrics
 from router.registry import Budgets, Registry
 
 log = logging.getLogger(__name__)
@@ -135,12 +136,7 @@ class Ledger:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._create_tables()
         self.metrics = metrics or CollectorRegistry()
-        self._spend_gauge = Gauge(
-            "router_month_spend_usd", "Spend this month", ["repo"], registry=self.metrics
-        )
-        self._alerts_counter = Counter(
-            "router_budget_alerts", "Monthly budgets crossed", ["repo"], registry=self.metrics
-        )
+        self._series = LedgerMetrics(self.metrics, registry.budgets)
 
     @property
     def budgets(self) -> Budgets:
@@ -152,6 +148,7 @@ class Ledger:
         now = self._clock()
         with self._lock:
             self._db["calls"].insert({**asdict(record), "ts": now, "month": month_of(now)})
+        self._series.count(record)
         return self._check_budgets(record.repo, month_of(now)) if record.cost_usd > 0 else []
 
     def record_saving(self, repo: str, **priced: Any) -> float:
@@ -277,13 +274,13 @@ class Ledger:
             (GLOBAL_SCOPE, self.budgets.global_monthly_usd),
         ):
             spend = self.month_spend_usd(None if scope == GLOBAL_SCOPE else scope, month)
-            self._spend_gauge.labels(repo=scope).set(spend)
+            self._series.month_spend.labels(repo=scope).set(spend)
             if limit is None or spend < limit or self._alerted(scope, month):
                 continue
             alert = BudgetAlert(month, scope, limit, spend)
             with self._lock:
                 self._db["alerts"].insert(asdict(alert) | {"ts": self._clock()})
-            self._alerts_counter.labels(repo=scope).inc()
+            self._series.alerts.labels(repo=scope).inc()
             log.warning(
                 "budget crossed: repo=%s month=%s spend=%.6g limit=%.6g USD", scope, month, spend, limit
             )

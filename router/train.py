@@ -14,11 +14,22 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
@@ -68,11 +79,13 @@ def train_tier_classifier(
     seed: int = 0,
     refit_on_all: bool = True,
     regularization_c: float = 4.0,
+    phase: Callable[[str], None] = lambda name: None,
 ) -> TrainReport:
     """Fit on a stratified split, score trained vs heuristic on the held-out part, save the model.
 
     With ``refit_on_all`` the saved model is refitted on every example after scoring (the reported
-    accuracy is still the held-out one, from the split-trained model).
+    accuracy is still the held-out one, from the split-trained model). ``phase`` is told each step's
+    name as it starts (the command line shows them).
     """
     labels = sorted({e.tier for e in examples})
     if len(labels) < 2 or len(examples) < 4 * len(labels):
@@ -83,13 +96,16 @@ def train_tier_classifier(
     idx_train, idx_test = train_test_split(
         np.arange(len(examples)), test_size=test_size, random_state=seed, stratify=y
     )
+    phase(f"fitting on {len(idx_train)} examples")
     model = _fit(x[idx_train], y[idx_train], regularization_c)
+    phase(f"scoring {len(idx_test)} held-out examples")
     trained_pred = np.array(model.labels)[model.predict_proba(x[idx_test]).argmax(axis=1)]
     heuristic = TierClassifier(labels, default_tier=_default_label(labels), min_confidence=0.0)
     heuristic_pred = np.array(
         [c.tier for c in heuristic.classify_many([_body(prompts[i]) for i in idx_test])]
     )
     if refit_on_all:
+        phase(f"refitting on all {len(examples)} examples")
         model = _fit(x, y, regularization_c)
     model.save(out_path)
     return TrainReport(
@@ -151,14 +167,60 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         examples = load_examples(args.examples) + _feedback(args.ledger, args.registry)
-        report = train_tier_classifier(
-            examples, packaged_embedder(), args.out, test_size=args.test_size, seed=args.seed
-        )
+        with _Steps() as steps:
+            steps("loading the embedding model")
+            embed = steps.batched(packaged_embedder())
+            report = train_tier_classifier(
+                examples, embed, args.out, test_size=args.test_size, seed=args.seed, phase=steps
+            )
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(asdict(report), indent=2))
     return 0
+
+
+class _Steps:
+    """Progress on stderr (stdout carries the JSON report): a bar for the embedding pass, a line with
+    its elapsed time for each other step."""
+
+    def __init__(self) -> None:
+        columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+        self._progress = Progress(
+            *columns, TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True)
+        )
+        self._task: TaskID | None = None
+
+    def __enter__(self) -> _Steps:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done()
+        self._progress.stop()
+
+    def __call__(self, name: str, total: int = 1) -> None:
+        self._done()
+        self._task = self._progress.add_task(name, total=total)
+
+    def _done(self) -> None:
+        if self._task is not None:
+            task = next(t for t in self._progress.tasks if t.id == self._task)
+            self._progress.update(self._task, completed=task.total)
+
+    def batched(self, embed: Embed, batch: int = 64) -> Embed:
+        """``embed`` in batches, each advancing a bar."""
+
+        def embedded(texts: list[str]) -> np.ndarray:
+            self(f"embedding {len(texts)} prompts", total=len(texts))
+            parts = []
+            for start in range(0, len(texts), batch):
+                parts.append(np.asarray(embed(texts[start : start + batch]), dtype=np.float32))
+                if self._task is not None:
+                    self._progress.advance(self._task, len(parts[-1]))
+            return np.concatenate(parts)
+
+        return embedded
 
 
 def _feedback(ledger_path: Path | None, registry_path: Path | None) -> list[LabelledPrompt]:

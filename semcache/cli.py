@@ -21,6 +21,7 @@ from semcache.cli_keys import admin_log, cli_actor, key_store, keys_app
 from semcache.config import Settings
 from semcache.errors import SemcacheError
 from semcache.keys import validate_repo
+from semcache.progress import phase_bars
 from semcache.store.api_keys import KeyStore
 
 app = typer.Typer(help="semcache: a semantic response cache for LLM traffic.", no_args_is_help=True)
@@ -51,19 +52,31 @@ def _open_cache(data_dir: Path | None) -> SemanticCache:
         raise
 
 
+def _known(cache: SemanticCache, repo: str) -> str:
+    """``repo``, which must be a valid name the store knows (entries, counts or wrong-hit reports),
+    else exit 1."""
+    validate_repo(repo)
+    if repo not in cache.repos() and not cache.feedback(repo):
+        _fail(f"no repo {repo!r} in {cache.settings.data_dir} (`semcache repos` lists them)")
+    return repo
+
+
 @app.command()
 def serve(
     data_dir: DataDir = None,
     host: Annotated[str | None, typer.Option(help="overrides SEMCACHE_HOST")] = None,
     port: Annotated[int | None, typer.Option(help="overrides SEMCACHE_PORT")] = None,
+    store_url: Annotated[
+        str | None, typer.Option(help="postgresql://… shared by replicas; overrides SEMCACHE_STORE_URL")
+    ] = None,
 ) -> None:
     """Start the sidecar (loads the embedding model, exporting it to ONNX on first start)."""
     import uvicorn
 
     from semcache.http.app import create_app
 
-    settings = _settings(data_dir, host=host, port=port)
-    with key_store(settings.data_dir) as keys:
+    settings = _settings(data_dir, host=host, port=port, store_url=store_url)
+    with key_store(settings.data_dir, settings.store_url) as keys:
         try:  # refuse to start open off loopback before loading anything
             mode = auth_mode(settings.auth, settings.host, keys.active())
         except SemcacheError as exc:
@@ -88,9 +101,10 @@ def purge(
     data_dir: DataDir = None,
 ) -> None:
     """Delete a repo's cache, or only the entries that depended on one context file."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # a big repo's purge logs its progress
     cache = _open_cache(data_dir)
     try:
-        validate_repo(repo)
+        _known(cache, repo)
         detail = f"context_file={context_file}" if context_file else ""
         KeyStore(cache.database).log(cli_actor(), "purge", repo, detail)
         if context_file is None:
@@ -110,7 +124,7 @@ def stats(repo: Annotated[str | None, typer.Argument()] = None, data_dir: DataDi
     settings = _settings(data_dir)
     cache = _open_cache(data_dir)
     try:
-        repos = [validate_repo(repo)] if repo else list(cache.repos())
+        repos = [_known(cache, repo)] if repo else list(cache.repos())
         table = Table(
             "repo",
             "entries",
@@ -245,12 +259,13 @@ def tune(
     settings = _settings(data_dir)
     cache = _open_cache(data_dir)
     try:
-        target = validate_repo(repo) if repo else GLOBAL
+        target = _known(cache, repo) if repo else GLOBAL
         decision = cache.decision_model
-        encoder = TextEncoder(cache.embedder.encode_states, decision)
         floor = settings.decision_min_similarity if decision.name != "cosine" else 0.0
         console.print(f"scoring with {decision.model_id} ...")
-        result = _fit(pairs, stream, repo, cache, encoder, floor, budget, confidence)
+        with phase_bars() as bars:
+            encoder = TextEncoder(cache.embedder.encode_states, decision, progress=bars)
+            result = _fit(pairs, stream, repo, cache, encoder, floor, budget, confidence)
         out = report_dir or settings.data_dir / "reports"
         stem = f"tune-{repo or 'global'}-{decision.name}-{budget:g}"
         _write_report(out / f"{stem}.json", report(result))
@@ -278,18 +293,24 @@ def tune(
 
 
 def _fit(pairs, stream, repo, cache, encoder, floor, budget, confidence):
-    """The tuning result from a pairs file (plus the repo's wrong-hit reports) or a stream file."""
-    from semcache.decision.tuning import LabelledPair, load_pairs, load_stream, score_pairs, tune_stream
-    from semcache.decision.tuning import tune as fit
+    """The tuning result from a pairs file (plus the repo's wrong-hit reports) or a stream file; data
+    that cannot support a threshold for the budget is refused before anything is scored."""
+    from semcache.decision import tuning
 
     name = cache.decision_model.name
     if stream is not None:
+        rows = tuning.load_stream(stream)
+        tuning.check_support(tuning.stream_support([c for _, c in rows]), budget, confidence, str(stream))
         top_n = cache.settings.decision_top_n
-        return tune_stream(load_stream(stream), encoder, name, budget, floor, top_n, confidence)
-    labelled = load_pairs(pairs)
+        return tuning.tune_stream(rows, encoder, name, budget, floor, top_n, confidence)
+    labelled = tuning.load_pairs(pairs)
+    source = str(pairs)
     if repo:
-        labelled += [LabelledPair(f["query_prompt"], f["cached_prompt"], 0) for f in cache.feedback(repo)]
-    return fit(score_pairs(labelled, encoder, floor), name, budget, confidence)
+        reports = cache.feedback(repo)
+        labelled += [tuning.LabelledPair(f["query_prompt"], f["cached_prompt"], 0) for f in reports]
+        source += f" with {len(reports)} wrong-hit reports of {repo}"
+    tuning.check_support(tuning.pair_support([p.label for p in labelled]), budget, confidence, source)
+    return tuning.tune(tuning.score_pairs(labelled, encoder, floor), name, budget, confidence)
 
 
 def _write_report(path: Path, payload: dict) -> None:

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
         "int8", description="ONNX weights: int8 (per-channel dynamic quantization, ~2x faster) or fp32"
     )
     embedding_threads: int = Field(2, gt=0, le=64, description="onnxruntime threads of one embedding pass")
+    store_url: str | None = Field(
+        None,
+        description="postgresql://… puts the store and the vector search in PostgreSQL with pgvector, "
+        "shared by every replica; unset: SQLite + FAISS under the data dir",
+    )
+    store_pool_size: int = Field(8, gt=0, le=256, description="PostgreSQL connections per replica")
     host: str = "127.0.0.1"
     port: int = 8765
     auth: Literal["auto", "required", "off"] = Field(
@@ -92,6 +98,9 @@ class Settings(BaseSettings):
     embed_workers: int = Field(2, gt=0, le=16, description="threads running embedding passes side by side")
     embed_max_wait_ms: float = Field(
         0.0, ge=0, description="extra wait for company; 0 = batch whatever queued during the last pass"
+    )
+    metrics_max_repos: int = Field(
+        100, gt=0, description='repos given series of their own on /metrics; the rest share repo="(other)"'
     )
     access_log: bool = Field(
         False, description="log every HTTP request (uvicorn's access log); the metrics count them anyway"

@@ -7,6 +7,7 @@ so later starts load it in well under a second. Nothing is ever downloaded.
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import shutil
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 DIM = 384
 # The ONNX file each precision runs: int8 is made from the fp32 export once, on first load.
@@ -209,6 +212,8 @@ def _run_in_child(function: str, paths: list[Path], expect: Path, what: str) -> 
     import subprocess
     import sys
 
+    log.info("%s: first start only, in a child process ...", what)
+    started = time.perf_counter()
     args = [str(path) for path in paths]
     code = f"from pathlib import Path; from semcache.embedding import {function}; {function}(*map(Path, {args!r}))"
     # The child finds this very package first, however the parent was started.
@@ -221,6 +226,7 @@ def _run_in_child(function: str, paths: list[Path], expect: Path, what: str) -> 
     if done.returncode != 0 or not expect.exists():
         tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
         raise RuntimeError(f"{what} ({expect}) failed: {tail[0]}")
+    log.info("%s: done in %.1f s", what, time.perf_counter() - started)
 
 
 def _export_onnx(target: Path) -> None:

@@ -80,7 +80,7 @@ def test_tune_cli_fits_saves_reports_and_uses_wrong_hit_reports(tmp_path: Path, 
     unrelated = [
         ("How do I reverse a list in Python?", "What is the capital of France?"),
         ("How do I center a div in CSS?", "Best pizza in Naples"),
-    ] * 60
+    ] * 75  # budget 0.02 at 95 % needs 149 pairs of each label
     pairs_file = tmp_path / "pairs.jsonl"
     pairs_file.write_text(
         "".join(
@@ -111,7 +111,7 @@ def test_tune_cli_fits_saves_reports_and_uses_wrong_hit_reports(tmp_path: Path, 
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "reports" / "tune-acme-cosine-0.02.json").read_text())
     assert (tmp_path / "reports" / "tune-acme-cosine-0.02.png").stat().st_size > 1000
-    assert report["pairs"] == 301 and report["chosen"]["false_hit_upper"] <= 0.02
+    assert report["pairs"] == 331 and report["chosen"]["false_hit_upper"] <= 0.02
     # The reported wrong hit (cosine 0.97) is a labelled negative now, so the threshold sits above it.
     assert report["chosen"]["threshold"] > 0.97
     reopened = Store(settings.db_path)
@@ -120,4 +120,6 @@ def test_tune_cli_fits_saves_reports_and_uses_wrong_hit_reports(tmp_path: Path, 
     failing = CliRunner().invoke(
         cli_app, [*args[:-4], "--budget", "0.0001", "--data-dir", str(settings.data_dir)], env=env
     )
-    assert failing.exit_code == 1 and "no threshold" in failing.output
+    # Budget 0.0001 needs 29 956 pairs of each label: refused before anything is scored.
+    assert failing.exit_code == 1
+    assert "Missing: 29776 more pairs labelled 1" in " ".join(failing.output.split())  # rich wraps lines

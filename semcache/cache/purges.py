@@ -16,6 +16,7 @@ from semcache.index.sets import IndexSet
 from semcache.store.sqlite import Store
 
 log = logging.getLogger(__name__)
+PROGRESS_EVERY_S = 5.0
 
 
 class Purges:
@@ -50,10 +51,15 @@ class Purges:
     def finish(self, repo: str, batch: int = 500) -> int:
         """Delete the repo's rows in batches of ``batch``, then its counters, feedback and index file;
         returns the entries removed. Stops early (the mark stays) when the cache closes."""
-        removed = 0
+        removed, started = 0, time.monotonic()
+        reported = started
         while not self._stopping.is_set() and (deleted := self._store.delete_some(repo, batch)):
             removed += deleted
-            self._remaining[repo] = max(self._remaining.get(repo, 0) - deleted, 0)
+            self._remaining[repo] = left = max(self._remaining.get(repo, 0) - deleted, 0)
+            if time.monotonic() - reported >= PROGRESS_EVERY_S:  # a big repo takes a minute: say how far
+                reported = time.monotonic()
+                eta = left * (reported - started) / removed
+                log.info("purging repo %s: %d rows left, about %.0f s to go", repo, left, eta)
             time.sleep(0.002)  # let waiting lookups take the store's lock before the next batch does
         if self._stopping.is_set():
             return removed

@@ -7,6 +7,7 @@ whose Clopper-Pearson upper bound on that rate, at the given confidence, stays u
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -51,6 +52,17 @@ def clopper_pearson_upper(wrong: int, served: int, confidence: float = 0.95) -> 
     if wrong >= served:
         return 1.0
     return float(beta.ppf(confidence, wrong + 1, served - wrong))
+
+
+def min_support(budget: float, confidence: float = 0.95) -> int:
+    """The fewest served hits whose Clopper-Pearson upper bound can be within ``budget``: even with none
+    wrong, ``n`` hits bound the false-hit rate by 1 - (1 - confidence)^(1/n) (59 for 0.05 at 95 %)."""
+    n = max(1, math.ceil(math.log(1 - confidence) / math.log(1 - budget)))
+    while n > 1 and clopper_pearson_upper(0, n - 1, confidence) <= budget:  # float rounding, either way
+        n -= 1
+    while clopper_pearson_upper(0, n, confidence) > budget:
+        n += 1
+    return n
 
 
 @dataclass(frozen=True)

@@ -5,19 +5,96 @@ for cosine and for the decision; by pairs or by replaying a clustered stream (ca
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from semcache.decision import Decision, Encoded
-from semcache.decision.calibration import Point, as_dicts, fit_threshold, summary, sweep
+from semcache.decision.calibration import Point, as_dicts, fit_threshold, min_support, summary, sweep
 from semcache.decision.replay import StreamLookups, replay, stream_sweep
 
 NOT_SERVED = -1.0  # the score of a pair whose cosine is under the pre-filter: never a hit
 # A batch of texts through the embedding pass: their vectors and per-token states.
 EncodeStates = Callable[[list[str]], tuple[np.ndarray, list[np.ndarray]]]
+
+
+class Progress(Protocol):
+    """Where long work reports how far it got (the CLI shows a progress bar)."""
+
+    def begin(self, what: str, total: int | None) -> None:
+        """A new phase of ``total`` steps (None: unknown) starts."""
+        ...
+
+    def advance(self, steps: int) -> None:
+        """``steps`` more steps of the phase are done."""
+        ...
+
+
+class _Silent:
+    def begin(self, what: str, total: int | None) -> None:
+        pass
+
+    def advance(self, steps: int) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Support:
+    """How many examples of each kind a file holds, and what each kind is (for messages)."""
+
+    positives: int
+    negatives: int
+    positive: str
+    negative: str
+
+
+def pair_support(labels: Sequence[int]) -> Support:
+    """Pairs labelled 1 and 0."""
+    positives = sum(1 for label in labels if label)
+    return Support(
+        positives,
+        len(labels) - positives,
+        "pairs labelled 1 (one answer serves both)",
+        "pairs labelled 0 (different answers)",
+    )
+
+
+def stream_support(clusters: Sequence[str]) -> Support:
+    """Prompts that could be served right (their cluster came before) and prompts that could only be
+    served wrong (a new cluster, once anything is cached)."""
+    seen: set[str] = set()
+    positives = 0
+    for cluster in clusters:
+        positives += cluster in seen
+        seen.add(cluster)
+    return Support(
+        positives,
+        max(len(seen) - 1, 0),
+        "prompts whose cluster came earlier (a right hit is possible)",
+        "prompts opening a new cluster after the first (only a wrong hit is possible)",
+    )
+
+
+def check_support(support: Support, budget: float, confidence: float, source: str = "the data") -> None:
+    """Refuse data that cannot support a threshold: without enough right answers the bound can never
+    reach the budget, and without enough wrong ones nothing shows where wrong hits begin (a file of
+    positives only once stored a threshold of 0.004). Both kinds need :func:`min_support` examples."""
+    need = min_support(budget, confidence)
+    missing = [
+        f"{need - count} more {kind}"
+        for count, kind in ((support.positives, support.positive), (support.negatives, support.negative))
+        if count < need
+    ]
+    if missing:
+        raise ValueError(
+            f"{source} holds {support.positives} {support.positive} and {support.negatives} "
+            f"{support.negative}; a threshold for budget {budget:g} at {confidence:.0%} confidence needs at "
+            f"least {need} of each (with fewer, the Clopper-Pearson bound cannot show that the budget "
+            f"holds). Missing: {'; '.join(missing)}. No threshold was written."
+        )
 
 
 @dataclass(frozen=True)
@@ -55,32 +132,42 @@ class TuneResult:
 class TextEncoder:
     """Texts as a lookup holds them (vector and the decision's stored tokens), each encoded once."""
 
-    def __init__(self, encode_states: EncodeStates, decision: Decision, batch: int = 256) -> None:
+    def __init__(
+        self,
+        encode_states: EncodeStates,
+        decision: Decision,
+        batch: int = 256,
+        progress: Progress | None = None,
+    ) -> None:
         self._encode_states = encode_states
         self._decision = decision
         self._batch = batch
+        self.progress = progress or _Silent()
         self.vectors: dict[str, np.ndarray] = {}
         self.encoded: dict[str, Encoded] = {}
 
     def add(self, texts: list[str]) -> None:
         """Encode the texts not seen yet, shortest first (a batch pads to its longest)."""
         todo = sorted({t for t in texts if t not in self.vectors}, key=len)
+        self.progress.begin("embedding texts", len(todo))
         for start in range(0, len(todo), self._batch):
             chunk = todo[start : start + self._batch]
             vectors, states = self._encode_states(chunk)
             for text, vector, tokens in zip(chunk, vectors, states, strict=True):
                 self.vectors[text] = vector
                 self.encoded[text] = Encoded(text, self._decision.tokens(tokens))
+            self.progress.advance(len(chunk))
 
     def score(self, left: list[str], right: list[str], cosines: np.ndarray) -> np.ndarray:
         """The decision's score of each (query, cached prompt) pair."""
-        return np.array(
-            [
-                self._decision.score(self.encoded[a], [self.encoded[b]], np.array([c]))[0]
-                for a, b, c in zip(left, right, cosines, strict=True)
-            ],
-            dtype=np.float64,
-        )
+        self.progress.begin("scoring pairs", len(left))
+        scores = np.empty(len(left), dtype=np.float64)
+        for i, (a, b, c) in enumerate(zip(left, right, cosines, strict=True)):
+            scores[i] = self._decision.score(self.encoded[a], [self.encoded[b]], np.array([c]))[0]
+            if i % 256 == 255:
+                self.progress.advance(256)
+        self.progress.advance(len(left) % 256)
+        return scores
 
 
 def _read_rows(path: Path, fields: tuple[str, ...], make: Callable[[dict], object]) -> list:
@@ -120,8 +207,9 @@ def score_pairs(pairs: list[LabelledPair], encoder: TextEncoder, floor: float) -
 
 
 def tune(scores: PairScores, decision: str, budget: float, confidence: float = 0.95) -> TuneResult:
-    """Fit the decision's threshold (and, for comparison, a cosine threshold) to ``budget``."""
-    _check_labels(scores.labels)
+    """Fit the decision's threshold (and, for comparison, a cosine threshold) to ``budget``; refuses
+    scores without enough pairs of each label (:func:`check_support`)."""
+    check_support(pair_support(scores.labels.tolist()), budget, confidence)
     served = scores.decision > NOT_SERVED
     curve = sweep(np.where(served, scores.decision, NOT_SERVED), scores.labels, confidence)
     curve = [p for p in curve if p.threshold > NOT_SERVED]
@@ -137,12 +225,9 @@ def tune(scores: PairScores, decision: str, budget: float, confidence: float = 0
         curves={decision: curve, "cosine": cosine_curve},
     )
 
-
-def _check_labels(labels: np.ndarray) -> None:
-    """A threshold fitted without both kinds of label is no bound at all: refuse."""
-    if labels.sum() == 0 or labels.sum() == len(labels):
-        kind = "no pair labelled 1 (same answer)" if labels.sum() == 0 else "no pair labelled 0 (different)"
-        raise ValueError(f"{kind}: a threshold cannot be fitted without both kinds of pair")
+    """Fit the decision's threshold (and, for comparison, a cosine threshold) to ``budget``; refuses
+    scores without enough pairs of each label (:func:`check_support`)."""
+    check_support(pair_support(scores.labels.tolist()), budget, confidence)
 
 
 def load_stream(path: Path) -> list[tuple[str, str]]:
@@ -177,10 +262,10 @@ def tune_stream(
     confidence: float = 0.95,
 ) -> TuneResult:
     """Fit the threshold by lookup: of the hits a cache replaying the stream serves, the wrong share's
-    upper bound stays within ``budget``; ``recall`` is the right hits over the oracle's."""
+    upper bound stays within ``budget``; ``recall`` is the right hits over the oracle's. Refuses a
+    stream without enough prompts of each kind (:func:`check_support`)."""
+    check_support(stream_support([cluster for _, cluster in rows]), budget, confidence)
     lookups = stream_lookups(rows, encoder, floor, top_n)
-    if not lookups.oracle.any():
-        raise ValueError("no prompt of the stream shares a cluster with an earlier one: nothing to fit")
     curve = stream_sweep(lookups, confidence)
     cosine_curve = stream_sweep(stream_lookups(rows, encoder, floor, top_n, cosine=True), confidence)
     return TuneResult(

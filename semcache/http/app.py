@@ -15,6 +15,7 @@ import anyio.to_thread
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from router.errors import RequestError, UpstreamError
 from semcache.access.keyring import Keyring
@@ -43,6 +44,7 @@ from semcache.http.key_routes import keys_api
 from semcache.http.metrics import CONTENT_TYPE_LATEST, SidecarMetrics, monitor_loop_lag
 from semcache.http.routes import api
 from semcache.http.savings import SavingsBook
+from semcache.http.ui import ui
 from semcache.http.upstream import RoutedUpstream, build_judge, build_upstream
 from semcache.store.api_keys import KeyStore
 
@@ -58,8 +60,11 @@ ERROR_STATUS: dict[type[SemcacheError], int] = {
     InvalidRequest: 400,
     NotFound: 404,
     Conflict: 409,
-    StoreError: 500,
+    StoreError: 503,  # the store cannot be used right now (a database outage, a full disk)
 }
+
+
+HTTP_ERROR_TYPES = {404: "not_found", 405: "method_not_allowed"}
 
 
 def error_body(kind: str, message: str) -> dict[str, Any]:
@@ -80,7 +85,7 @@ def create_app(
     settings: Settings, *, upstream: Upstream | None = None, embedder: Embedder | None = None
 ) -> FastAPI:
     """Build the sidecar. Nothing is loaded until the app starts (lifespan)."""
-    metrics = SidecarMetrics()
+    metrics = SidecarMetrics(max_repos=settings.metrics_max_repos)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -99,6 +104,8 @@ def create_app(
         freeze_startup_objects()
         miss_path = upstream or build_upstream(settings, cache.embedder)
         judge = build_judge(settings, miss_path, cache.embedder)
+        if isinstance(miss_path, RoutedUpstream):  # the router's spend, calls and budgets on /metrics
+            metrics.watch(miss_path.router.metrics)
         auditor = Auditor(cache, miss_path, judge, metrics, settings.audit_queue_size)
         auditor.start()
         savings = savings_book(miss_path)
@@ -123,12 +130,13 @@ def create_app(
     app.state.settings = settings
     app.include_router(api)
     app.include_router(keys_api)
+    app.include_router(ui)
 
     @app.get("/metrics")
     async def prometheus_metrics(request: Request) -> Response:
         await require_admin(request)  # per-repo and per-key series: not for every tenant's eyes
-        cache = app.state.gateway.cache
-        await anyio.to_thread.run_sync(_observe_repos, cache, metrics)
+        gateway = app.state.gateway
+        await anyio.to_thread.run_sync(_observe_repos, gateway.cache, metrics, gateway.upstream)
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return app
@@ -144,15 +152,11 @@ def savings_book(upstream: Upstream) -> SavingsBook | None:
     return book
 
 
-# Repos given their own calibration series at most (the busiest first), so a scrape stays small.
-MAX_REPO_SERIES = 100
-
-
-def _observe_repos(cache: SemanticCache, metrics: SidecarMetrics) -> None:
+def _observe_repos(cache: SemanticCache, metrics: SidecarMetrics, upstream: Upstream) -> None:
     metrics.store_write_failures.set(cache.health.failures)
-    repos = sorted(cache.repos().items(), key=lambda item: -item[1])[:MAX_REPO_SERIES]
-    for repo, _ in repos:
-        metrics.observe_repo(repo, cache.decision(repo))
+    metrics.observe_repos(cache.repos(), cache.decision)  # at most SEMCACHE_METRICS_MAX_REPOS series
+    if isinstance(upstream, RoutedUpstream):
+        metrics.observe_breakers(upstream.router.breaker_states())
 
 
 async def _sweep_forever(cache: SemanticCache, interval_s: float) -> None:
@@ -176,6 +180,17 @@ def _install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, Unauthorized):
             headers["WWW-Authenticate"] = "Bearer"
         return JSONResponse(error_body(exc.kind, exc.message), status_code=status, headers=headers)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        # Starlette's own answers (unknown route, method not allowed), in the same shape as the rest.
+        kind = HTTP_ERROR_TYPES.get(exc.status_code, "http_error")
+        message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no route {request.method} {request.url.path}"
+        elif exc.status_code == 405 and message == "Method Not Allowed":
+            message = f"{request.method} is not allowed on {request.url.path}"
+        return JSONResponse(error_body(kind, message), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,6 +1,7 @@
 """The request flow behind ``/v1/chat/completions``: look up, answer from the cache or go upstream,
 store what may be stored. Streaming hits are replayed as SSE; streaming misses pass through and are
-stored only after the upstream stream finished successfully.
+stored only after the upstream stream finished successfully (the entry's id then comes as an SSE
+comment, ``: X-Semcache-Entry-Id: N``, before ``[DONE]``: the headers were sent long before).
 
 The miss path is any :class:`Upstream`; the server wires in the real one (see ``semcache.http.upstream``).
 """
@@ -18,6 +19,7 @@ import anyio.to_thread
 
 from semcache.cache.semantic import CacheHit, Lookup, SemanticCache, is_cacheable
 from semcache.http.metrics import SidecarMetrics
+from semcache.http.recent import RecentActivity
 from semcache.keys import CacheRequest
 
 if TYPE_CHECKING:  # the auditor needs the cache; the gateway only calls it
@@ -125,12 +127,14 @@ class Gateway:
         metrics: SidecarMetrics | None = None,
         auditor: Auditor | None = None,
         savings: SavingsBook | None = None,
+        recent: RecentActivity | None = None,
     ) -> None:
         self.cache = cache
         self.upstream = upstream
         self.metrics = metrics or SidecarMetrics()
         self.auditor = auditor
         self.savings = savings
+        self.recent = recent or RecentActivity()  # the dashboard's latest hits and per-minute counts
 
     def spend(self, repo: str | None) -> list[Any]:
         """Spend and savings per tier, with the savings of the latest hits booked (blocking)."""
@@ -143,7 +147,15 @@ class Gateway:
         lookup, headers = await self._lookup(request)
         if lookup.hit is not None:
             return Reply(served_from_cache(lookup.hit), headers)
-        answer = await self.upstream.complete(request.body, request.repo, request.options.tier)
+        started = time.perf_counter()
+        try:
+            answer = await self.upstream.complete(request.body, request.repo, request.options.tier)
+        except Exception as exc:
+            self.metrics.observe_upstream("complete", time.perf_counter() - started, failed=True)
+            self.metrics.observe_answer(request.repo, exc)
+            raise
+        self.metrics.observe_upstream("complete", time.perf_counter() - started)
+        self.metrics.observe_answer(request.repo)
         entry_id = await anyio.to_thread.run_sync(
             self.cache.store,
             request,
@@ -167,7 +179,14 @@ class Gateway:
         lookup, headers = await self._lookup(request)
         if lookup.hit is not None:
             return StreamReply(replay(served_from_cache(lookup.hit)), headers)
-        answer = await self.upstream.stream(request.body, request.repo, request.options.tier)
+        started = time.perf_counter()
+        try:
+            answer = await self.upstream.stream(request.body, request.repo, request.options.tier)
+        except Exception as exc:
+            self.metrics.observe_upstream("stream", time.perf_counter() - started, failed=True)
+            self.metrics.observe_answer(request.repo, exc)
+            raise
+        self.metrics.observe_upstream("stream", time.perf_counter() - started)
         events = self._pass_through(request, answer, lookup)
         return StreamReply(events, {**headers, **answer.headers})
 
@@ -176,11 +195,15 @@ class Gateway:
         started = time.perf_counter()
         lookup = await anyio.to_thread.run_sync(self.cache.lookup, request)
         status = CacheStatus.of(lookup, request)
-        self.metrics.observe_lookup(status.state, time.perf_counter() - started)
+        self.metrics.observe_lookup(status.state, time.perf_counter() - started, request.repo)
+        self.recent.record(request.repo, status.state, request.prompt, lookup.hit)
         headers = status.headers()
         if lookup.hit is not None:
+            entry, saved = lookup.hit.entry, None
             if self.savings is not None:
-                headers["X-Semcache-Saved-Usd"] = f"{self.savings.hit(lookup.hit.entry):.6f}"
+                saved = self.savings.hit(entry)
+                headers["X-Semcache-Saved-Usd"] = f"{saved:.6f}"
+            self.metrics.observe_hit(request.repo, entry.prompt_tokens + entry.completion_tokens, saved)
             if self.auditor is not None and lookup.hit.kind == "semantic":
                 self.auditor.after_hit(request, lookup.near)
         return lookup, headers
@@ -194,14 +217,20 @@ class Gateway:
                 collected.add(chunk)
                 yield sse(chunk)
         except Exception as exc:  # the stream broke after bytes were sent: say so, store nothing
+            self.metrics.observe_answer(request.repo, exc)
             message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
             yield sse({"error": {"type": "upstream_stream_error", "message": message}})
             return
+        self.metrics.observe_answer(request.repo)
         completion = collected.completion()
-        await anyio.to_thread.run_sync(
+        entry_id = await anyio.to_thread.run_sync(
             self.cache.store, request, completion, lookup.embedding, answer.model, lookup.tokens, lookup.epoch
         )
         self._after_miss(request, lookup, completion)
+        if (
+            entry_id is not None
+        ):  # an SSE comment: clients and SDKs skip it, a reader of the raw stream sees it
+            yield f": X-Semcache-Entry-Id: {entry_id}\n\n".encode()
         yield b"data: [DONE]\n\n"
 
 

@@ -6,11 +6,17 @@ woke it late. A blocking call on the loop shows up as lag of about its duration;
 loop shows lag of the order of one callback.
 
 One registry per app (``create_app`` builds it), so several apps in one process never share counters.
+Series labelled by repo are bounded: the first ``max_repos`` repos seen get their own, the others share
+``repo="(other)"`` (a name no repo can have). The router's own metrics (spend, calls, budget alerts) are
+served from the same endpoint with the same bound on their ``repo`` label.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,13 +26,27 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
-__all__ = ["CONTENT_TYPE_LATEST", "LOOP_LAG_INTERVAL_S", "SidecarMetrics", "monitor_loop_lag"]
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "LOOP_LAG_INTERVAL_S",
+    "OTHER_REPOS",
+    "RepoLabels",
+    "SidecarMetrics",
+    "monitor_loop_lag",
+]
 
 LOOP_LAG_INTERVAL_S = 0.01
 # Fine at the low end: a healthy loop lags well under a millisecond, a blocked one by the blocking call.
 LAG_BUCKETS_S = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 LOOKUP_BUCKETS_S = (0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5)
+# Provider answers take from a few hundred milliseconds to a minute.
+UPSTREAM_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0)
+# Parentheses are not allowed in repo names, so no repo can be mistaken for the overflow.
+OTHER_REPOS = "(other)"
+BREAKER_STATES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
 
 
 # Per-repo series, set from each repo's calibration report when /metrics is scraped.
@@ -39,14 +59,40 @@ REPO_GAUGES = {
     "audit_rate": "Share of the repo's semantic hits audited",
     "audits": "Audit calls made for the repo",
     "audit_overflow": "Audit jobs of the repo dropped because the queue was full",
+    "false_hit_budget": "The false-hit budget the repo's threshold is fitted to (the default budget)",
 }
+
+
+class RepoLabels:
+    """The ``repo`` label value of each repo: its name for the first ``limit`` repos seen, then
+    :data:`OTHER_REPOS`. A repo keeps its label for the life of the process (counters cannot move)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._own: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, repo: str) -> str:
+        if repo in self._own:
+            return repo
+        with self._lock:
+            if len(self._own) < self.limit:
+                self._own.add(repo)
+                return repo
+        return OTHER_REPOS
+
+    def own(self) -> set[str]:
+        """The repos that have series of their own."""
+        with self._lock:
+            return set(self._own)
 
 
 class SidecarMetrics:
     """The sidecar's metrics, in a registry of their own."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, max_repos: int = 100) -> None:
         self.registry = registry or CollectorRegistry()
+        self.repo_label = RepoLabels(max_repos)
         self.loop_lag = Histogram(
             "semcache_event_loop_lag_seconds",
             f"How late the event loop woke a {LOOP_LAG_INTERVAL_S * 1000:g} ms timer",
@@ -100,6 +146,58 @@ class SidecarMetrics:
             for name, text in REPO_GAUGES.items()
         }
         self._max_lag_s = 0.0
+        self._entry_labels: set[str] = set()
+        self._add_traffic_metrics()
+
+    def _add_traffic_metrics(self) -> None:
+        self.repo_lookups = Counter(
+            "semcache_repo_lookups",
+            "Chat requests by repo and cache outcome (hit-exact, hit-semantic, miss, bypass)",
+            ["repo", "outcome"],
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "semcache_requests",
+            "Chat requests by repo and how they were answered: hit (from the cache), upstream, error "
+            "(the miss path failed, or a stream broke)",
+            ["repo", "outcome"],
+            registry=self.registry,
+        )
+        self.upstream_seconds = Histogram(
+            "semcache_upstream_seconds",
+            "Time the miss path took: the whole answer (complete), or until the stream began (stream); "
+            "outcome ok or error",
+            ["mode", "outcome"],
+            buckets=UPSTREAM_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.upstream_errors = Counter(
+            "semcache_upstream_errors",
+            "Failed miss-path calls by error kind (upstream_timeout, upstream_rate_limited, upstream_error, ...)",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.tokens_saved = Counter(
+            "semcache_tokens_saved",
+            "Prompt and completion tokens hits saved",
+            ["repo"],
+            registry=self.registry,
+        )
+        self.cost_saved = Counter(
+            "semcache_cost_saved_usd",
+            "Dollars hits saved, priced at the model that made the entry (with the router only)",
+            ["repo"],
+            registry=self.registry,
+        )
+        self.repo_entries = Gauge(
+            "semcache_repo_entries", "Entries in the store per repo", ["repo"], registry=self.registry
+        )
+        self.breaker_state = Gauge(
+            "semcache_breaker_state",
+            "The router's circuit breaker per model: 0 closed, 1 half-open, 2 open",
+            ["model"],
+            registry=self.registry,
+        )
 
     def observe_loop_lag(self, lag_s: float) -> None:
         """Record one lag sample."""
@@ -108,10 +206,53 @@ class SidecarMetrics:
             self._max_lag_s = lag_s
             self.loop_lag_max.set(lag_s)
 
-    def observe_lookup(self, outcome: str, seconds: float) -> None:
-        """Record one chat request's cache outcome and lookup time."""
+    def observe_lookup(self, outcome: str, seconds: float, repo: str | None = None) -> None:
+        """Record one chat request's cache outcome and lookup time (and its repo's count)."""
         self.lookups.labels(outcome).inc()
         self.lookup_seconds.labels(outcome).observe(seconds)
+        if repo is not None:
+            self.repo_lookups.labels(self.repo_label(repo), outcome).inc()
+
+    def observe_hit(self, repo: str, tokens: int, usd: float | None) -> None:
+        """Record a request served from the cache and what it saved (``usd``: None without the
+        router's prices)."""
+        label = self.repo_label(repo)
+        self.tokens_saved.labels(label).inc(tokens)
+        self.requests.labels(label, "hit").inc()
+        if usd is not None:
+            self.cost_saved.labels(label).inc(usd)
+
+    def observe_upstream(self, mode: str, seconds: float, failed: bool = False) -> None:
+        """Record how long a miss-path call took: the whole answer, or until its stream began."""
+        self.upstream_seconds.labels(mode, "error" if failed else "ok").observe(seconds)
+
+    def observe_answer(self, repo: str, error: Exception | None = None) -> None:
+        """Record a request the miss path answered, or failed to (before or during its stream)."""
+        self.requests.labels(self.repo_label(repo), "upstream" if error is None else "error").inc()
+        if error is not None:
+            self.upstream_errors.labels(getattr(error, "kind", None) or type(error).__name__).inc()
+
+    def observe_repos(self, entries: dict[str, int], decision: Callable[[str], dict]) -> None:
+        """Set each repo's entries (repos past the cap summed as one) and the calibration series of the
+        repos with series of their own (busiest first, so the cap admits the largest at start-up)."""
+        totals: dict[str, int] = dict.fromkeys(self._entry_labels, 0)  # a purged repo drops to 0
+        for repo, count in sorted(entries.items(), key=lambda item: -item[1]):
+            label = self.repo_label(repo)
+            totals[label] = totals.get(label, 0) + count
+            if label != OTHER_REPOS:
+                self.observe_repo(repo, decision(repo))
+        for label, count in totals.items():
+            self.repo_entries.labels(label).set(count)
+        self._entry_labels = set(totals)
+
+    def observe_breakers(self, snapshots: Iterable[Any]) -> None:
+        """Set each model's breaker state from the router's ``breaker_states()``."""
+        for snapshot in snapshots:
+            self.breaker_state.labels(snapshot.model).set(BREAKER_STATES.get(str(snapshot.state), 0.0))
+
+    def watch(self, source: CollectorRegistry) -> None:
+        """Serve another registry's metrics (the router's) with this one, its repo label bounded."""
+        self.registry.register(_BoundedRepos(source, self.repo_label))
 
     def observe_repo(self, repo: str, decision: dict) -> None:
         """Set a repo's calibration series from :meth:`SemanticCache.decision`'s report."""
@@ -127,6 +268,7 @@ class SidecarMetrics:
             "audit_rate": audit["rate"],
             "audits": audit["audits"],
             "audit_overflow": audit["overflow"],
+            "false_hit_budget": decision["false_hit_budget"],
         }
         for name, value in values.items():
             self.repo_gauges[name].labels(repo).set(value)
@@ -134,6 +276,34 @@ class SidecarMetrics:
     def exposition(self) -> bytes:
         """The registry in Prometheus' text format."""
         return generate_latest(self.registry)
+
+
+class _BoundedRepos(Collector):
+    """Another registry's metrics, each sample's ``repo`` label passed through a :class:`RepoLabels`
+    (``"*"``, the router's global scope, kept); samples that end up alike are summed."""
+
+    def __init__(self, source: CollectorRegistry, labels: RepoLabels) -> None:
+        self._source = source
+        self._labels = labels
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._source.collect():
+            merged: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+            for sample in family.samples:
+                labels = dict(sample.labels)
+                if labels.get("repo", "*") != "*":
+                    labels["repo"] = self._labels(labels["repo"])
+                key = (sample.name, tuple(labels.items()))
+                if key not in merged:
+                    merged[key] = sample.value
+                elif sample.name.endswith("_created"):  # a start time: the earliest, never a sum
+                    merged[key] = min(merged[key], sample.value)
+                else:
+                    merged[key] += sample.value
+            bounded = Metric(family.name, family.documentation, family.type, family.unit)
+            for (name, labels), value in merged.items():
+                bounded.add_sample(name, dict(labels), value)
+            yield bounded
 
 
 async def monitor_loop_lag(metrics: SidecarMetrics, interval_s: float = LOOP_LAG_INTERVAL_S) -> None:

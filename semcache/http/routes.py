@@ -141,13 +141,17 @@ async def chat_completions(request: Request) -> Response:
 async def healthz(request: Request) -> dict[str, Any]:
     """Liveness, the number of repos, the hit decision in force, and whether auth is on."""
     cache = _gateway(request).cache
-    repos = await anyio.to_thread.run_sync(cache.repos)
+    try:
+        repos, decision = await anyio.to_thread.run_sync(lambda: (cache.repos(), cache.decision()))
+    except SemcacheError as exc:  # the store cannot be read: alive, degraded, and saying why
+        repos, decision = None, None
+        cache.health.failed("lookups", exc)
     reason = cache.health.reason
     return {
         "status": "degraded" if reason else "ok",
         "reason": reason,
-        "repos": len(repos),
-        "decision": cache.decision(),
+        "repos": None if repos is None else len(repos),
+        "decision": decision,
         "auth": {"on": access_of(request).mode.on, "reason": access_of(request).mode.reason},
     }
 
@@ -211,9 +215,12 @@ async def purge(
         removed = await anyio.to_thread.run_sync(cache.purge_context_file, validate_repo(repo), context_file)
     elif not wait:  # a big repo takes a minute: answer now, purge in the background
         entries = await anyio.to_thread.run_sync(cache.purge_in_background, validate_repo(repo))
+        _gateway(request).recent.forget_hits(repo)
         return JSONResponse({"repo": repo, "purging": True, "entries": entries}, status_code=202)
     else:
         removed = await anyio.to_thread.run_sync(cache.purge, validate_repo(repo))
+    if context_file is None:
+        _gateway(request).recent.forget_hits(repo)  # the dashboard's latest hits point at purged entries
     return {"repo": repo, "removed": removed}
 
 
@@ -292,4 +299,5 @@ async def feedback(repo: str, request: Request) -> dict[str, Any]:
     feedback_id = await anyio.to_thread.run_sync(
         cache.report_wrong_hit, validate_repo(repo), body.entry_id, body.prompt, body.similarity
     )
+    _gateway(request).recent.mark_reported(repo, body.entry_id)
     return {"evicted": True, "feedback_id": feedback_id}
