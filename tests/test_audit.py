@@ -41,11 +41,16 @@ def cluster_stub() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-def audited(tmp_path: Path, model_dir: Path, cluster_stub: str) -> Callable[..., Settings]:
+@pytest.fixture(params=["sqlite", "postgres"])
+def audited(
+    request: pytest.FixtureRequest, tmp_path: Path, model_dir: Path, cluster_stub: str
+) -> Callable[..., Settings]:
+    """Audited sidecar settings, on each store in turn (labels and their counters live in the store)."""
+    store = {"store_url": request.getfixturevalue("pg_url")} if request.param == "postgres" else {}
+
     def make(**overrides: Any) -> Settings:
         audit = dict(min_similarity=0.8, decision_min_similarity=0.5, audit_rate=1.0, audit_judge="exact")
-        return sidecar_settings(tmp_path / "data", model_dir, cluster_stub, **{**audit, **overrides})
+        return sidecar_settings(tmp_path / "data", model_dir, cluster_stub, **{**audit, **store, **overrides})
 
     return make
 

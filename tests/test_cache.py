@@ -21,6 +21,18 @@ from tests.conftest import HashEmbedder
 from tests.helpers import completion, request
 
 
+@pytest.fixture
+def stub_url(stub_url: str, pg_stub_url: str, store_kind: str) -> str:
+    """Each store's run counts upstream calls on a stub of its own."""
+    return pg_stub_url if store_kind == "postgres" else stub_url
+
+
+@pytest.fixture
+def settings(any_store_settings: Settings) -> Settings:
+    """This module's tests run on both stores (SQLite + FAISS, PostgreSQL + pgvector)."""
+    return any_store_settings
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 1_000_000.0
@@ -174,6 +186,7 @@ def test_wrong_hit_report_evicts_and_keeps_a_negative(cache: SemanticCache) -> N
         cache.report_wrong_hit("acme", entry_id, "again")
 
 
+@pytest.mark.sqlite_only
 def test_restart_rebuilds_a_deleted_or_corrupt_index(settings: Settings, embedder, clock: Clock) -> None:
     cache = SemanticCache(settings, embedder=embedder, clock=clock)
     cache.start()

@@ -19,6 +19,18 @@ PROMPT = "How do I reverse a list in Python?"
 PARAPHRASE = "How can I reverse a list in python?"
 
 
+@pytest.fixture
+def stub_url(stub_url: str, pg_stub_url: str, store_kind: str) -> str:
+    """Each store's run counts upstream calls on a stub of its own."""
+    return pg_stub_url if store_kind == "postgres" else stub_url
+
+
+@pytest.fixture
+def settings(any_store_settings: Settings) -> Settings:
+    """This module's tests run on both stores (SQLite + FAISS, PostgreSQL + pgvector)."""
+    return any_store_settings
+
+
 def test_miss_then_exact_then_semantic_hit(sidecar: str, stub_url: str) -> None:
     first = chat(sidecar, PROMPT, model="m-basic")
     assert first.status_code == 200 and first.headers["x-semcache"] == "miss"
@@ -269,7 +281,8 @@ def test_a_purge_that_does_not_wait_answers_202_and_finishes_in_the_background(s
 def test_cli_purge_is_seen_by_the_running_server(sidecar: str, settings: Settings) -> None:
     chat(sidecar, PROMPT, model="m-cli")
     assert chat(sidecar, PARAPHRASE, model="m-cli").headers["x-semcache"] == "hit-semantic"
-    runner = CliRunner()
+    # the CLI finds the store as the server does: the data dir, or the shared database's URL
+    runner = CliRunner(env={"SEMCACHE_STORE_URL": settings.store_url} if settings.store_url else None)
     data_dir = ["--data-dir", str(settings.data_dir)]
     listed = runner.invoke(cli_app, ["repos", *data_dir])
     assert listed.exit_code == 0 and "acme" in listed.output
@@ -283,6 +296,7 @@ def test_cli_purge_is_seen_by_the_running_server(sidecar: str, settings: Setting
     assert bad.exit_code == 1 and "invalid repo" in bad.output
 
 
+@pytest.mark.sqlite_only
 def test_restart_keeps_the_cache_and_rebuilds_a_lost_index(settings: Settings, embedder) -> None:
     from semcache.http.app import create_app
     from tests.servers import serve

@@ -97,7 +97,7 @@ class Counters:
                 marks = ", ".join("?" * (len(columns) + 1))
                 sql = (
                     f"INSERT INTO {table} (repo, {', '.join(columns)}) VALUES ({marks}) ON CONFLICT (repo) "
-                    f"DO UPDATE SET {', '.join(f'{c} = {c} + excluded.{c}' for c in columns)}"
+                    f"DO UPDATE SET {', '.join(f'{c} = {table}.{c} + excluded.{c}' for c in columns)}"
                 )
                 db.conn.executemany(
                     sql, [(repo, *(counts.get(c, 0) for c in columns)) for repo, counts in per_repo.items()]

@@ -1,5 +1,6 @@
 """Degrade, don't fail: when the store cannot write (disk full, locked, read-only), the cache keeps
-serving what it can. Writes that only count (hits, misses) or add (an upstream answer) are guarded: a
+serving what it can; when it cannot be read at all (a database outage), lookups miss. Lookups and the
+writes that only count (hits, misses) or add (an upstream answer) are guarded: a
 failure is logged once per episode, counted, and reported by ``/healthz`` as ``degraded`` with its
 reason until that same kind of write succeeds again (a small update may pass on a full disk while
 new entries still fail).
@@ -44,11 +45,15 @@ class WriteHealth:
     def failed(self, what: str, exc: Exception) -> None:
         """Record a failed write; logs only the first of an episode."""
         with self._lock:
-            first = what not in self._failing
-            self._failing[what] = f"{what} could not be written: {exc}"
+            first = not self._failing  # one line per episode, whatever failed first
+            self._failing[what] = f"{what} failed: {exc}"
             self.failures += 1
         if first:
-            log.error("store degraded: %s could not be written (%s); serving on, not caching", what, exc)
+            log.error("store degraded: %s failed (%s); serving on, not caching", what, exc)
+
+    def failing(self, what: str) -> bool:
+        """Whether this kind of store access failed last time."""
+        return what in self._failing
 
     def ok(self, what: str) -> None:
         """Record a successful write of one kind; ends that kind's episode."""
@@ -56,5 +61,6 @@ class WriteHealth:
             return
         with self._lock:
             reason = self._failing.pop(what, None)
-        if reason is not None:
-            log.warning("store writes succeed again (after: %s)", reason)
+            over = reason is not None and not self._failing
+        if over:
+            log.warning("store works again (after: %s)", reason)

@@ -45,6 +45,8 @@ class Lookup:
     near: NearMiss | None = None
     # The repo's purge epoch when the lookup began: the answer of a miss is stored only if it holds.
     epoch: int | None = None
+    # The store could not be read (a database outage): a miss, answered upstream and not cached.
+    store_down: bool = False
 
 
 def is_cacheable(completion: Any) -> bool:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import threadpoolctl
 
+from semcache.cache.backends import open_backend
 from semcache.cache.calibrator import Calibrator
 from semcache.cache.counters import Counters
 from semcache.cache.health import WriteHealth
@@ -23,8 +24,7 @@ from semcache.cache.search import SemanticSearch, uncalibrated
 from semcache.config import Settings
 from semcache.decision import Decision, DecisionPolicy, Encoded, Thresholds, make_decision
 from semcache.embedding import DIM, Embedder, MicroBatcher, SentenceTransformerEmbedder
-from semcache.errors import Conflict, InvalidRequest, NotFound
-from semcache.index.sets import AnnParams, IndexSet
+from semcache.errors import Conflict, InvalidRequest, NotFound, StoreError
 from semcache.keys import CacheRequest
 from semcache.store.labels import Label, LabelStore
 from semcache.store.records import GLOBAL, Entry, NewEntry, RepoStats
@@ -33,10 +33,12 @@ from semcache.store.sqlite import Store
 __all__ = ["CacheHit", "Lookup", "NearMiss", "SemanticCache", "is_cacheable"]
 
 log = logging.getLogger(__name__)
+LOOKUPS = "lookups"  # the kind of store access a failed lookup is recorded as (WriteHealth)
 
 
 class SemanticCache:
-    """A per-repo semantic cache over a SQLite store and FAISS indexes."""
+    """A per-repo semantic cache over a store and its vector search (SQLite + FAISS, or PostgreSQL +
+    pgvector: see :mod:`semcache.cache.backends`)."""
 
     def __init__(
         self,
@@ -47,8 +49,6 @@ class SemanticCache:
     ) -> None:
         self.settings = settings
         self._clock = clock
-        max_bytes = None if settings.max_store_mb is None else int(settings.max_store_mb * 2**20)
-        self._store = Store(settings.db_path, max_bytes)
         embedder = embedder or SentenceTransformerEmbedder(
             settings.model_dir,
             settings.embedding_backend,
@@ -58,8 +58,7 @@ class SemanticCache:
         self._batcher = MicroBatcher(
             embedder, settings.embed_max_batch, settings.embed_max_wait_ms / 1000, settings.embed_workers
         )
-        ann = AnnParams(**settings.ann_params())
-        self._indexes = IndexSet(self._store, settings.index_dir, getattr(embedder, "dim", DIM), ann)
+        self._store, self._indexes = open_backend(settings, getattr(embedder, "dim", DIM))
         self._decision = decision or make_decision(settings.decision, settings.decision_dir)
         self.calibrator = Calibrator(self._store, self._decision, settings, clock)
         self._purges = Purges(self._store, self._indexes, clock)
@@ -176,8 +175,19 @@ class SemanticCache:
 
     def lookup(self, request: CacheRequest, count: bool = True) -> Lookup:
         """Find a cached answer for ``request``: exact key first, then the semantic search. Refuses
-        per-request options the settings do not allow, before any upstream call (see :meth:`check`)."""
+        per-request options the settings do not allow, before any upstream call (see :meth:`check`).
+        A store that cannot be read (a database outage) makes it a miss: the answer goes upstream and is
+        not cached, and ``/healthz`` says why, until a lookup succeeds again."""
         self.check(request)
+        try:
+            found = self._lookup(request, count)
+        except StoreError as exc:
+            self.health.failed(LOOKUPS, exc)
+            return Lookup(hit=None, store_down=True)
+        self.health.ok(LOOKUPS)
+        return found
+
+    def _lookup(self, request: CacheRequest, count: bool) -> Lookup:
         # A miss carries the repo's purge epoch, read before its answer is asked for: a purge that
         # finishes after this point is final for it. Hits need none, so they read none.
         if request.options.no_cache or not request.cacheable or request.repo in self._purges:
@@ -235,6 +245,8 @@ class SemanticCache:
         the answer is not stored.
         """
         if request.options.no_store or not request.cacheable or not is_cacheable(completion):
+            return None
+        if self.health.failing(LOOKUPS):  # the store is down: don't wait on it again for this answer
             return None
         if request.repo in self._purges:
             return None

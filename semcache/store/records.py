@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,3 +72,16 @@ class RepoStats:
         """Hits over lookups, or None before the first lookup."""
         lookups = self.hits + self.misses
         return self.hits / lookups if lookups else None
+
+
+def entry_from_row(row: dict[str, Any]) -> Entry:
+    """An entry from its row (the response column holds JSON)."""
+    return Entry(**{**row, "response": json.loads(row["response"])})
+
+
+def vectors_from_rows(rows: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, vectors) from (id, float32 bytes) rows."""
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    if not rows:
+        return ids, np.zeros((0, 0), dtype=np.float32)
+    return ids, np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)

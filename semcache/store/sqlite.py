@@ -22,7 +22,7 @@ import sqlite_utils
 
 from semcache.errors import StoreError
 from semcache.store.migrations import migrate
-from semcache.store.records import GLOBAL, Entry, NewEntry, RepoStats
+from semcache.store.records import GLOBAL, Entry, NewEntry, RepoStats, entry_from_row, vectors_from_rows
 
 __all__ = ["GLOBAL", "Store"]
 
@@ -34,7 +34,11 @@ _ENTRY_COLUMNS = (
 
 
 class Store:
-    """SQLite access for entries, stats and feedback; every method is thread-safe."""
+    """SQLite access for entries, stats and feedback; every method is thread-safe. The SQL is kept
+    portable: :class:`~semcache.store.postgres.PostgresStore` runs it on PostgreSQL, overriding only
+    what differs."""
+
+    _NO_LIMIT = "LIMIT -1"  # SQLite needs a LIMIT before OFFSET
 
     def __init__(self, path: Path, max_bytes: int | None = None) -> None:
         """Open (and migrate) the store at ``path``; past ``max_bytes`` writes fail as on a full disk."""
@@ -105,7 +109,7 @@ class Store:
             "model": entry.model,
             "prompt_tokens": entry.prompt_tokens,
             "completion_tokens": entry.completion_tokens,
-            "embedding": np.asarray(entry.embedding, dtype=np.float32).tobytes(),
+            "embedding": self._vector_value(entry.embedding),
             "created_at": now,
             "expires_at": entry.expires_at,
             "tokens": None if entry.tokens is None else np.ascontiguousarray(entry.tokens).tobytes(),
@@ -135,7 +139,7 @@ class Store:
         rows = self._read(
             f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE exact_key = ? AND expires_at > ?", [exact_key, now]
         )
-        return _entry(rows[0]) if rows else None
+        return entry_from_row(rows[0]) if rows else None
 
     def get_many(self, ids: list[int]) -> dict[int, Entry]:
         """Entries by id (missing ids are left out)."""
@@ -156,7 +160,10 @@ class Store:
         out = {}
         for row in self._read(sql, [model, *ids, scope_key, now]):
             states = row.pop("states")
-            out[row["id"]] = (_entry(row), None if states is None else np.frombuffer(states, dtype=np.int8))
+            out[row["id"]] = (
+                entry_from_row(row),
+                None if states is None else np.frombuffer(states, dtype=np.int8),
+            )
         return out
 
     def tokens(self, ids: list[int], model: str) -> dict[int, np.ndarray]:
@@ -181,7 +188,7 @@ class Store:
             return {}
         marks = ",".join("?" * len(ids))
         sql = f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id IN ({marks})"
-        return {row["id"]: _entry(row) for row in self._read(sql, ids)}
+        return {row["id"]: entry_from_row(row) for row in self._read(sql, ids)}
 
     def get(self, repo: str, entry_id: int) -> Entry | None:
         """One entry of ``repo`` by id."""
@@ -206,7 +213,7 @@ class Store:
         last = 0
         sql = "SELECT id, embedding FROM entries WHERE repo = ? AND id > ? ORDER BY id LIMIT ?"
         while rows := self._read(sql, [repo, last, batch], plain=True):
-            yield _vectors(rows)
+            yield self._rows_to_vectors(rows)
             last = rows[-1][0]
 
     def vectors_of(self, repo: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -217,7 +224,7 @@ class Store:
             marks = ",".join("?" * len(chunk))
             sql = f"SELECT id, embedding FROM entries WHERE repo = ? AND id IN ({marks})"
             rows += self._read(sql, [repo, *chunk], plain=True)
-        return _vectors(rows)
+        return self._rows_to_vectors(rows)
 
     def ids(self, repo: str) -> np.ndarray:
         """Sorted ids of all entries of a repo."""
@@ -241,7 +248,9 @@ class Store:
     def mark_purge(self, repo: str, now: float) -> None:
         """Record that a repo is being purged, so a restart finishes the purge."""
         with self._tx() as db:
-            db.execute("INSERT OR IGNORE INTO purges (repo, requested_at) VALUES (?, ?)", [repo, now])
+            db.execute(
+                "INSERT INTO purges (repo, requested_at) VALUES (?, ?) ON CONFLICT DO NOTHING", [repo, now]
+            )
 
     def pending_purges(self) -> list[str]:
         """Repos whose purge began and has not finished."""
@@ -298,7 +307,7 @@ class Store:
         """Delete the least recently hit entries of a repo beyond ``max_entries``; returns their ids."""
         return self._delete_where(
             "id IN (SELECT id FROM entries WHERE repo = ? "
-            "ORDER BY COALESCE(last_hit_at, created_at) DESC, id DESC LIMIT -1 OFFSET ?)",
+            f"ORDER BY COALESCE(last_hit_at, created_at) DESC, id DESC {self._NO_LIMIT} OFFSET ?)",
             [repo, max_entries],
             repo,
         )
@@ -392,20 +401,19 @@ class Store:
     def _count(db: sqlite_utils.Database, repo: str, column: str, amount: int) -> None:
         db.execute(
             f"INSERT INTO repo_stats (repo, {column}) VALUES (?, ?) "
-            f"ON CONFLICT (repo) DO UPDATE SET {column} = {column} + excluded.{column}",
+            f"ON CONFLICT (repo) DO UPDATE SET {column} = repo_stats.{column} + excluded.{column}",
             [repo, amount],
         )
 
     def _bump(self, db: sqlite_utils.Database, repo: str) -> None:
         self._count(db, repo, "generation", 1)
 
+    @staticmethod
+    def _rows_to_vectors(rows: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) from (id, stored vector) rows."""
+        return vectors_from_rows(rows)
 
-def _vectors(rows: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
-    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    if not rows:
-        return ids, np.zeros((0, 0), dtype=np.float32)
-    return ids, np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
-
-
-def _entry(row: dict[str, Any]) -> Entry:
-    return Entry(**{**row, "response": json.loads(row["response"])})
+    @staticmethod
+    def _vector_value(vector: np.ndarray) -> Any:
+        """A vector as its column stores it (float32 bytes)."""
+        return np.asarray(vector, dtype=np.float32).tobytes()
