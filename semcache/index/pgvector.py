@@ -49,7 +49,7 @@ class PgRepoIndex:
 class PgIndexSet:
     """Every repo's search over the store's HNSW index."""
 
-    def __init__(self, store: PostgresStore, recheck_s: float = 1.0) -> None:
+    def __init__(self, store: PostgresStore, recheck_s: float = 0.0) -> None:
         self._store = store
         self.lock = threading.RLock()
         self._recheck_s = recheck_s
@@ -82,8 +82,8 @@ class PgIndexSet:
         return []
 
     def sync_external(self) -> bool:
-        """Whether another replica removed entries or changed thresholds since the last check (checked at
-        most once per ``recheck_s``)."""
+        """Whether another replica removed entries or changed thresholds since the last check (one small
+        query; every lookup asks, so a change is in force at each replica's next lookup)."""
         now = time.monotonic()
         if now - self._checked_at < self._recheck_s:
             return False
