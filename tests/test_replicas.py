@@ -85,8 +85,11 @@ def test_the_database_stopped_mid_traffic_means_misses_then_hits_again(
                 time.sleep(0.3 if i % 2 else 0.0)
             health = httpx.get(f"{url}/healthz", timeout=10).json()
             assert health["status"] == "degraded" and "lookups failed" in health["reason"]
+            scraped = httpx.get(f"{url}/metrics", timeout=10)
+            assert scraped.status_code == 200 and "semcache_store_available 0.0" in scraped.text
         finally:
             pg_server.start()
         wait_for(lambda: chat(url, PROMPT, model="rep-d").headers["x-semcache"] == "hit-exact", timeout_s=20)
         assert httpx.get(f"{url}/healthz").json()["status"] == "ok"
+        assert "semcache_store_available 1.0" in httpx.get(f"{url}/metrics").text
     assert upstream_calls(stub_url, "rep-d") >= 7  # 1 before, 6 during, a few while reconnecting

@@ -21,7 +21,7 @@ from router.errors import RequestError, UpstreamError
 from semcache.access.keyring import Keyring
 from semcache.access.limits import RateLimit
 from semcache.access.mode import auth_mode
-from semcache.cache.semantic import SemanticCache
+from semcache.cache.semantic import LOOKUPS, SemanticCache
 from semcache.config import Settings
 from semcache.embedding import Embedder
 from semcache.errors import (
@@ -154,7 +154,11 @@ def savings_book(upstream: Upstream) -> SavingsBook | None:
 
 def _observe_repos(cache: SemanticCache, metrics: SidecarMetrics, upstream: Upstream) -> None:
     metrics.store_write_failures.set(cache.health.failures)
-    metrics.observe_repos(cache.repos(), cache.decision)  # at most SEMCACHE_METRICS_MAX_REPOS series
+    metrics.store_available.set(0.0 if cache.health.failing(LOOKUPS) else 1.0)
+    try:
+        metrics.observe_repos(cache.repos(), cache.decision)  # at most SEMCACHE_METRICS_MAX_REPOS series
+    except StoreError:  # an outage: the per-repo series wait; the rest is still scraped
+        metrics.store_available.set(0.0)
     if isinstance(upstream, RoutedUpstream):
         metrics.observe_breakers(upstream.router.breaker_states())
 

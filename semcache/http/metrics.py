@@ -126,7 +126,13 @@ class SidecarMetrics:
         )
         self.store_write_failures = Gauge(
             "semcache_store_write_failures",
-            "Store writes that failed since start (disk full, locked, read-only); the cache served on",
+            "Store calls that failed since start (disk full, locked, read-only, database unreachable); the "
+            "cache served on",
+            registry=self.registry,
+        )
+        self.store_available = Gauge(
+            "semcache_store_available",
+            "1 while lookups can read the store, 0 during an outage (lookups miss, answers go uncached)",
             registry=self.registry,
         )
         self.auth_denials = Counter(
