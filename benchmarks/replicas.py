@@ -90,8 +90,9 @@ def measure(
     }
 
 
-def scale(pg: PgServer, size: int, queries: int, seed: int = 7) -> dict:
+def scale(pg: PgServer, args: argparse.Namespace, seed: int = 7) -> dict:
     """One repo of ``size`` synthetic entries in PostgreSQL: load, build, size, lookups, recall."""
+    size, queries = args.size, args.queries
     real = embedder().encode(real_prompts(2000))
     gen = Generator(real, seed)
     vectors = gen.draw(size)
@@ -113,10 +114,16 @@ def scale(pg: PgServer, size: int, queries: int, seed: int = 7) -> dict:
         conn.execute("ANALYZE entries")
         db_mb = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0] / 2**20
     built = time.perf_counter() - started
-    picks = np.random.default_rng(seed).choice(size, queries, replace=False)
-    found = lookups(store, vectors, gen.paraphrases(vectors[picks]), size)
     store.close()
-    result = {"entries": size, "load_s": loaded, "hnsw_build_s": built, "database_mb": db_mb, **found}
+    picks = np.random.default_rng(seed).choice(size, queries, replace=False)
+    asked = gen.paraphrases(vectors[picks])
+    by_ef = {}
+    for ef in args.ef_search:  # the search width, per connection (the store's pool is built with it)
+        searcher = PostgresStore(url, vectors.shape[1], ef_search=ef)
+        by_ef[ef] = lookups(searcher, vectors, asked, size)
+        searcher.close()
+    result = {"entries": size, "m": args.m, "ef_construction": args.ef_construction, "load_s": loaded}
+    result |= {"hnsw_build_s": built, "database_mb": db_mb, "by_ef_search": by_ef}
     print(json.dumps(result, indent=1))
     return result
 
@@ -168,7 +175,7 @@ def main() -> None:
             if not args.no_serving:
                 result["serving"] = serving(pairs, pg, upstream, Path(tmp), args)
             if args.size:
-                result["scale"] = scale(pg, args.size, args.queries)
+                result["scale"] = scale(pg, args)
         finally:
             pg.stop()
     write_json(args.out, result)
@@ -185,6 +192,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--size", type=int, default=100_000, help="entries of the scale part (0: skip)")
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--m", type=int, default=16, help="HNSW graph neighbours per node")
+    parser.add_argument("--ef-construction", type=int, default=64, help="HNSW build-time search width")
+    parser.add_argument("--ef-search", type=int, nargs="+", default=[128], help="search widths to measure")
     parser.add_argument("--no-serving", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "replicas.json")
     return parser.parse_args()
