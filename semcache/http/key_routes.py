@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from semcache.access.issuing import issue_key
 from semcache.errors import NotFound
-from semcache.http.auth import access_of, actor, require_admin
+from semcache.http.auth import access_of, log_admin_write, require_admin
 from semcache.http.bodies import parse_model, read_json
 
 keys_api = APIRouter()
@@ -44,9 +44,7 @@ async def create_key(request: Request) -> dict[str, Any]:
     token, record = await anyio.to_thread.run_sync(
         lambda: issue_key(keys, body.name, body.repos, body.admin, body.default_repo)
     )
-    await anyio.to_thread.run_sync(
-        keys.log, actor(principal), "create key", record.name, ",".join(record.repos)
-    )
+    await log_admin_write(request, principal, "create key", record.name, ",".join(record.repos))
     return {"key": token, **record.public()}
 
 
@@ -56,7 +54,7 @@ async def revoke_key(id_or_name: str, request: Request) -> dict[str, Any]:
     principal = await require_admin(request)
     keys = request.app.state.keys
     record = await anyio.to_thread.run_sync(keys.revoke, id_or_name)
-    await anyio.to_thread.run_sync(keys.log, actor(principal), "revoke key", record.name, "")
+    await log_admin_write(request, principal, "revoke key", record.name)
     return record.public()
 
 

@@ -13,9 +13,8 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from semcache.access.keyring import Principal
 from semcache.errors import SemcacheError
-from semcache.http.auth import access_of, actor, require_admin, require_repo
+from semcache.http.auth import access_of, log_admin_write, require_admin, require_repo
 from semcache.http.bodies import THREAD_DECODE_BYTES, parse_model, read_json
 from semcache.http.chat import Gateway
 from semcache.http.upstream import spend_summary
@@ -82,14 +81,6 @@ def _gateway(request: Request) -> Gateway:
 
 async def _json(request: Request) -> Any:
     return await read_json(request, request.app.state.settings.max_body_bytes)
-
-
-async def _log(
-    request: Request, principal: Principal | None, action: str, target: str, detail: str = ""
-) -> None:
-    """Record an admin write (who, what, on what, when)."""
-    keys = request.app.state.keys
-    await anyio.to_thread.run_sync(keys.log, actor(principal), action, target, detail)
 
 
 async def _chat(
@@ -204,7 +195,7 @@ async def purge(
     once and purges in the background (admin; logged)."""
     principal = await require_admin(request)
     cache = _gateway(request).cache
-    await _log(
+    await log_admin_write(
         request,
         principal,
         "purge",
@@ -259,7 +250,7 @@ async def put_entry(repo: str, request: Request) -> dict[str, Any]:
     body = parse_model(StoreBody, await _json(request))
     chat = await _chat(request, body.request, validate_repo(repo))
     entry_id = await anyio.to_thread.run_sync(_gateway(request).cache.put, chat, body.response)
-    await _log(request, principal, "store", repo, f"entry {entry_id}")
+    await log_admin_write(request, principal, "store", repo, f"entry {entry_id}")
     return {"entry_id": entry_id}
 
 
@@ -284,7 +275,7 @@ async def delete_entry(repo: str, entry_id: EntryIdPath, request: Request) -> Re
     """Delete one entry (admin; logged)."""
     principal = await require_admin(request)
     await anyio.to_thread.run_sync(_gateway(request).cache.delete, validate_repo(repo), entry_id)
-    await _log(request, principal, "delete", repo, f"entry {entry_id}")
+    await log_admin_write(request, principal, "delete", repo, f"entry {entry_id}")
     return Response(status_code=204)
 
 

@@ -9,7 +9,6 @@ life-cycle calls, which do nothing here).
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 
@@ -49,11 +48,9 @@ class PgRepoIndex:
 class PgIndexSet:
     """Every repo's search over the store's HNSW index."""
 
-    def __init__(self, store: PostgresStore, recheck_s: float = 0.0) -> None:
+    def __init__(self, store: PostgresStore) -> None:
         self._store = store
         self.lock = threading.RLock()
-        self._recheck_s = recheck_s
-        self._checked_at = 0.0
         self._version: int | None = None
 
     def get(self, repo: str) -> PgRepoIndex:
@@ -64,7 +61,6 @@ class PgIndexSet:
         """The repos with entries (nothing to load); notes the store's version, so a change made after
         the start is noticed."""
         self._version = self._store.data_version()
-        self._checked_at = time.monotonic()
         return list(self._store.repos())
 
     def empty(self, repo: str) -> None:
@@ -84,10 +80,6 @@ class PgIndexSet:
     def sync_external(self) -> bool:
         """Whether another replica removed entries or changed thresholds since the last check (one small
         query; every lookup asks, so a change is in force at each replica's next lookup)."""
-        now = time.monotonic()
-        if now - self._checked_at < self._recheck_s:
-            return False
-        self._checked_at = now
         version = self._store.data_version()
         changed = version != self._version
         self._version = version
