@@ -107,6 +107,17 @@ def test_a_batch_of_mixed_lengths_embeds_as_each_text_alone(embedder) -> None:
     assert np.all((together * alone).sum(axis=1) > 0.99)
 
 
+def test_an_int8_text_embeds_the_same_whatever_its_batch_mates(embedder) -> None:
+    # Dynamic int8 scales a pass by its largest activation: a batched text would move with its company,
+    # and a pair near the threshold would hit or miss with the traffic beside it.
+    text = "How do I reverse a list in Python?"
+    company = ["Port the payment service from .NET to Java " * 3, "WHY IS 2+2 NOT 5?!", "ok"]
+    alone_vector, alone_states = embedder.encode_states([text])
+    mixed_vectors, mixed_states = embedder.encode_states([company[0], text, *company[1:]])
+    assert np.array_equal(alone_vector[0], mixed_vectors[1])
+    assert np.array_equal(alone_states[0], mixed_states[1])
+
+
 def test_an_unknown_precision_is_refused(model_dir) -> None:
     with pytest.raises(ValueError, match="int8"):
         SentenceTransformerEmbedder(model_dir, precision="fp8")

@@ -71,6 +71,7 @@ def main() -> None:
         "once, clusters joined by positive pairs",
         "prompts": len(rows),
         "seed": args.seed,
+        "encoded": "int8 ONNX, one text per pass, as the sidecar embeds (training.prepare's bank)",
     }
     out.update(
         confidence=0.95,

@@ -1,8 +1,9 @@
 """Token states of many texts from the serving embedding pass, computed once and kept on disk.
 
 The decision head trains on exactly what the sidecar computes at lookup: the packaged MiniLM, int8 ONNX,
-its last-layer token states (and the mean-pooled, normalized vector). Texts are encoded sorted by
-length, so a batch pads to little more than itself.
+its last-layer token states (and the mean-pooled, normalized vector), one text per int8 pass as the
+sidecar embeds (``semcache.embedding.grouped_inputs``), so what the head trains and is calibrated on does
+not depend on which texts happened to share a pass.
 """
 
 from __future__ import annotations
