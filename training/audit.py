@@ -150,11 +150,14 @@ def main() -> None:
 def fit(table: list[dict], least: int) -> dict[str, dict]:
     """For each budget, walking from the strictest threshold down, the last one before the corrected
     wrong share first exceeds the budget (so a lucky dip further down is not picked), among thresholds
-    with at least ``least`` verdicts on each side of the hits they serve, or all of them."""
+    that serve hits with at least ``least`` verdicts on each side of them, or all of them."""
     chosen = {}
     rows = sorted(table, key=lambda r: -r["threshold"])
+    # A threshold that serves none of the stream's prompts certifies nothing.
     supported = [
-        r for r in rows if all(a >= min(least, n) for a, n in zip(r["audited"], r["sides"], strict=True))
+        r
+        for r in rows
+        if r["served"] and all(a >= min(least, n) for a, n in zip(r["audited"], r["sides"], strict=True))
     ]
     for budget in BUDGETS:
         for row in supported:

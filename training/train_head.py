@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from sklearn.metrics import precision_recall_curve
 
-from training.data import DATA, read_pairs, training_set
+from training.data import DATA, Pair, file_sha256, read_pairs, training_set
 from training.head_model import InteractionHead
 from training.pairs import PairArrays, arrays, batches
 from training.prepare import BANK
@@ -47,6 +47,20 @@ def report(values: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     return out
 
 
+def with_teacher_pairs(bank: StateBank, data: PairArrays, path: Path) -> PairArrays:
+    """``data`` plus the pairs of ``training.teacher`` (nearest training neighbours), whose target is the
+    teacher's probability rather than a label."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    extra = arrays(bank, [Pair(r["a"], r["b"], 0) for r in rows])
+    extra.labels = np.array([r["teacher"] for r in rows], dtype=np.float32)
+    return PairArrays(
+        *(
+            np.concatenate([getattr(data, f), getattr(extra, f)])
+            for f in ("left", "right", "cosine", "literal", "labels")
+        )
+    )
+
+
 def train(args: argparse.Namespace) -> dict:
     """Train, evaluate each epoch on qqp_dev, save the weights and provenance; returns the provenance."""
     torch.manual_seed(args.seed)
@@ -55,6 +69,8 @@ def train(args: argparse.Namespace) -> dict:
     bank = StateBank.load(args.bank)
     data = training_set(augment_share=args.augment_share, seed=args.seed, repeat_others=args.repeat_others)
     train_data = arrays(bank, data.train)
+    if args.teacher_pairs:
+        train_data = with_teacher_pairs(bank, train_data, args.teacher_pairs)
     held = arrays(bank, data.calibration)  # selects the epoch: held out from training, not a dev set
     dev = arrays(bank, read_pairs(DATA / "qqp_dev.jsonl"))
     model = InteractionHead(
@@ -108,8 +124,22 @@ def train(args: argparse.Namespace) -> dict:
         "selected_epoch": best[1],
         "selection": "the epoch with the best precision at recall 0.5 on the held-out calibration pairs",
     }
+    if args.teacher_pairs:
+        provenance["teacher_pairs"] = teacher_provenance(args.teacher_pairs)
     (args.out / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
     return provenance
+
+
+def teacher_provenance(path: Path) -> dict:
+    """What the distilled pairs were: their file's hash, how many, and the teacher that scored them."""
+    return {
+        "file": path.name,
+        "sha256": file_sha256(path),
+        "pairs": sum(1 for line in path.read_text().splitlines() if line.strip()),
+        "made_by": "python -m training.teacher: each training question with its nearest training "
+        "neighbour at cosine >= 0.7, scored by the cross-encoder of 120c640^ "
+        "(semcache/verifier_model/model.onnx), one pair per pass",
+    }
 
 
 def _commit() -> str:
@@ -134,6 +164,7 @@ def main() -> None:
     parser.add_argument("--dropout", type=float, default=0.3)
     parser.add_argument("--repeat-others", type=int, default=1, help="times MRPC / STS-B pairs are seen")
     parser.add_argument("--no-literals", action="store_true")
+    parser.add_argument("--teacher-pairs", type=Path, help="training.teacher's scored neighbour pairs, added")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     train(parser.parse_args())
