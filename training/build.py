@@ -11,8 +11,9 @@
    the hand audit's verdicts (``training/audit/calibration_verdicts.jsonl``).
 
 The audit's verdicts are kept per model (the digest of ``head.npz``): a head that comes out different
-needs a new audit sample (``training.audit sample``) before step 5 can write thresholds. To ship the
-result, copy DIR's files into ``semcache/decision/model``.
+needs a new audit sample (``training.audit sample``) before step 5 can write thresholds. On this
+project's 2-core machine, step 3 with the shipped arguments made the shipped ``head.npz`` again byte for
+byte (SHA-256 797ce0b5b377…). To ship the result, copy DIR's files into ``semcache/decision/model``.
 """
 
 from __future__ import annotations
