@@ -72,6 +72,14 @@ def half(pairs: list[LabelledPair], part: str) -> list[LabelledPair]:
     return [p for p in pairs if pair_half(p) == part]
 
 
+ADVERSARIAL = sorted((ROOT / "benchmarks" / "data").glob("adversarial_*.jsonl"))
+
+
+def adversarial_pairs() -> list[LabelledPair]:
+    """Every pair of the project's adversarial sets, pooled."""
+    return [pair for path in ADVERSARIAL for pair in load_pairs(path)]
+
+
 def sample_pairs(path: Path, limit: int, seed: int = 0) -> list[LabelledPair]:
     """A seeded sample of up to ``limit`` labelled pairs (all when limit is 0); of a split file, only
     its evaluation half."""

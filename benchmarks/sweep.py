@@ -18,15 +18,14 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.common import DATA_DIR, ROOT, Ticker, machine, write_json
-from benchmarks.evalkit import embedder, negatives_served, operating_point, sample_pairs
+from benchmarks.common import DATA_DIR, Ticker, machine, write_json
+from benchmarks.evalkit import ADVERSARIAL, embedder, negatives_served, operating_point, sample_pairs
 from semcache.config import DECISION_FLOOR
 from semcache.decision import make_decision
 from semcache.decision.calibration import recall_at_precision, summary, sweep
 from semcache.decision.thresholds import pick_threshold
 from semcache.decision.tuning import NOT_SERVED, TextEncoder, score_pairs
 
-ADVERSARIAL = sorted((ROOT / "benchmarks" / "data").glob("adversarial_*.jsonl"))
 DEFAULT_PAIRS = [
     DATA_DIR / "qqp_dev.jsonl",
     *ADVERSARIAL,
@@ -37,9 +36,9 @@ DEFAULT_PAIRS = [
 DECISIONS = ("cosine", "learned")
 
 
-def curve_summary(values: np.ndarray, labels: np.ndarray) -> tuple[dict, list]:
+def curve_summary(values: np.ndarray, labels: np.ndarray, max_points: int = 300) -> tuple[dict, list]:
     """Summary figures and the P-CHR curve (hit ratio, precision) of one decision's scores."""
-    curve = [p for p in sweep(values, labels, max_points=300) if p.threshold > NOT_SERVED]
+    curve = [p for p in sweep(values, labels, max_points=max_points) if p.threshold > NOT_SERVED]
     figures = summary(curve) | {"recall_at_p98": recall_at_precision(curve, 0.98)}
     pchr = [(p.served / len(labels), p.precision) for p in curve]
     return figures, pchr

@@ -12,7 +12,6 @@ counted.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -20,23 +19,12 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.common import ROOT, machine, write_json
-from benchmarks.evalkit import embedder
+from benchmarks.evalkit import adversarial_pairs, embedder
 from semcache.config import DECISION_FLOOR
 from semcache.decision.learned import MODEL_DIR, LearnedDecision
-from semcache.decision.tuning import LabelledPair, TextEncoder, score_pairs
+from semcache.decision.tuning import TextEncoder, score_pairs
 
 RATES = (0.25, 0.39, 0.5, 0.67)
-
-
-def adversarial_pairs() -> list[LabelledPair]:
-    """Every adversarial pair, pooled."""
-    rows = [
-        json.loads(line)
-        for path in sorted((ROOT / "benchmarks" / "data").glob("adversarial_*.jsonl"))
-        for line in path.read_text().splitlines()
-        if line.strip()
-    ]
-    return [LabelledPair(r["a"], r["b"], int(r["label"])) for r in rows]
 
 
 def traps_at_rates(values: np.ndarray, labels: np.ndarray) -> dict[str, int]:

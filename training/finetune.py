@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from semcache.decision.calibration import recall_at_precision, summary, sweep
+from benchmarks.evalkit import adversarial_pairs, sample_pairs
+from benchmarks.sweep import curve_summary
 from semcache.embedding import packaged_model_path
 from training.data import DATA, training_set
 
@@ -34,26 +35,15 @@ EVAL_FILES = {
     "mrpc": DATA / "mrpc_pairs.jsonl",
     "stsb": DATA / "stsb_pairs.jsonl",
     "mock": DATA / "gptcache_mock_pairs.jsonl",
-    "adversarial": None,
 }
 
 
 def eval_sets(qqp_limit: int) -> dict[str, list]:
     """The measured pair sets (eval halves of the split files)."""
-    from benchmarks.evalkit import sample_pairs
-
     out = {
-        name: sample_pairs(path, qqp_limit if name == "qqp_dev" else 0)
-        for name, path in EVAL_FILES.items()
-        if path
+        name: sample_pairs(path, qqp_limit if name == "qqp_dev" else 0) for name, path in EVAL_FILES.items()
     }
-    rows = []
-    for path in sorted((ROOT / "benchmarks" / "data").glob("adversarial_*.jsonl")):
-        rows += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    from semcache.decision.tuning import LabelledPair
-
-    out["adversarial"] = [LabelledPair(r["a"], r["b"], int(r["label"])) for r in rows]
-    return out
+    return out | {"adversarial": adversarial_pairs()}
 
 
 class Lower:
@@ -138,8 +128,7 @@ def measure(model, lower: Lower, sets: dict[str, list]) -> dict:
         vec = vectors(model, lower, [t for p in pairs for t in (p.a, p.b)])
         cos = np.array([float(vec[p.a] @ vec[p.b]) for p in pairs])
         labels = np.array([p.label for p in pairs])
-        curve = sweep(cos, labels, max_points=400)
-        figures = summary(curve) | {"recall_at_p98": recall_at_precision(curve, 0.98)}
+        figures = curve_summary(cos, labels, max_points=400)[0]
         if name in ("adversarial", "mock"):
             for t in (0.85, 0.9, 0.95):
                 figures[f"traps_at_{t}"] = float(

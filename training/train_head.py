@@ -13,13 +13,14 @@ import json
 import platform
 import subprocess
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.metrics import precision_recall_curve
 
-from training.data import DATA, Pair, file_sha256, read_pairs, training_set
+from training.data import DATA, Pair, file_sha256, read_jsonl, read_pairs, training_set
 from training.head_model import InteractionHead
 from training.pairs import PairArrays, arrays, batches
 from training.prepare import BANK
@@ -50,14 +51,11 @@ def report(values: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 def with_teacher_pairs(bank: StateBank, data: PairArrays, path: Path) -> PairArrays:
     """``data`` plus the pairs of ``training.teacher`` (nearest training neighbours), whose target is the
     teacher's probability rather than a label."""
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = read_jsonl(path)
     extra = arrays(bank, [Pair(r["a"], r["b"], 0) for r in rows])
     extra.labels = np.array([r["teacher"] for r in rows], dtype=np.float32)
     return PairArrays(
-        *(
-            np.concatenate([getattr(data, f), getattr(extra, f)])
-            for f in ("left", "right", "cosine", "literal", "labels")
-        )
+        *(np.concatenate([getattr(data, f.name), getattr(extra, f.name)]) for f in fields(PairArrays))
     )
 
 
@@ -135,7 +133,7 @@ def teacher_provenance(path: Path) -> dict:
     return {
         "file": path.name,
         "sha256": file_sha256(path),
-        "pairs": sum(1 for line in path.read_text().splitlines() if line.strip()),
+        "pairs": len(read_jsonl(path)),
         "made_by": "python -m training.teacher: each training question with its nearest training "
         "neighbour at cosine >= 0.7, scored by the cross-encoder of 120c640^ "
         "(semcache/verifier_model/model.onnx), one pair per pass",
