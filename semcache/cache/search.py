@@ -49,19 +49,25 @@ class SemanticSearch:
             return None, None
         if query.tokens is not None:
             candidates = self._with_tokens(candidates)
-        # Most similar first, one at a time: the first candidate whose score reaches the threshold is
-        # served (thresholds are calibrated by replaying streams with this very rule), so a hit on the
-        # first candidate pays for one score.
+        # The most similar candidate whose score reaches the threshold is served (thresholds are
+        # calibrated by replaying streams with this very rule). The first is scored alone, so a hit on
+        # it pays for one pair; the others, if it misses, in one call.
         best: tuple[float, NearMiss] | None = None
-        for neighbor, entry, tokens in candidates:
-            candidate = Encoded(entry.prompt, tokens)
-            score = float(self._decision.score(query, [candidate], np.array([neighbor.similarity]))[0])
-            combined = policy.combined(score, neighbor.similarity)
-            near = NearMiss(neighbor.id, score, neighbor.similarity)
-            if combined >= policy.threshold:
-                return CacheHit(entry, "semantic", neighbor.similarity, score), near
-            if best is None or combined > best[0]:
-                best = (combined, near)
+        for batch in (candidates[:1], candidates[1:]):
+            if not batch:
+                continue
+            scores = self._decision.score(
+                query,
+                [Encoded(entry.prompt, tokens) for _, entry, tokens in batch],
+                np.array([neighbor.similarity for neighbor, _, _ in batch]),
+            )
+            for (neighbor, entry, _), score in zip(batch, scores.tolist(), strict=True):
+                combined = policy.combined(score, neighbor.similarity)
+                near = NearMiss(neighbor.id, score, neighbor.similarity)
+                if combined >= policy.threshold:
+                    return CacheHit(entry, "semantic", neighbor.similarity, score), near
+                if best is None or combined > best[0]:
+                    best = (combined, near)
         return None, best[1] if best else None
 
     def candidates(

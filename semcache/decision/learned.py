@@ -15,6 +15,7 @@ import numpy as np
 from semcache.decision.base import Encoded
 from semcache.decision.head import HeadWeights, logit, project, unpack
 from semcache.decision.literals import features
+from semcache.decision.scorer import OnnxScorer
 
 MODEL_DIR = Path(__file__).parent / "model"
 
@@ -42,25 +43,36 @@ class LearnedDecision:
             raise FileNotFoundError(f"no decision model in {self._dir}; run python -m training.train_head")
         self._weights = HeadWeights.load(head)
         self.model_id = f"{self.name}@{self._weights.digest}"
+        graph = self._dir / "head.onnx"
+        self._scorer = OnnxScorer(graph, self._weights) if graph.exists() else None
 
     def tokens(self, states: np.ndarray) -> np.ndarray:
         """Token states projected to the head's width, unit length, int8 (what each entry keeps)."""
         return project(self._weights, states)
 
     def score(self, query: Encoded, candidates: list[Encoded], similarities: np.ndarray) -> np.ndarray:
-        """The probability, per candidate, that one cached answer serves both texts."""
+        """The probability, per candidate, that one cached answer serves both texts: all candidates in
+        one ONNX Runtime call where ``head.onnx`` ships beside the weights, else pair by pair in numpy."""
         if query.tokens is None:
             raise ValueError("the learned decision needs the query's token states")
+        if any(candidate.tokens is None for candidate in candidates):
+            raise ValueError("the learned decision needs each candidate's token states")
+        if not candidates:
+            return np.zeros(0, dtype=np.float64)
         width = self._weights.width
         q = unpack(query.tokens.reshape(-1, width))
-        out = np.zeros(len(candidates), dtype=np.float64)
-        for i, (candidate, cosine) in enumerate(zip(candidates, similarities, strict=True)):
-            if candidate.tokens is None:
-                raise ValueError("the learned decision needs each candidate's token states")
-            c = unpack(candidate.tokens.reshape(-1, width))
-            z = logit(self._weights, q, c, float(cosine), features(query.text, candidate.text))
-            out[i] = 1.0 / (1.0 + np.exp(-z))
-        return out
+        tokens = [unpack(candidate.tokens.reshape(-1, width)) for candidate in candidates]
+        literal = np.stack([features(query.text, candidate.text) for candidate in candidates])
+        if self._scorer is not None:
+            z = self._scorer.logits(q, tokens, similarities, literal)
+        else:
+            z = np.array(
+                [
+                    logit(self._weights, q, c, float(s), row)
+                    for c, s, row in zip(tokens, similarities, literal, strict=True)
+                ]
+            )
+        return 1.0 / (1.0 + np.exp(-z))
 
     def shipped_thresholds(self) -> dict[float, float]:
         """The table ``python -m training.calibrate`` wrote beside the model."""
