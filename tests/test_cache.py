@@ -371,3 +371,17 @@ def test_the_first_candidate_that_reaches_the_threshold_is_served_best_first(
     assert (found.hit is not None) == expect_hit
     if expect_hit:
         assert found.hit.entry.prompt == "reverse a list in python please now"
+
+
+def test_a_hit_on_the_most_similar_candidate_scores_no_other(settings: Settings, clock: Clock) -> None:
+    decision = ScriptedDecision()
+    settings = settings.model_copy(update={"decision_top_n": 2, "decision_min_similarity": 0.3})
+    cache = SemanticCache(settings, embedder=HashEmbedder(), decision=decision, clock=clock)
+    cache.start()
+    cache.thresholds.save(GLOBAL, settings.false_hit_budget, 0.5, pairs=10)
+    cache.store(request("reverse a list in python please"), completion("reversed()"))
+    cache.store(request("reverse a list in python decoy now"), completion("the decoy's answer"))
+    found = cache.lookup(request("reverse a list in python"))
+    cache.close()
+    assert found.hit is not None and found.hit.entry.prompt == "reverse a list in python please"
+    assert decision.asked == ["reverse a list in python please"]

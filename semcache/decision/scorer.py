@@ -46,9 +46,7 @@ class OnnxScorer:
             "candidates": padded,
             "candidate_mask": mask,
             "cosine": np.asarray(cosines, dtype=np.float32),
-            "literal": np.asarray(literals, dtype=np.float32)[:, : self._literals].reshape(
-                len(candidates), -1
-            ),
+            "literal": np.asarray(literals, dtype=np.float32)[:, : self._literals],
         }
         return self._session.run(None, feed)[0].astype(np.float64)
 
