@@ -73,7 +73,10 @@ def train(args: argparse.Namespace) -> dict:
     held = arrays(bank, data.calibration)  # selects the epoch: held out from training, not a dev set
     dev = arrays(bank, read_pairs(DATA / "qqp_dev.jsonl"))
     model = InteractionHead(
-        width=args.width, hidden=args.hidden, literals=0 if args.no_literals else 2, dropout=args.dropout
+        width=args.width,
+        hidden=args.hidden,
+        literals=0 if args.no_literals else args.literals,
+        dropout=args.dropout,
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     steps = args.epochs * ((len(train_data) + args.batch - 1) // args.batch)
@@ -164,6 +167,14 @@ def main() -> None:
     parser.add_argument("--dropout", type=float, default=0.3)
     parser.add_argument("--repeat-others", type=int, default=1, help="times MRPC / STS-B pairs are seen")
     parser.add_argument("--no-literals", action="store_true")
+    parser.add_argument(
+        "--literals",
+        type=int,
+        default=2,
+        choices=range(1, 4),
+        help="literal features read, in semcache.decision.literals.NAMES order: the shipped head reads "
+        "numbers and identifiers (2); with units too (3) it was measured and not shipped (RESULTS.md)",
+    )
     parser.add_argument("--teacher-pairs", type=Path, help="training.teacher's scored neighbour pairs, added")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)

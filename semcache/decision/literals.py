@@ -1,6 +1,6 @@
 """Literal features of a (query, cached prompt) pair: what a sentence encoder reads poorly and a cached
 answer depends on exactly. They are inputs of the learned decision (so calibration accounts for them),
-never rules that decide alone.
+never rules that decide alone; the shipped head reads the first two (``HeadWeights.literals``).
 
 - numbers: the numbers written in digits differ ("2 GB" vs "4 GB", "Python 3.11" vs "3.12");
 - identifiers: code identifiers, flags, file names or paths differ (``snake_case``, ``camelCase``,
