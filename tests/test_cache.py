@@ -341,6 +341,7 @@ class ScriptedDecision:
 
     def __init__(self) -> None:
         self.asked: list[str] = []
+        self.batches: list[int] = []  # how many candidates each call scored
 
     def tokens(self, states: np.ndarray) -> None:
         return None
@@ -350,6 +351,7 @@ class ScriptedDecision:
 
     def score(self, query: Encoded, candidates: list[Encoded], similarities) -> np.ndarray:
         self.asked += [c.text for c in candidates]
+        self.batches.append(len(candidates))
         return np.array([0.0 if "decoy" in c.text else 1.0 for c in candidates])
 
 
@@ -385,3 +387,25 @@ def test_a_hit_on_the_most_similar_candidate_scores_no_other(settings: Settings,
     cache.close()
     assert found.hit is not None and found.hit.entry.prompt == "reverse a list in python please"
     assert decision.asked == ["reverse a list in python please"]
+
+
+def test_after_a_first_miss_the_rest_are_scored_together_and_the_most_similar_hit_served(
+    settings: Settings, clock: Clock
+) -> None:
+    decision = ScriptedDecision()
+    settings = settings.model_copy(update={"decision_top_n": 4, "decision_min_similarity": 0.1})
+    cache = SemanticCache(settings, embedder=HashEmbedder(), decision=decision, clock=clock)
+    cache.start()
+    cache.thresholds.save(GLOBAL, settings.false_hit_budget, 0.5, pairs=10)
+    good = "reverse a list in python right now please"
+    for prompt in ("reverse a list in python decoy", "reverse a list in python decoy too", good):
+        cache.store(request(prompt), completion(prompt))
+    found = cache.lookup(request("reverse a list in python"))
+    cache.close()
+    assert decision.asked == [
+        "reverse a list in python decoy",  # the most similar, alone
+        "reverse a list in python decoy too",  # then the rest, together
+        good,
+    ]
+    assert decision.batches == [1, 2]
+    assert found.hit is not None and found.hit.entry.prompt == good

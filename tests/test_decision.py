@@ -53,11 +53,15 @@ def test_the_numpy_head_computes_what_the_torch_head_trained(tmp_path: Path) -> 
     assert logit(weights, cp, qp, 0.8, literal) == pytest.approx(expected, abs=1e-4)  # symmetric
 
 
-def test_the_exported_graph_scores_a_padded_batch_as_numpy_scores_each_pair(tmp_path: Path) -> None:
+@pytest.mark.parametrize("literals", [0, 2, 3])
+def test_the_exported_graph_scores_a_padded_batch_as_numpy_scores_each_pair(
+    tmp_path: Path, literals: int
+) -> None:
     torch.manual_seed(1)
-    np.savez(tmp_path / "head.npz", **InteractionHead(width=16, hidden=8).eval().export())
+    np.savez(tmp_path / "head.npz", **InteractionHead(width=16, hidden=8, literals=literals).eval().export())
     export_onnx(tmp_path)
     weights = HeadWeights.load(tmp_path / "head.npz")
+    assert weights.literals == literals
     scorer = OnnxScorer(tmp_path / "head.onnx", weights)
     rng = np.random.default_rng(1)
     query = unpack(project(weights, rng.normal(size=(5, 384)).astype(np.float32)))
@@ -72,6 +76,29 @@ def test_the_exported_graph_scores_a_padded_batch_as_numpy_scores_each_pair(tmp_
     assert scorer.logits(query, candidates[:1], cosines[:1], literal[:1]) == pytest.approx(
         expected[:1], abs=1e-4
     )
+
+
+def test_the_decision_scores_alike_with_its_graph_and_without(tmp_path: Path, embedder) -> None:
+    torch.manual_seed(4)
+    np.savez(tmp_path / "head.npz", **InteractionHead(width=16, hidden=8, literals=2).eval().export())
+    with_graph = tmp_path / "graph"
+    with_graph.mkdir()
+    (with_graph / "head.npz").write_bytes((tmp_path / "head.npz").read_bytes())
+    export_onnx(with_graph)
+    numpy_only, graph = LearnedDecision(tmp_path), LearnedDecision(with_graph)
+    assert numpy_only.model_id == graph.model_id  # the weights name the model; the graph is how it runs
+    texts = ["Resize the image to 1024 px", "Resize the picture to 2048 px", "How do I resize an image?"]
+    vectors, states = embedder.encode_states(texts)
+    query = Encoded(texts[0], numpy_only.tokens(states[0]))
+    candidates = [Encoded(t, numpy_only.tokens(s)) for t, s in zip(texts[1:], states[1:], strict=True)]
+    similarities = vectors[1:] @ vectors[0]
+    assert graph.score(query, candidates, similarities) == pytest.approx(
+        numpy_only.score(query, candidates, similarities), abs=1e-5
+    )
+    with pytest.raises(ValueError, match="no token states"):
+        graph.score(query, [Encoded("empty", np.zeros((0, 16), np.int8))], similarities[:1])
+    with pytest.raises(ValueError, match="similarities"):
+        graph.score(query, candidates, similarities[:1])
 
 
 def test_a_graph_that_does_not_match_its_weights_is_refused(tmp_path: Path) -> None:

