@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from semcache.cache.semantic import SemanticCache, is_cacheable
+from semcache.cache.semantic import Lookup, SemanticCache, is_cacheable
 from semcache.config import Settings
 from semcache.decision import Encoded
 from semcache.errors import Conflict, InvalidRequest, NotFound
@@ -355,19 +355,29 @@ class ScriptedDecision:
         return np.array([0.0 if "decoy" in c.text else 1.0 for c in candidates])
 
 
+def _scripted_lookup(
+    settings: Settings, clock: Clock, top_n: int, floor: float, stored: list[str], asked: str
+) -> tuple[Lookup, ScriptedDecision]:
+    """Store ``stored`` (each answered with its own text) in a cache deciding by :class:`ScriptedDecision`
+    at threshold 0.5, then look ``asked`` up; returns the lookup and the decision's record."""
+    decision = ScriptedDecision()
+    settings = settings.model_copy(update={"decision_top_n": top_n, "decision_min_similarity": floor})
+    cache = SemanticCache(settings, embedder=HashEmbedder(), decision=decision, clock=clock)
+    cache.start()
+    cache.thresholds.save(GLOBAL, settings.false_hit_budget, 0.5, pairs=10)
+    for prompt in stored:
+        cache.store(request(prompt), completion(prompt))
+    found = cache.lookup(request(asked))
+    cache.close()
+    return found, decision
+
+
 @pytest.mark.parametrize("top_n, expect_hit", [(1, False), (2, True)])
 def test_the_first_candidate_that_reaches_the_threshold_is_served_best_first(
     settings: Settings, clock: Clock, top_n: int, expect_hit: bool
 ) -> None:
-    decision = ScriptedDecision()
-    settings = settings.model_copy(update={"decision_top_n": top_n, "decision_min_similarity": 0.3})
-    cache = SemanticCache(settings, embedder=HashEmbedder(), decision=decision, clock=clock)
-    cache.start()
-    cache.thresholds.save(GLOBAL, settings.false_hit_budget, 0.5, pairs=10)
-    cache.store(request("reverse a list in python decoy"), completion("the decoy's answer"))
-    cache.store(request("reverse a list in python please now"), completion("reversed()"))
-    found = cache.lookup(request("reverse a list in python"))
-    cache.close()
+    stored = ["reverse a list in python decoy", "reverse a list in python please now"]
+    found, decision = _scripted_lookup(settings, clock, top_n, 0.3, stored, "reverse a list in python")
     assert decision.asked[0] == "reverse a list in python decoy"  # the more similar one goes first
     assert len(decision.asked) == top_n
     assert (found.hit is not None) == expect_hit
@@ -376,15 +386,8 @@ def test_the_first_candidate_that_reaches_the_threshold_is_served_best_first(
 
 
 def test_a_hit_on_the_most_similar_candidate_scores_no_other(settings: Settings, clock: Clock) -> None:
-    decision = ScriptedDecision()
-    settings = settings.model_copy(update={"decision_top_n": 2, "decision_min_similarity": 0.3})
-    cache = SemanticCache(settings, embedder=HashEmbedder(), decision=decision, clock=clock)
-    cache.start()
-    cache.thresholds.save(GLOBAL, settings.false_hit_budget, 0.5, pairs=10)
-    cache.store(request("reverse a list in python please"), completion("reversed()"))
-    cache.store(request("reverse a list in python decoy now"), completion("the decoy's answer"))
-    found = cache.lookup(request("reverse a list in python"))
-    cache.close()
+    stored = ["reverse a list in python please", "reverse a list in python decoy now"]
+    found, decision = _scripted_lookup(settings, clock, 2, 0.3, stored, "reverse a list in python")
     assert found.hit is not None and found.hit.entry.prompt == "reverse a list in python please"
     assert decision.asked == ["reverse a list in python please"]
 
@@ -392,16 +395,9 @@ def test_a_hit_on_the_most_similar_candidate_scores_no_other(settings: Settings,
 def test_after_a_first_miss_the_rest_are_scored_together_and_the_most_similar_hit_served(
     settings: Settings, clock: Clock
 ) -> None:
-    decision = ScriptedDecision()
-    settings = settings.model_copy(update={"decision_top_n": 4, "decision_min_similarity": 0.1})
-    cache = SemanticCache(settings, embedder=HashEmbedder(), decision=decision, clock=clock)
-    cache.start()
-    cache.thresholds.save(GLOBAL, settings.false_hit_budget, 0.5, pairs=10)
     good = "reverse a list in python right now please"
-    for prompt in ("reverse a list in python decoy", "reverse a list in python decoy too", good):
-        cache.store(request(prompt), completion(prompt))
-    found = cache.lookup(request("reverse a list in python"))
-    cache.close()
+    stored = ["reverse a list in python decoy", "reverse a list in python decoy too", good]
+    found, decision = _scripted_lookup(settings, clock, 4, 0.1, stored, "reverse a list in python")
     assert decision.asked == [
         "reverse a list in python decoy",  # the most similar, alone
         "reverse a list in python decoy too",  # then the rest, together

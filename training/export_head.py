@@ -37,9 +37,8 @@ class _Scorer(torch.nn.Module):
 
 def export_onnx(model_dir: Path) -> Path:
     """``head.onnx`` beside ``head.npz`` in ``model_dir``; returns its path."""
-    arrays = dict(np.load(model_dir / "head.npz"))
-    head = InteractionHead.from_export(arrays)
-    width = arrays["proj_w"].shape[1]
+    head = InteractionHead.from_export(dict(np.load(model_dir / "head.npz")))
+    width = head.proj.out_features
     example = (
         torch.randn(1, 5, width),
         torch.ones(1, 5),

@@ -127,11 +127,11 @@ def train(args: argparse.Namespace) -> dict:
         "history": history,
         "selected_epoch": best[1],
         "selection": "the epoch with the best precision at recall 0.5 on the held-out calibration pairs",
-    }
-    provenance["graph"] = {
-        "file": graph.name,
-        "sha256": file_sha256(graph),
-        "made_by": "python -m training.export_head (torch.onnx, opset 17) from head.npz",
+        "graph": {
+            "file": graph.name,
+            "sha256": file_sha256(graph),
+            "made_by": "python -m training.export_head (torch.onnx, opset 17) from head.npz",
+        },
     }
     if args.teacher_pairs:
         provenance["teacher_pairs"] = teacher_provenance(args.teacher_pairs)

@@ -1,8 +1,8 @@
 """The shipped learned decision: the interaction head over the embedding pass's token states.
 
-Its weights (``model/head.npz``, and the same head as an ONNX graph, ``model/head.onnx``), the budget -> threshold table calibrated by lookup on a held-out
-clustered stream (``model/thresholds.json``) and their provenance ship in the package; nothing runs a
-second model pass.
+Its weights (``model/head.npz``, and the same head as an ONNX graph, ``model/head.onnx``), the
+budget -> threshold table calibrated by lookup on a held-out clustered stream (``model/thresholds.json``)
+and their provenance ship in the package; nothing runs a second model pass.
 """
 
 from __future__ import annotations
