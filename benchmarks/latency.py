@@ -24,6 +24,7 @@ Client, sidecar, stub and GPTCache share the machine's cores. Quick run (about a
 
     python -m benchmarks.latency --pairs 100 --single 100 --duration 2 --warmup 0.5 --misses 40 --no-gptcache
     python -m benchmarks.latency                                      # the full run, both decisions
+    python -m benchmarks.latency --rounds 3         # learned, cosine, learned, ...: the ratio per round
     python -m benchmarks.latency --decisions cosine --min-similarity 0.85
     python -m benchmarks.latency --decisions learned --audit-rates 0.05 0 --online-min-labels 1000000 \
         --no-gptcache                                 # what the audit costs a lookup: on, then off
@@ -280,6 +281,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--misses", type=int, default=150, help="new prompts for the miss overhead")
     parser.add_argument("--no-gptcache", action="store_true", help="semcache only")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the decisions in turn this many times (learned, cosine, learned, ...); the learned / "
+        "cosine ratio is then taken per round and its median checked against the target",
+    )
+    parser.add_argument(
         "--audit-rates",
         type=float,
         nargs="+",
@@ -310,8 +318,24 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "latency.json")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     args.decisions = list(dict.fromkeys(args.decisions))
     return args
+
+
+def run_order(args: argparse.Namespace) -> list[tuple[str, str, float]]:
+    """(result key, decision, audit rate) of each sidecar run, in order: the decisions in turn, each at
+    each audit rate, ``--rounds`` times over, so that drift in the machine's speed reaches every decision
+    alike. The first round's runs carry the decision's name, later ones `` #2``, `` #3``..."""
+    order = []
+    for round_ in range(args.rounds):
+        suffix = "" if round_ == 0 else f" #{round_ + 1}"
+        for name in args.decisions:
+            for i, rate in enumerate(args.audit_rates):  # the first rate's run carries the decision's name
+                key = name if i == 0 else f"{name} audit={rate:g}"
+                order.append((key + suffix, name, rate))
+    return order
 
 
 def main() -> None:
@@ -325,17 +349,15 @@ def main() -> None:
     pairs, fresh = rows[: args.pairs], [r["a"] for r in rows[args.pairs : args.pairs + args.misses]]
     result: dict[str, Any] = {"machine": machine(), "args": {k: str(v) for k, v in vars(args).items()}}
     result["semcache"] = {}
-    for name in args.decisions:
-        for i, rate in enumerate(args.audit_rates):  # the first rate's run carries the decision's name
-            key = name if i == 0 else f"{name} audit={rate:g}"
-            settings = {
-                **decision_settings(name, args),
-                "audit_rate": str(rate),
-                "audit_judge": args.audit_judge,
-                "online_min_labels": str(args.online_min_labels),
-            }
-            result["semcache"][key] = run_semcache(pairs, fresh, settings, args)
-            write_json(args.out, result)  # kept should a later side fail
+    for key, name, rate in run_order(args):
+        settings = {
+            **decision_settings(name, args),
+            "audit_rate": str(rate),
+            "audit_judge": args.audit_judge,
+            "online_min_labels": str(args.online_min_labels),
+        }
+        result["semcache"][key] = run_semcache(pairs, fresh, settings, args)
+        write_json(args.out, result)  # kept should a later side fail
     if not args.no_gptcache:
         hits = list(dict.fromkeys(q for run in result["semcache"].values() for q in run["hit_queries"]))
         result["gptcache"] = run_gptcache([p["a"] for p in pairs], hits, args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from statistics import median
 from typing import Any
 
 from rich.console import Console
@@ -116,6 +117,46 @@ def gptcache_rates(result: dict[str, Any]) -> dict[int, float]:
     return rates
 
 
+def _rounds(rates: dict[str, dict[int, float]]) -> list[str]:
+    """The suffixes of the rounds in which both learned and cosine ran ("", " #2", ...)."""
+    return [
+        key[len("learned") :]
+        for key in rates
+        if key.startswith("learned") and "audit=" not in key and "cosine" + key[len("learned") :] in rates
+    ]
+
+
+def _learned_over_cosine(rates: dict[str, dict[int, float]]) -> list[dict[str, Any]]:
+    """Learned over cosine semantic hits/s per client count, each round on its own (``--rounds``) and,
+    where there are several, their median: the figure the target is checked on."""
+    out: list[dict[str, Any]] = []
+    rounds = _rounds(rates)
+    for suffix in rounds:
+        learned, cosine = rates["learned" + suffix], rates["cosine" + suffix]
+        out += [
+            {
+                "figure": f"learned / cosine semantic hits/s{suffix}",
+                "clients": c,
+                "value": _over(r, cosine[c]),
+                "unit": "x",
+            }
+            for c, r in learned.items()
+            if c in cosine
+        ]
+    if len(rounds) > 1:
+        clients = sorted({row["clients"] for row in out})
+        out += [
+            {
+                "figure": "learned / cosine semantic hits/s, median of rounds",
+                "clients": c,
+                "value": float(median(row["value"] for row in out if row["clients"] == c)),
+                "unit": "x",
+            }
+            for c in clients
+        ]
+    return out
+
+
 def ratios(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Figures taken within the run: learned over cosine and each decision over GPTCache (semantic hits/s
     per client count, its better route; semantic-hit p50 at one client), and each exact-hit p50 in ms."""
@@ -124,18 +165,7 @@ def ratios(result: dict[str, Any]) -> list[dict[str, Any]]:
         name: {lv["clients"]: _hits_per_s(lv, "hit-semantic") for lv in run["load"]}
         for name, run in runs.items()
     }
-    out = []
-    if "learned" in runs and "cosine" in runs:
-        out += [
-            {
-                "figure": "learned / cosine semantic hits/s",
-                "clients": c,
-                "value": _over(r, rates["cosine"][c]),
-                "unit": "x",
-            }
-            for c, r in rates["learned"].items()
-            if c in rates["cosine"]
-        ]
+    out = _learned_over_cosine(rates)
     for name, run in runs.items():
         if "gptcache" in result:
             out += [
@@ -168,7 +198,7 @@ def targets(result: dict[str, Any], rows: list[dict[str, Any]]) -> list[tuple[st
     """Each target with the measured value and whether it holds (None: not measured in this run)."""
     goals = [
         (
-            "learned semantic hits/s at 32 clients >= 0.8x cosine's",
+            "learned semantic hits/s at 32 clients >= 0.8x cosine's (median of rounds)",
             "learned / cosine semantic hits/s",
             32,
             lambda v: v >= 0.8,
@@ -195,7 +225,8 @@ def targets(result: dict[str, Any], rows: list[dict[str, Any]]) -> list[tuple[st
     ]
     checks = []
     for label, figure, clients, holds, unit in goals:
-        value = _find(rows, figure, clients)
+        value = _find(rows, figure + ", median of rounds", clients)
+        value = _find(rows, figure, clients) if value is None else value
         measured = "-" if value is None else f"{value:.2f}{unit}"
         checks.append((label, measured, None if value is None else holds(value)))
     return checks
