@@ -150,6 +150,8 @@ def plot_pchr(results: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     shown = [r for r in results if not r["file"].startswith("adversarial")]
+    if not shown:  # the adversarial sets are summed up in the table, not drawn
+        return
     fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.6), squeeze=False)
     for ax, result in zip(axes[0], shown, strict=True):
         for name in DECISIONS:
@@ -191,7 +193,7 @@ def main() -> None:
     totals = adversarial_total(results)
     Console().print(f"adversarial sets at budget {args.budget}: {totals}")
     kinds = traps_by_kind(
-        [p for p in args.pairs if p in ADVERSARIAL],
+        [p for p in args.pairs if p.resolve() in ADVERSARIAL],
         encoder,
         args.floor,
         pick_threshold(shipped["learned"], args.budget),
@@ -209,7 +211,7 @@ def main() -> None:
     }
     write_json(args.out, payload)
     plot_pchr(results, args.out.with_suffix(".png"))
-    Console().print(f"wrote {args.out} (+ .png)")
+    Console().print(f"wrote {args.out} (+ .png where a set other than the adversarial ones was swept)")
 
 
 def _cosine_table(model_dir: Path | None) -> dict[float, float]:
