@@ -70,6 +70,7 @@ class Reply:
     content: str
     seconds: float
     similarity: str | None = None
+    entry_id: str | None = None  # the entry a miss stored, or the one a hit served
 
 
 @contextmanager
@@ -98,7 +99,10 @@ def ask(client: httpx.Client, url: str, prompt: str) -> Reply:
         return Reply(f"http-{response.status_code}", response.text[:200], seconds)
     content = response.json()["choices"][0]["message"].get("content") or ""
     state = response.headers.get("x-semcache", "?")
-    return Reply(state, content, seconds, response.headers.get("x-semcache-similarity"))
+    headers = response.headers
+    return Reply(
+        state, content, seconds, headers.get("x-semcache-similarity"), headers.get("x-semcache-entry-id")
+    )
 
 
 def replay(base_url: str, prompts: list[str], concurrency: int) -> tuple[list[Reply], float]:
@@ -156,7 +160,35 @@ def score(rows: list[dict], replies: list[Reply], seconds: float) -> dict[str, A
         "requests_per_s": len(rows) / seconds if seconds else None,
         "latency_ms": percentiles_ms([reply.seconds for reply in replies]),
         "wrong": [wrong_row(row, reply) for row, reply, w in zip(rows, replies, wrong, strict=True) if w],
+        "semantic": semantic_rows(rows, replies),
     }
+
+
+def semantic_rows(rows: list[dict], replies: list[Reply]) -> list[dict[str, Any]]:
+    """Every semantic hit with the prompt whose stored answer it served (by the entry id the sidecar
+    returned when that prompt missed), for a hand audit of the clusters' verdicts
+    (``benchmarks.stream_audit``)."""
+    stored = {
+        reply.entry_id: row
+        for row, reply in zip(rows, replies, strict=True)
+        if reply.state == "miss" and reply.entry_id is not None
+    }
+    out = []
+    for row, reply in zip(rows, replies, strict=True):
+        if reply.state != "hit-semantic":
+            continue
+        served = stored.get(reply.entry_id, {})
+        out.append(
+            {
+                "prompt": row["prompt"],
+                "cluster": row["cluster"],
+                "served_prompt": served.get("prompt"),
+                "served_cluster": served.get("cluster"),
+                "right": reply.content == f"cluster {row['cluster']}",
+                "similarity": reply.similarity,
+            }
+        )
+    return out
 
 
 def wrong_row(row: dict, reply: Reply) -> dict[str, Any]:
