@@ -71,6 +71,7 @@ class Reply:
     seconds: float
     similarity: str | None = None
     entry_id: str | None = None  # the entry a miss stored, or the one a hit served
+    score: str | None = None  # the decision's score of a hit
 
 
 @contextmanager
@@ -101,7 +102,12 @@ def ask(client: httpx.Client, url: str, prompt: str) -> Reply:
     state = response.headers.get("x-semcache", "?")
     headers = response.headers
     return Reply(
-        state, content, seconds, headers.get("x-semcache-similarity"), headers.get("x-semcache-entry-id")
+        state,
+        content,
+        seconds,
+        headers.get("x-semcache-similarity"),
+        headers.get("x-semcache-entry-id"),
+        headers.get("x-semcache-score"),
     )
 
 
@@ -186,6 +192,7 @@ def semantic_rows(rows: list[dict], replies: list[Reply]) -> list[dict[str, Any]
                 "served_cluster": served.get("cluster"),
                 "right": reply.content == f"cluster {row['cluster']}",
                 "similarity": reply.similarity,
+                "score": reply.score,
             }
         )
     return out
