@@ -12,7 +12,9 @@ does for pairs; :func:`semcache.decision.calibration.two_sided`).
 
 The audit file holds ``{"sha1", "clusters": "right" | "wrong", "verdict": "same" | "different"}`` per
 hit: a sha1 of prompt + NUL + served prompt, no text, so it can live in this repository while the data
-cannot. "same": one answer serves both questions. ``--show N`` prints N unaudited hits of each side,
+cannot. "same": the answer cached for the served prompt is right and complete for the prompt asked (a
+served question that asks more is fine; an asked one that asks more, or a broader or narrower one whose
+answer differs, is not). ``--show N`` prints N unaudited hits of each side,
 drawn at random (seeded) and shuffled together without the clusters' verdict, to extend it blind.
 
     SEMCACHE_AUDIT_RATE=0 python -m benchmarks.stream_http --limit 0 --budgets 0.05 --cosine \\

@@ -3,8 +3,8 @@
 The stream's clusters join only pairs Quora labelled duplicates, so they err both ways: two duplicates
 never paired sit in different clusters ("wrong" hits that are right), and broader or narrower questions
 joined transitively share one ("right" hits that are wrong). A reader's verdicts on random samples of
-each side ("same": one answer serves both; "different") correct the wrong share at every threshold at
-or above the one the samples were drawn at.
+each side ("same": the answer cached for the served prompt is right and complete for the prompt asked;
+"different") correct the wrong share at every threshold at or above the one the samples were drawn at.
 
     python -m training.audit --model results/head sample --wrong 100 --right 100 > to_read.txt
     python -m training.audit --model results/head fit   # after writing the verdicts file
