@@ -166,21 +166,21 @@ def score(rows: list[dict], replies: list[Reply], seconds: float) -> dict[str, A
         "requests_per_s": len(rows) / seconds if seconds else None,
         "latency_ms": percentiles_ms([reply.seconds for reply in replies]),
         "wrong": [wrong_row(row, reply) for row, reply, w in zip(rows, replies, wrong, strict=True) if w],
-        "semantic": semantic_rows(rows, replies),
+        "semantic": semantic_rows(rows, replies, right),
     }
 
 
-def semantic_rows(rows: list[dict], replies: list[Reply]) -> list[dict[str, Any]]:
+def semantic_rows(rows: list[dict], replies: list[Reply], right: list[bool]) -> list[dict[str, Any]]:
     """Every semantic hit with the prompt whose stored answer it served (by the entry id the sidecar
     returned when that prompt missed), for a hand audit of the clusters' verdicts
-    (``benchmarks.stream_audit``)."""
+    (``benchmarks.stream_audit``). ``right``: whether each reply was its own cluster's answer."""
     stored = {
         reply.entry_id: row
         for row, reply in zip(rows, replies, strict=True)
         if reply.state == "miss" and reply.entry_id is not None
     }
     out = []
-    for row, reply in zip(rows, replies, strict=True):
+    for row, reply, own in zip(rows, replies, right, strict=True):
         if reply.state != "hit-semantic":
             continue
         served = stored.get(reply.entry_id, {})
@@ -190,7 +190,7 @@ def semantic_rows(rows: list[dict], replies: list[Reply]) -> list[dict[str, Any]
                 "cluster": row["cluster"],
                 "served_prompt": served.get("prompt"),
                 "served_cluster": served.get("cluster"),
-                "right": reply.content == f"cluster {row['cluster']}",
+                "right": own,
                 "similarity": reply.similarity,
                 "score": reply.score,
             }
