@@ -147,6 +147,12 @@ class Settings(BaseSettings):
     audit_queue_size: int = Field(
         256, gt=0, description="audit jobs waiting at most; more are dropped and counted"
     )
+    online_judges: list[Literal["exact", "embedding", "llm"]] = Field(
+        ["exact", "llm"],
+        description="judges whose labels may move a repo's threshold (JSON list in the environment); "
+        "the embedding judge's labels are kept and shown but move nothing unless it is listed: it calls "
+        "most right answers worded apart wrong, which would switch semantic hits off",
+    )
     online_min_labels: int = Field(
         200, gt=0, description="labels a repo needs before its own threshold replaces the offline one"
     )
@@ -160,6 +166,12 @@ class Settings(BaseSettings):
         None,
         description="trained tier classifier (.npz); default: the registry's classifier_path, else heuristic",
     )
+
+    def judge_name(self, routed: bool | None = None) -> str:
+        """The audit's judge: the one set, else ``llm`` when misses go through the router (``routed``;
+        default: a router is configured), else ``embedding``."""
+        routed = self.router_config is not None if routed is None else routed
+        return self.audit_judge or ("llm" if routed else "embedding")
 
     def ann_params(self) -> dict[str, object]:
         """The ``ann_*`` settings without their prefix: the keyword arguments of the index's

@@ -82,6 +82,7 @@ def test_a_near_miss_is_labelled_without_an_upstream_call(audited, embedder, clu
         wait_for(lambda: decision(url)["labels"]["near_miss"] == 2)
         report = decision(url)
     assert report["audit"]["judge"] == "exact" and report["audit"]["audits"] == 0
+    assert report["audit"]["judge_moves_threshold"]
     assert report["source"] == "setting" and report["labels"]["total"] == 2
 
 
@@ -197,14 +198,22 @@ def synthetic_labels(rng: np.random.Generator, n: int) -> list[tuple[float, int]
     return list(zip(cosines.tolist(), right.astype(int).tolist(), strict=True))
 
 
-def test_online_threshold_moves_under_the_budget(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, decision="cosine", min_similarity=0.8, online_min_labels=200)
+def labelled_calibrator(tmp_path: Path, **settings: Any) -> tuple[Calibrator, Store]:
+    """A cosine decision at 0.8 in a real store, with 1 500 synthetic labels for repo acme."""
+    config = Settings(
+        data_dir=tmp_path, decision="cosine", min_similarity=0.8, online_min_labels=200, **settings
+    )
     store = Store(tmp_path / "semcache.db")
-    calibrator = Calibrator(store, CosineDecision(), settings)
+    calibrator = Calibrator(store, CosineDecision(), config)
     assert calibrator.policy("acme", 0.05).threshold == 0.8  # the setting, until labels say otherwise
     expires = time.time() + 3600
     for i, (cosine, right) in enumerate(synthetic_labels(np.random.default_rng(0), 1500)):
         calibrator.add_label(Label("acme", i, "cosine", cosine, cosine, right, 1.0, "near_miss", expires))
+    return calibrator, store
+
+
+def test_online_threshold_moves_under_the_budget(tmp_path: Path) -> None:
+    calibrator, store = labelled_calibrator(tmp_path, audit_judge="exact")
     loose, strict = calibrator.policy("acme", 0.1), calibrator.policy("acme", 0.05)
     assert strict.source == "online"
     # 0.8 served about 30 % wrong on these labels; the budget moves the cut past the noisy band
@@ -213,4 +222,19 @@ def test_online_threshold_moves_under_the_budget(tmp_path: Path) -> None:
     report = calibrator.describe("acme")["labels"]["false_hit_share"]
     assert report["interval"][1] <= 0.06 and report["estimate"] <= 0.05
     assert calibrator.policy("other", 0.05).source == "setting"  # labels are per repo
+    store.close()
+
+
+def test_the_embedding_judges_labels_are_shown_but_move_nothing(tmp_path: Path) -> None:
+    # No router and no judge set: the embedding judge, whose labels move no threshold unless listed.
+    calibrator, store = labelled_calibrator(tmp_path / "default")
+    report = calibrator.describe("acme")
+    assert report["audit"]["judge"] == "embedding" and not report["audit"]["judge_moves_threshold"]
+    assert report["source"] == "setting" and report["threshold"] == 0.8
+    assert report["labels"]["total"] == 1500 and report["labels"]["false_hit_share"]["estimate"] > 0.2
+    store.close()
+    listed, store = labelled_calibrator(tmp_path / "listed", online_judges=["exact", "llm", "embedding"])
+    assert listed.policy("acme", 0.05).source == "online"
+    listed.use_judge("exact")  # what the serving app does once it has built its judge
+    assert listed.describe("acme")["audit"]["judge_moves_threshold"]
     store.close()

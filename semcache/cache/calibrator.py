@@ -1,6 +1,7 @@
 """Which threshold, and which weighing of the decision's signals, decides a repo's lookups.
 
-In order: the repo's online fit (once it holds ``online_min_labels`` live labels and its audit is on),
+In order: the repo's online fit (once it holds ``online_min_labels`` live labels, its audit is on and
+the audit's judge is one of ``online_judges``),
 then a tuned threshold (``semcache tune``), then the table shipped with the model, then, for the cosine
 decision only, the ``min_similarity`` setting. Online fits are refitted off the serving path as labels
 arrive (``add_label``, called by the audit's worker), so a lookup only reads the latest fit.
@@ -40,6 +41,16 @@ class Calibrator:
         self._fits: dict[str, OnlineFit] = {}
         self._sizes: dict[str, int] = {}  # labels seen at each repo's last fit
         self._pending: dict[str, int] = {}  # labels added since
+        self._judge = settings.judge_name()
+
+    def use_judge(self, name: str) -> None:
+        """The audit's judge is ``name`` (the serving app says which it built)."""
+        self._judge = name
+
+    @property
+    def online_moves(self) -> bool:
+        """Whether the judge's labels may move thresholds (``online_judges``)."""
+        return self._judge in self._settings.online_judges
 
     def load(self) -> None:
         """Fit every repo that holds labels for this decision model (at start)."""
@@ -56,7 +67,7 @@ class Calibrator:
         audited = self.audit_rate(repo) > 0
         near_floor = floor or self._settings.decision_min_similarity
         with self._lock:
-            fit = self._fits.get(repo) if audited else None
+            fit = self._fits.get(repo) if audited and self.online_moves else None
         if fit is not None:
             return DecisionPolicy(near_floor, fit.threshold(budget), fit.combiner, "online")
         tuned, source = self.thresholds.resolve_with_source(repo, budget)
@@ -115,7 +126,12 @@ class Calibrator:
             "calibrated_budgets": self.thresholds.budgets(repo),
             "weights": {"score": combiner.a, "cosine": combiner.b, "bias": combiner.c},
             "labels": self._label_report(repo, policy),
-            "audit": {"rate": self.audit_rate(repo), **self.labels.counters(repo)},
+            "audit": {
+                "rate": self.audit_rate(repo),
+                "judge": self._judge,
+                "judge_moves_threshold": self.online_moves,
+                **self.labels.counters(repo),
+            },
         }
 
     def _label_report(self, repo: str, policy: DecisionPolicy) -> dict[str, Any]:

@@ -104,6 +104,7 @@ def create_app(
         freeze_startup_objects()
         miss_path = upstream or build_upstream(settings, cache.embedder)
         judge = build_judge(settings, miss_path, cache.embedder)
+        cache.calibrator.use_judge(judge.name)
         if isinstance(miss_path, RoutedUpstream):  # the router's spend, calls and budgets on /metrics
             metrics.watch(miss_path.router.metrics)
         auditor = Auditor(cache, miss_path, judge, metrics, settings.audit_queue_size)

@@ -179,10 +179,9 @@ async def repo_stats(repo: str, request: Request) -> dict[str, Any]:
 
 
 def _decision(service: Gateway, repo: str) -> dict[str, Any]:
-    """The repo's decision report, with the audit's judge and its spend on the miss path."""
+    """The repo's decision report, with the audit's spend on the miss path."""
     report = service.cache.decision(repo)
     rows = service.spend(repo)
-    report["audit"]["judge"] = service.auditor.judge if service.auditor else None
     report["audit"]["spend_usd"] = sum(row.audit_spend_usd for row in rows) if rows else None
     return report
 

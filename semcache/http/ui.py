@@ -87,7 +87,6 @@ def _view(service: Gateway, repo: str) -> RepoView:
     """The panel's data, read in a worker thread (the store and the ledger block)."""
     stats = service.cache.stats(repo)
     decision = service.cache.decision(repo)
-    decision["audit"]["judge"] = service.auditor.judge if service.auditor else None
     return RepoView(
         repo=repo,
         stats=stats,

@@ -175,7 +175,8 @@ def _decision(decision: dict[str, Any]) -> str:
         ),
     ]
     if audit.get("judge"):
-        rows.append(("judge", str(audit["judge"])))
+        moves = "" if audit.get("judge_moves_threshold", True) else " (labels shown, threshold not moved)"
+        rows.append(("judge", f"{audit['judge']}{moves}"))
     return _rows(rows)
 
 

@@ -140,7 +140,7 @@ def build_upstream(settings: Settings, embedder: Embedder) -> DirectUpstream | R
 
 def build_judge(settings: Settings, upstream: object, embedder: Embedder) -> Judge:
     """The audit's judge the settings ask for (default: llm with a router, else embedding)."""
-    name = settings.audit_judge or ("llm" if isinstance(upstream, RoutedUpstream) else "embedding")
+    name = settings.judge_name(isinstance(upstream, RoutedUpstream))
     if name == "exact":
         return ExactJudge()
     if name == "embedding":
