@@ -2,10 +2,11 @@
 
 Reads every text's vector and token states from a bank (``training.prepare``, or ``training.tuned_bank``
 for a tuned encoder's states) instead of embedding, so heads trained on another encoder's states are
-measured as they would serve. Per head and per ensemble of two or more: precision at recall 0.5 and recall
-at precision 0.90 / 0.95 / 0.98 on qqp_dev and the MRPC / STS-B evaluation halves; at the threshold where
-qqp_dev precision is ``--precision`` (the shipped default's, 0.933): qqp_dev recall, GPTCache's pairs hit,
-adversarial traps served and paraphrases hit; and traps served at equal paraphrase hit rates.
+measured as they would serve. Per head and per ensemble of two or more: precision at recall 0.5, recall
+at precision 0.90 / 0.95 / 0.98 and at false-positive rates 1 / 2 / 5 % on qqp_dev and the MRPC / STS-B
+evaluation halves; at the threshold where qqp_dev precision is ``--precision`` (the shipped default's,
+0.933): qqp_dev recall, GPTCache's pairs hit, adversarial traps served and paraphrases hit; and traps
+served at equal paraphrase hit rates.
 
     python -m benchmarks.heads --bank results/bank.npz T=semcache/decision/model TU=results/head_tu
 """
@@ -31,6 +32,7 @@ from training.states import StateBank
 
 SETS = {"qqp_dev": "qqp_dev.jsonl", "mrpc": "mrpc_pairs.jsonl", "stsb": "stsb_pairs.jsonl"}
 FIGURES = ("precision_at_r50", "recall_at_p90", "recall_at_p95", "recall_at_p98")
+FPRS = (0.01, 0.02, 0.05)  # false-hit rates read as the share of non-equivalent pairs served
 
 
 def logit_mean(scores: list[np.ndarray]) -> np.ndarray:
@@ -40,9 +42,19 @@ def logit_mean(scores: list[np.ndarray]) -> np.ndarray:
     return np.where(scores[0] <= NOT_SERVED, scores[0], 1 / (1 + np.exp(-mean)))
 
 
+def recall_at_fpr(values: np.ndarray, labels: np.ndarray, rate: float) -> float:
+    """Recall when serving what scores above all but the top ``rate`` share of the negatives."""
+    negatives = np.sort(values[labels == 0])[::-1]
+    k = int(rate * len(negatives))
+    cut = negatives[k] if k < len(negatives) else -np.inf
+    return float((values[labels == 1] > cut).mean())
+
+
 def measure(values: dict[str, np.ndarray], labels: dict[str, np.ndarray], precision: float) -> dict:
     """The figures of one decision's scores on every set."""
     out: dict = {name: curve_summary(values[name], labels[name])[0] for name in SETS}
+    for name in SETS:
+        out[name]["recall_at_fpr"] = {f"{r:g}": recall_at_fpr(values[name], labels[name], r) for r in FPRS}
     q, ql = values["qqp_dev"], labels["qqp_dev"]
     order = np.argsort(-q)
     reached = np.cumsum(ql[order]) / np.arange(1, len(q) + 1) >= precision
@@ -88,6 +100,12 @@ def print_table(results: dict, precision: float) -> None:
         )
         table.add_row(name, *cells, " / ".join(str(v) for v in r["traps_at_paraphrase_rates"].values()))
     Console(width=200).print(table)
+    fprs = Table(title="recall where 1 / 2 / 5 % of the non-equivalent pairs are served")
+    for column in ("decision", *SETS):
+        fprs.add_column(column)
+    for name, r in results.items():
+        fprs.add_row(name, *(" / ".join(f"{v:.3f}" for v in r[s]["recall_at_fpr"].values()) for s in SETS))
+    Console(width=200).print(fprs)
 
 
 def main() -> None:

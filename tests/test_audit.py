@@ -232,6 +232,8 @@ def test_the_embedding_judges_labels_are_shown_but_move_nothing(tmp_path: Path) 
     assert report["audit"]["judge"] == "embedding" and not report["audit"]["judge_moves_threshold"]
     assert report["source"] == "setting" and report["threshold"] == 0.8
     assert report["labels"]["total"] == 1500 and report["labels"]["false_hit_share"]["estimate"] > 0.2
+    calibrator.use_judge("exact")  # a judge that may move thresholds: the kept labels are fitted now
+    assert calibrator.policy("acme", 0.05).source == "online"
     store.close()
     listed, store = labelled_calibrator(tmp_path / "listed", online_judges=["exact", "llm", "embedding"])
     assert listed.policy("acme", 0.05).source == "online"

@@ -45,7 +45,9 @@ class Calibrator:
 
     def use_judge(self, name: str) -> None:
         """The audit's judge is ``name`` (the serving app says which it built)."""
-        self._judge = name
+        moved, self._judge = self.online_moves, name
+        if self.online_moves and not moved:
+            self.load()
 
     @property
     def online_moves(self) -> bool:
@@ -53,7 +55,10 @@ class Calibrator:
         return self._judge in self._settings.online_judges
 
     def load(self) -> None:
-        """Fit every repo that holds labels for this decision model (at start)."""
+        """Fit every repo that holds labels for this decision model (at start), when the judge's labels
+        may move thresholds (else no fit is used, so none is made)."""
+        if not self.online_moves:
+            return
         for repo in self.labels.repos(self._decision.model_id):
             self.refit(repo)
 
@@ -86,7 +91,7 @@ class Calibrator:
         with self._lock:
             pending = self._pending[label.repo] = self._pending.get(label.repo, 0) + 1
             due = pending >= max(REFIT_EVERY, self._sizes.get(label.repo, 0) // 50)
-        if due:
+        if due and self.online_moves:
             self.refit(label.repo)
 
     def refit(self, repo: str) -> None:
