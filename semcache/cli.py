@@ -168,9 +168,9 @@ def _decision_line(decision: dict) -> str:
     line += (
         f"\nlabels {labels['total']} (online from {labels['min_for_online']}), audit rate {audit['rate']:g}"
     )
-    line += f", audits {audit['audits']}, dropped {audit['overflow']}, judge {audit['judge']}"
+    line += f", audits {audit['audits']}, dropped {audit['overflow']}\njudge {audit['judge']}"
     if not audit["judge_moves_threshold"]:
-        line += " (its labels are shown, they move no threshold: SEMCACHE_ONLINE_JUDGES)"
+        line += " (labels shown, not used: SEMCACHE_ONLINE_JUDGES)"
     if "false_hit_share" in labels:
         share = labels["false_hit_share"]
         low, high = share["interval"]
