@@ -5,8 +5,9 @@ for a tuned encoder's states) instead of embedding, so heads trained on another 
 measured as they would serve. Per head and per ensemble of two or more: precision at recall 0.5, recall
 at precision 0.90 / 0.95 / 0.98 and at false-positive rates 1 / 2 / 5 % on qqp_dev and the MRPC / STS-B
 evaluation halves; at the threshold where qqp_dev precision is ``--precision`` (the shipped default's,
-0.933): qqp_dev recall, GPTCache's pairs hit, adversarial traps served and paraphrases hit; and traps
-served at equal paraphrase hit rates.
+0.933): qqp_dev recall, GPTCache's pairs hit, adversarial traps served and paraphrases hit; traps
+served at equal paraphrase hit rates; and at the threshold where ``--gptcache-hit`` of GPTCache's pairs
+are hit, qqp_dev precision and recall and the adversarial sets.
 
     python -m benchmarks.heads --bank results/bank.npz T=semcache/decision/model TU=results/head_tu
 """
@@ -50,8 +51,27 @@ def recall_at_fpr(values: np.ndarray, labels: np.ndarray, rate: float) -> float:
     return float((values[labels == 1] > cut).mean())
 
 
-def measure(values: dict[str, np.ndarray], labels: dict[str, np.ndarray], precision: float) -> dict:
-    """The figures of one decision's scores on every set."""
+def at_threshold(values: dict[str, np.ndarray], labels: dict[str, np.ndarray], threshold: float) -> dict:
+    """What serving every pair scoring ``threshold`` or more gives on qqp_dev, GPTCache's pairs and the
+    adversarial sets."""
+    q, ql = values["qqp_dev"], labels["qqp_dev"]
+    adv, al = values["adversarial"], labels["adversarial"]
+    served = q >= threshold
+    return {
+        "threshold": threshold,
+        "qqp_precision": float(ql[served].mean()) if served.any() else None,
+        "qqp_recall": float((served & (ql == 1)).sum() / ql.sum()),
+        "gptcache_hit": float((values["mock"] >= threshold).mean()),
+        "traps_served": int(((adv >= threshold) & (al == 0)).sum()),
+        "paraphrases_hit": float(((adv >= threshold) & (al == 1)).sum() / al.sum()),
+    }
+
+
+def measure(
+    values: dict[str, np.ndarray], labels: dict[str, np.ndarray], precision: float, hit: float
+) -> dict:
+    """The figures of one decision's scores on every set, and at two operating points: where qqp_dev
+    precision is ``precision``, and where ``hit`` of GPTCache's pairs are hit."""
     out: dict = {name: curve_summary(values[name], labels[name])[0] for name in SETS}
     for name in SETS:
         out[name]["recall_at_fpr"] = {f"{r:g}": recall_at_fpr(values[name], labels[name], r) for r in FPRS}
@@ -59,15 +79,9 @@ def measure(values: dict[str, np.ndarray], labels: dict[str, np.ndarray], precis
     order = np.argsort(-q)
     reached = np.cumsum(ql[order]) / np.arange(1, len(q) + 1) >= precision
     threshold = float(q[order][np.where(reached)[0].max()]) if reached.any() else 1.0
-    adv, al = values["adversarial"], labels["adversarial"]
-    out["at_precision"] = {
-        "threshold": threshold,
-        "qqp_recall": float(((q >= threshold) & (ql == 1)).sum() / ql.sum()),
-        "gptcache_hit": float((values["mock"] >= threshold).mean()),
-        "traps_served": int(((adv >= threshold) & (al == 0)).sum()),
-        "paraphrases_hit": float(((adv >= threshold) & (al == 1)).sum() / al.sum()),
-    }
-    out["traps_at_paraphrase_rates"] = traps_at_rates(adv, al)
+    out["at_precision"] = at_threshold(values, labels, threshold)
+    out["at_gptcache_hit"] = at_threshold(values, labels, float(np.quantile(values["mock"], 1 - hit)))
+    out["traps_at_paraphrase_rates"] = traps_at_rates(values["adversarial"], labels["adversarial"])
     return out
 
 
@@ -106,6 +120,18 @@ def print_table(results: dict, precision: float) -> None:
     for name, r in results.items():
         fprs.add_row(name, *(" / ".join(f"{v:.3f}" for v in r[s]["recall_at_fpr"].values()) for s in SETS))
     Console(width=200).print(fprs)
+    hits = Table(title="where the GPTCache hit rate is --gptcache-hit")
+    for column in ("decision", "threshold", "qqp precision / recall", "traps served / paraphrases hit"):
+        hits.add_column(column)
+    for name, r in results.items():
+        g = r["at_gptcache_hit"]
+        hits.add_row(
+            name,
+            f"{g['threshold']:.3f}",
+            f"{g['qqp_precision']:.3f} / {g['qqp_recall']:.3f}",
+            f"{g['traps_served']} / {g['paraphrases_hit']:.1%}",
+        )
+    Console(width=200).print(hits)
 
 
 def main() -> None:
@@ -115,6 +141,7 @@ def main() -> None:
     parser.add_argument("heads", nargs="+", help="NAME=FOLDER (a folder with head.npz)")
     parser.add_argument("--bank", type=Path, default=ROOT / "results" / "bank.npz")
     parser.add_argument("--precision", type=float, default=0.933)
+    parser.add_argument("--gptcache-hit", type=float, default=0.85, help="the issue's GPTCache target")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "heads.json")
     args = parser.parse_args()
     heads = {name: Path(folder) for name, folder in (h.split("=", 1) for h in args.heads)}
@@ -124,11 +151,11 @@ def main() -> None:
         "adversarial": adversarial_pairs(),
     }
     scores, labels, cosine = score_all(StateBank.load(args.bank), heads, pairs)
-    results = {"cosine": measure(cosine, labels, args.precision)}
+    results = {"cosine": measure(cosine, labels, args.precision, args.gptcache_hit)}
     for size in range(1, len(heads) + 1):
         for group in itertools.combinations(heads, size):
             values = {s: logit_mean([scores[h][s] for h in group]) for s in pairs}
-            results["+".join(group)] = measure(values, labels, args.precision)
+            results["+".join(group)] = measure(values, labels, args.precision, args.gptcache_hit)
     print_table(results, args.precision)
     write_json(
         args.out,
