@@ -219,6 +219,7 @@ def audit_drained(sidecar_url: str, quiet_s: float = 1.0, most_s: float = 120.0)
         elif now - still_since >= quiet_s:
             return round(still_since - started, 2)
         time.sleep(0.1)
+    print(f"warning: the audit was still labelling after {most_s:.0f} s; measuring anyway", flush=True)
     return round(time.monotonic() - started, 2)
 
 

@@ -18,7 +18,7 @@ from rich.table import Table
 from semcache.access.mode import auth_mode
 from semcache.cache.semantic import SemanticCache
 from semcache.cli_keys import admin_log, cli_actor, key_store, keys_app
-from semcache.config import Settings
+from semcache.config import Settings, load_settings
 from semcache.errors import SemcacheError
 from semcache.keys import validate_repo
 from semcache.progress import phase_bars
@@ -36,7 +36,11 @@ def _settings(data_dir: Path | None, **overrides: object) -> Settings:
     values = {k: v for k, v in overrides.items() if v is not None}
     if data_dir is not None:
         values["data_dir"] = data_dir
-    return Settings(**values)
+    try:
+        return load_settings(**values)
+    except ValueError as exc:
+        _fail(str(exc))
+        raise
 
 
 def _fail(message: str) -> None:
@@ -168,9 +172,11 @@ def _decision_line(decision: dict) -> str:
     line += (
         f"\nlabels {labels['total']} (online from {labels['min_for_online']}), audit rate {audit['rate']:g}"
     )
-    line += f", audits {audit['audits']}, dropped {audit['overflow']}\njudge {audit['judge']}"
-    if not audit["judge_moves_threshold"]:
-        line += " (labels shown, not used: SEMCACHE_ONLINE_JUDGES)"
+    line += f", audits {audit['audits']}, dropped {audit['overflow']}"
+    if audit["rate"] > 0:  # the judge as this command's settings name it
+        line += f"\njudge {audit['judge']}"
+        if not audit["judge_moves_threshold"]:
+            line += " (labels shown, not used: SEMCACHE_ONLINE_JUDGES)"
     if "false_hit_share" in labels:
         share = labels["false_hit_share"]
         low, high = share["interval"]

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from semcache.access.issuing import issue_key
-from semcache.config import Settings
+from semcache.config import Settings, load_settings
 from semcache.errors import SemcacheError
 from semcache.store.api_keys import KeyStore
 from semcache.store.sqlite import Store
@@ -45,7 +45,11 @@ def cli_actor() -> str:
 def key_store(data_dir: Path | None, store_url: str | None = None) -> Iterator[KeyStore]:
     """The keys of the store (the data directory's, or the shared database's), opened and closed after."""
     values = {"data_dir": data_dir, "store_url": store_url}
-    settings = Settings(**{k: v for k, v in values.items() if v is not None})
+    try:
+        settings = load_settings(**{k: v for k, v in values.items() if v is not None})
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(code=1) from exc
     try:
         store = open_store(settings)
     except SemcacheError as exc:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 # The cosine a candidate needs before the learned decision scores it: a cache's nearest neighbours under
 # it are almost never the same question (in an earlier stream measurement, 81 % of the hits served at
@@ -21,6 +22,17 @@ class Settings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(env_prefix="SEMCACHE_", env_file=".env", extra="ignore")
+
+    @field_validator("online_judges", "router_aliases", mode="before")
+    @classmethod
+    def _list_from_text(cls, value: object) -> object:
+        """A list setting from the environment: a JSON list, or names separated by commas."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
 
     @field_validator("audit_rates")
     @classmethod
@@ -147,9 +159,9 @@ class Settings(BaseSettings):
     audit_queue_size: int = Field(
         256, gt=0, description="audit jobs waiting at most; more are dropped and counted"
     )
-    online_judges: list[Literal["exact", "embedding", "llm"]] = Field(
+    online_judges: Annotated[list[Literal["exact", "embedding", "llm"]], NoDecode] = Field(
         ["exact", "llm"],
-        description="judges whose labels may move a repo's threshold (JSON list in the environment); "
+        description="judges whose labels may move a repo's threshold (comma-separated or a JSON list); "
         "the embedding judge's labels are kept and shown but move nothing unless it is listed: it calls "
         "most right answers worded apart wrong, which would switch semantic hits off",
     )
@@ -161,7 +173,9 @@ class Settings(BaseSettings):
     router_config: Path | None = Field(
         None, description="router registry TOML; when set, misses go through the tiered router"
     )
-    router_aliases: list[str] = Field(["auto"], description="model names that let the router pick the tier")
+    router_aliases: Annotated[list[str], NoDecode] = Field(
+        ["auto"], description="model names that let the router pick the tier"
+    )
     router_classifier: Path | None = Field(
         None,
         description="trained tier classifier (.npz); default: the registry's classifier_path, else heuristic",
@@ -203,3 +217,15 @@ class Settings(BaseSettings):
         import os
 
         return os.environ.get(self.upstream_api_key_env, "")
+
+
+def load_settings(**values: object) -> Settings:
+    """The settings from the environment, with ``values`` over them; a value that does not parse raises
+    ``ValueError`` with one line per bad setting, named as it is set (``SEMCACHE_<FIELD>``)."""
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        lines = [f"SEMCACHE_{str(e['loc'][0]).upper()}: {e['msg']}" for e in exc.errors() if e["loc"]]
+        raise ValueError("bad setting: " + "; ".join(lines or [str(exc)])) from exc
+    except SettingsError as exc:  # the environment held a value that is not valid JSON for its field
+        raise ValueError(f"bad setting: {exc}") from exc

@@ -17,7 +17,7 @@ from semcache.cache.calibrator import Calibrator
 from semcache.config import Settings
 from semcache.decision import CosineDecision
 from semcache.http.app import create_app
-from semcache.store.labels import Label
+from semcache.store.labels import REPORT, Label
 from semcache.store.sqlite import Store
 from tests.helpers import sidecar_settings
 from tests.servers import serve, wait_for
@@ -198,22 +198,27 @@ def synthetic_labels(rng: np.random.Generator, n: int) -> list[tuple[float, int]
     return list(zip(cosines.tolist(), right.astype(int).tolist(), strict=True))
 
 
-def labelled_calibrator(tmp_path: Path, **settings: Any) -> tuple[Calibrator, Store]:
-    """A cosine decision at 0.8 in a real store, with 1 500 synthetic labels for repo acme."""
+def labelled_calibrator(tmp_path: Path, judge: str = "exact", **settings: Any) -> tuple[Calibrator, Store]:
+    """A cosine decision at 0.8 in a real store, with 1 500 synthetic labels of ``judge`` for repo acme."""
     config = Settings(
         data_dir=tmp_path, decision="cosine", min_similarity=0.8, online_min_labels=200, **settings
     )
     store = Store(tmp_path / "semcache.db")
     calibrator = Calibrator(store, CosineDecision(), config)
     assert calibrator.policy("acme", 0.05).threshold == 0.8  # the setting, until labels say otherwise
-    expires = time.time() + 3600
-    for i, (cosine, right) in enumerate(synthetic_labels(np.random.default_rng(0), 1500)):
-        calibrator.add_label(Label("acme", i, "cosine", cosine, cosine, right, 1.0, "near_miss", expires))
+    add_labels(calibrator, judge)
     return calibrator, store
 
 
+def add_labels(calibrator: Calibrator, judge: str, source: str = "near_miss", n: int = 1500) -> None:
+    expires = time.time() + 3600
+    for i, (cosine, right) in enumerate(synthetic_labels(np.random.default_rng(0), n)):
+        label = Label("acme", i, "cosine", cosine, cosine, right, 1.0, source, expires, judge)
+        calibrator.add_label(label)
+
+
 def test_online_threshold_moves_under_the_budget(tmp_path: Path) -> None:
-    calibrator, store = labelled_calibrator(tmp_path, audit_judge="exact")
+    calibrator, store = labelled_calibrator(tmp_path)
     loose, strict = calibrator.policy("acme", 0.1), calibrator.policy("acme", 0.05)
     assert strict.source == "online"
     # 0.8 served about 30 % wrong on these labels; the budget moves the cut past the noisy band
@@ -227,16 +232,29 @@ def test_online_threshold_moves_under_the_budget(tmp_path: Path) -> None:
 
 def test_the_embedding_judges_labels_are_shown_but_move_nothing(tmp_path: Path) -> None:
     # No router and no judge set: the embedding judge, whose labels move no threshold unless listed.
-    calibrator, store = labelled_calibrator(tmp_path / "default")
+    calibrator, store = labelled_calibrator(tmp_path / "default", judge="embedding")
     report = calibrator.describe("acme")
     assert report["audit"]["judge"] == "embedding" and not report["audit"]["judge_moves_threshold"]
     assert report["source"] == "setting" and report["threshold"] == 0.8
     assert report["labels"]["total"] == 1500 and report["labels"]["false_hit_share"]["estimate"] > 0.2
-    calibrator.use_judge("exact")  # a judge that may move thresholds: the kept labels are fitted now
+    calibrator.use_judge("exact")  # another judge now: its labels count, the embedding judge's still do not
+    assert calibrator.describe("acme")["audit"]["judge_moves_threshold"]
+    calibrator.load()  # as a restart would
+    assert calibrator.policy("acme", 0.05).source == "setting"
+    add_labels(calibrator, "exact")
     assert calibrator.policy("acme", 0.05).source == "online"
     store.close()
-    listed, store = labelled_calibrator(tmp_path / "listed", online_judges=["exact", "llm", "embedding"])
+    listed, store = labelled_calibrator(
+        tmp_path / "listed", "embedding", online_judges=["exact", "embedding"]
+    )
     assert listed.policy("acme", 0.05).source == "online"
-    listed.use_judge("exact")  # what the serving app does once it has built its judge
-    assert listed.describe("acme")["audit"]["judge_moves_threshold"]
+    store.close()
+
+
+def test_wrong_hit_reports_count_whatever_the_judge(tmp_path: Path) -> None:
+    calibrator, store = labelled_calibrator(tmp_path, judge="embedding")
+    add_labels(calibrator, REPORT, source="feedback", n=300)  # reports are labels people made
+    arrays = calibrator.labels.arrays("acme", "cosine", time.time(), 5000, calibrator.fitted_judges)
+    assert len(arrays) == 300 and len(calibrator.labels.arrays("acme", "cosine", time.time(), 5000)) == 1800
+    assert calibrator.policy("acme", 0.05).source == "online"
     store.close()

@@ -66,6 +66,21 @@ def test_cli_commands_on_an_unknown_repo_exit_non_zero(settings: Settings, sidec
     assert code == 1 and "error" in output
 
 
+def test_a_bad_setting_is_named_and_list_settings_take_commas(settings: Settings) -> None:
+    env = {"SEMCACHE_ONLINE_JUDGES": "exact,bogus", "SEMCACHE_AUDIT_RATES": "{not json"}
+    for name, value in env.items():
+        result = CliRunner().invoke(
+            cli_app, ["repos", "--data-dir", str(settings.data_dir)], env={name: value}
+        )
+        output = " ".join(result.output.split())
+        assert result.exit_code == 1 and "bad setting" in output and "Traceback" not in output, output
+    assert "SEMCACHE_ONLINE_JUDGES" in " ".join(
+        CliRunner().invoke(cli_app, ["repos"], env={"SEMCACHE_ONLINE_JUDGES": "bogus"}).output.split()
+    )
+    listed = Settings(_env_file=None, online_judges="exact, embedding", router_aliases='["auto", "smart"]')
+    assert listed.online_judges == ["exact", "embedding"] and listed.router_aliases == ["auto", "smart"]
+
+
 def write_pairs(path: Path, positives: int, negatives: int) -> Path:
     rows = [
         {"a": f"How do I sort list {i}?", "b": f"How can I sort list {i}?", "label": 1}

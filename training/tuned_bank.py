@@ -2,10 +2,11 @@
 ``training.finetune`` tuned them, so a head can be trained (``training.train_head --bank``) and measured
 (``benchmarks.heads``) on a tuned encoder's token states: the end-to-end variant of the decision.
 
-Same texts, order and layout as the bank ``training.prepare`` wrote (``--like``); fp32 torch passes of 128
-texts sorted by length (the serving int8 ONNX pass is not built for tuned weights).
+Same texts, order and layout as the bank ``training.prepare`` wrote (``--like``, whose texts are already
+sorted by length); fp32 torch passes of 128 texts (the serving int8 ONNX pass is not built for tuned
+weights).
 
-    python -m training.tuned_bank results/finetune/top2_step1327.pt --out results/bank_tuned.npz
+    python -m training.tuned_bank results/finetune/a/top2_step1327.pt --out results/bank_tuned.npz
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def tuned_model(layers: Path):
     from sentence_transformers import SentenceTransformer
 
     st = SentenceTransformer(str(packaged_model_path()), device="cpu")
-    loaded = st[0].auto_model.load_state_dict(torch.load(layers), strict=False)
+    loaded = st[0].auto_model.load_state_dict(torch.load(layers, weights_only=True), strict=False)
     if loaded.unexpected_keys:
         raise SystemExit(f"{layers} holds parameters MiniLM has not: {loaded.unexpected_keys[:3]}")
     st.eval()

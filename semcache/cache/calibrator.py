@@ -1,7 +1,7 @@
 """Which threshold, and which weighing of the decision's signals, decides a repo's lookups.
 
-In order: the repo's online fit (once it holds ``online_min_labels`` live labels, its audit is on and
-the audit's judge is one of ``online_judges``),
+In order: the repo's online fit (once it holds ``online_min_labels`` live labels made by a judge of
+``online_judges`` or by a wrong-hit report, and its audit is on),
 then a tuned threshold (``semcache tune``), then the table shipped with the model, then, for the cosine
 decision only, the ``min_similarity`` setting. Online fits are refitted off the serving path as labels
 arrive (``add_label``, called by the audit's worker), so a lookup only reads the latest fit.
@@ -18,7 +18,7 @@ from typing import Any
 from semcache.config import Settings
 from semcache.decision import Decision, DecisionPolicy, Thresholds
 from semcache.decision.online import Combiner, OnlineFit, fit_online
-from semcache.store.labels import Label, LabelStore
+from semcache.store.labels import REPORT, Label, LabelStore
 from semcache.store.records import GLOBAL
 from semcache.store.sqlite import Store
 
@@ -44,21 +44,21 @@ class Calibrator:
         self._judge = settings.judge_name()
 
     def use_judge(self, name: str) -> None:
-        """The audit's judge is ``name`` (the serving app says which it built)."""
-        moved, self._judge = self.online_moves, name
-        if self.online_moves and not moved:
-            self.load()
+        """The audit's judge is ``name`` (the serving app says which it built, before serving)."""
+        self._judge = name
 
     @property
     def online_moves(self) -> bool:
-        """Whether the judge's labels may move thresholds (``online_judges``)."""
+        """Whether the current judge's labels may move thresholds (``online_judges``)."""
         return self._judge in self._settings.online_judges
 
+    @property
+    def fitted_judges(self) -> tuple[str, ...]:
+        """The judges whose labels a fit reads: ``online_judges`` and the people who report wrong hits."""
+        return (*self._settings.online_judges, REPORT)
+
     def load(self) -> None:
-        """Fit every repo that holds labels for this decision model (at start), when the judge's labels
-        may move thresholds (else no fit is used, so none is made)."""
-        if not self.online_moves:
-            return
+        """Fit every repo that holds labels for this decision model (at start)."""
         for repo in self.labels.repos(self._decision.model_id):
             self.refit(repo)
 
@@ -72,7 +72,7 @@ class Calibrator:
         audited = self.audit_rate(repo) > 0
         near_floor = floor or self._settings.decision_min_similarity
         with self._lock:
-            fit = self._fits.get(repo) if audited and self.online_moves else None
+            fit = self._fits.get(repo) if audited else None
         if fit is not None:
             return DecisionPolicy(near_floor, fit.threshold(budget), fit.combiner, "online")
         tuned, source = self.thresholds.resolve_with_source(repo, budget)
@@ -91,13 +91,13 @@ class Calibrator:
         with self._lock:
             pending = self._pending[label.repo] = self._pending.get(label.repo, 0) + 1
             due = pending >= max(REFIT_EVERY, self._sizes.get(label.repo, 0) // 50)
-        if due and self.online_moves:
+        if due and label.judge in self.fitted_judges:  # other judges' labels change no fit
             self.refit(label.repo)
 
     def refit(self, repo: str) -> None:
         """Fit a repo's weights and thresholds from its live labels now."""
         arrays = self.labels.arrays(
-            repo, self._decision.model_id, self._clock(), self._settings.online_window
+            repo, self._decision.model_id, self._clock(), self._settings.online_window, self.fitted_judges
         )
         fit = fit_online(
             arrays.score, arrays.similarity, arrays.label, arrays.weight, self._settings.online_min_labels

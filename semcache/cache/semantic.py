@@ -26,7 +26,7 @@ from semcache.decision import Decision, DecisionPolicy, Encoded, Thresholds, mak
 from semcache.embedding import DIM, Embedder, MicroBatcher, SentenceTransformerEmbedder
 from semcache.errors import Conflict, InvalidRequest, NotFound, StoreError
 from semcache.keys import CacheRequest
-from semcache.store.labels import Label, LabelStore
+from semcache.store.labels import REPORT, Label, LabelStore
 from semcache.store.records import GLOBAL, Entry, NewEntry, RepoStats
 from semcache.store.sqlite import Store
 
@@ -361,7 +361,7 @@ class SemanticCache:
         entry = self.get(repo, entry_id)
         feedback_id = self._store.add_feedback(entry, prompt, similarity, label=0)
         if self.audit_rate(repo) > 0:
-            self.add_label(repo, entry, self._rescore(entry, prompt), False, 1.0, "feedback")
+            self.add_label(repo, entry, self._rescore(entry, prompt), False, 1.0, "feedback", REPORT)
         self.delete(repo, entry_id)
         return feedback_id
 
@@ -376,9 +376,10 @@ class SemanticCache:
         return NearMiss(entry.id, float(score[0]), similarity)
 
     def add_label(
-        self, repo: str, entry: Entry, near: NearMiss, right: bool, weight: float, source: str
+        self, repo: str, entry: Entry, near: NearMiss, right: bool, weight: float, source: str, judge: str
     ) -> None:
-        """Record a judged lookup for the repo's online calibration (nothing while it is purged)."""
+        """Record a lookup ``judge`` judged, for the repo's online calibration (nothing while the repo is
+        purged)."""
         if repo in self._purges:
             return
         label = Label(
@@ -391,6 +392,7 @@ class SemanticCache:
             weight,
             source,
             entry.expires_at,
+            judge,
         )
         self.calibrator.add_label(label)
 

@@ -143,6 +143,6 @@ class Auditor:
             self._cache.counters.audit(job.repo, "judge_failures")
             return
         await anyio.to_thread.run_sync(
-            self._cache.add_label, job.repo, cached, job.near, same, job.weight, job.source
+            self._cache.add_label, job.repo, cached, job.near, same, job.weight, job.source, self._judge.name
         )
         self._metrics.audit_jobs.labels(job.source).inc()

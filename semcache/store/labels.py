@@ -17,6 +17,7 @@ import numpy as np
 from semcache.store.sqlite import Store
 
 SOURCES = ("near_miss", "audit", "feedback")
+REPORT = "report"  # the judge of a wrong-hit report: the person who made it
 AUDIT_COUNTERS = ("audits", "judge_failures", "overflow")
 
 
@@ -33,6 +34,7 @@ class Label:
     weight: float  # the inverse of the chance that this lookup was labelled
     source: str  # one of SOURCES
     expires_at: float
+    judge: str = ""  # the judge that made it (REPORT for a wrong-hit report; "" before judges were kept)
 
 
 @dataclass(frozen=True)
@@ -62,13 +64,20 @@ class LabelStore:
         with self._store.write() as db:
             db["labels"].insert(row)
 
-    def arrays(self, repo: str, model: str, now: float, limit: int) -> LabelArrays:
-        """The ``limit`` most recent live labels of a repo for one decision model."""
+    def arrays(
+        self, repo: str, model: str, now: float, limit: int, judges: tuple[str, ...] | None = None
+    ) -> LabelArrays:
+        """The ``limit`` most recent live labels of a repo for one decision model (only those made by
+        ``judges``, when given)."""
+        if judges is not None and not judges:
+            judges = ("\0",)  # no judge at all: a name no label has
+        only = f" AND judge IN ({', '.join('?' * len(judges))})" if judges is not None else ""
         sql = (
             "SELECT score, similarity, label, weight FROM labels WHERE repo = ? AND model = ? "
-            "AND expires_at > ? ORDER BY id DESC LIMIT ?"
+            f"AND expires_at > ?{only} ORDER BY id DESC LIMIT ?"
         )
-        rows = self._store.read(sql, [repo, model, now, limit], plain=True)[::-1]
+        params = [repo, model, now, *(judges or ()), limit]
+        rows = self._store.read(sql, params, plain=True)[::-1]
         table = np.array(rows, dtype=np.float64).reshape(-1, 4)
         return LabelArrays(table[:, 0], table[:, 1], table[:, 2].astype(int), table[:, 3])
 

@@ -155,6 +155,12 @@ SCHEMA: list[tuple[str, str]] = [
     );
     """,
     ),
+    (
+        "0008_label_judges",
+        """
+    ALTER TABLE labels ADD COLUMN judge TEXT NOT NULL DEFAULT '';
+    """,
+    ),
 ]
 
 migrations = Migrations("semcache")
