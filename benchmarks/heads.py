@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.common import DATA_DIR, ROOT, machine, write_json
-from benchmarks.evalkit import adversarial_pairs, sample_pairs
+from benchmarks.evalkit import adversarial_pairs, operating_point, sample_pairs
 from benchmarks.sweep import curve_summary
 from benchmarks.traps import traps_at_rates
 from semcache.config import DECISION_FLOOR
@@ -54,13 +54,12 @@ def recall_at_fpr(values: np.ndarray, labels: np.ndarray, rate: float) -> float:
 def at_threshold(values: dict[str, np.ndarray], labels: dict[str, np.ndarray], threshold: float) -> dict:
     """What serving every pair scoring ``threshold`` or more gives on qqp_dev, GPTCache's pairs and the
     adversarial sets."""
-    q, ql = values["qqp_dev"], labels["qqp_dev"]
+    qqp = operating_point(values["qqp_dev"], labels["qqp_dev"], threshold)
     adv, al = values["adversarial"], labels["adversarial"]
-    served = q >= threshold
     return {
         "threshold": threshold,
-        "qqp_precision": float(ql[served].mean()) if served.any() else None,
-        "qqp_recall": float((served & (ql == 1)).sum() / ql.sum()),
+        "qqp_precision": qqp.precision,
+        "qqp_recall": qqp.recall,
         "gptcache_hit": float((values["mock"] >= threshold).mean()),
         "traps_served": int(((adv >= threshold) & (al == 0)).sum()),
         "paraphrases_hit": float(((adv >= threshold) & (al == 1)).sum() / al.sum()),

@@ -38,8 +38,8 @@ def _settings(data_dir: Path | None, **overrides: object) -> Settings:
         values["data_dir"] = data_dir
     try:
         return load_settings(**values)
-    except ValueError as exc:
-        _fail(str(exc))
+    except SemcacheError as exc:
+        _fail(exc.message)
         raise
 
 

@@ -46,12 +46,7 @@ def key_store(data_dir: Path | None, store_url: str | None = None) -> Iterator[K
     """The keys of the store (the data directory's, or the shared database's), opened and closed after."""
     values = {"data_dir": data_dir, "store_url": store_url}
     try:
-        settings = load_settings(**{k: v for k, v in values.items() if v is not None})
-    except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(code=1) from exc
-    try:
-        store = open_store(settings)
+        store = open_store(load_settings(**{k: v for k, v in values.items() if v is not None}))
     except SemcacheError as exc:
         console.print(f"[red]error:[/red] {exc.message}", highlight=False)
         raise typer.Exit(code=1) from exc

@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
+from semcache.errors import ConfigError
+
 # The cosine a candidate needs before the learned decision scores it: a cache's nearest neighbours under
 # it are almost never the same question (in an earlier stream measurement, 81 % of the hits served at
 # cosine 0.5-0.7 were wrong), and the shipped thresholds are calibrated by lookup with this floor.
@@ -221,11 +223,11 @@ class Settings(BaseSettings):
 
 def load_settings(**values: object) -> Settings:
     """The settings from the environment, with ``values`` over them; a value that does not parse raises
-    ``ValueError`` with one line per bad setting, named as it is set (``SEMCACHE_<FIELD>``)."""
+    :class:`ConfigError` with one line per bad setting, named as it is set (``SEMCACHE_<FIELD>``)."""
     try:
         return Settings(**values)
     except ValidationError as exc:
         lines = [f"SEMCACHE_{str(e['loc'][0]).upper()}: {e['msg']}" for e in exc.errors() if e["loc"]]
-        raise ValueError("bad setting: " + "; ".join(lines or [str(exc)])) from exc
+        raise ConfigError("bad setting: " + "; ".join(lines or [str(exc)])) from exc
     except SettingsError as exc:  # the environment held a value that is not valid JSON for its field
-        raise ValueError(f"bad setting: {exc}") from exc
+        raise ConfigError(f"bad setting: {exc}") from exc

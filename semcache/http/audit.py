@@ -70,11 +70,6 @@ class Auditor:
         self._rng = rng or random.Random()
         self._task: asyncio.Task[None] | None = None
 
-    @property
-    def judge(self) -> str:
-        """The judge's name."""
-        return self._judge.name
-
     def start(self) -> None:
         """Start the background task (inside the running event loop)."""
         self._task = asyncio.create_task(self._run())

@@ -68,9 +68,7 @@ class LabelStore:
         self, repo: str, model: str, now: float, limit: int, judges: tuple[str, ...] | None = None
     ) -> LabelArrays:
         """The ``limit`` most recent live labels of a repo for one decision model (only those made by
-        ``judges``, when given)."""
-        if judges is not None and not judges:
-            judges = ("\0",)  # no judge at all: a name no label has
+        ``judges``, a non-empty tuple, when given)."""
         only = f" AND judge IN ({', '.join('?' * len(judges))})" if judges is not None else ""
         sql = (
             "SELECT score, similarity, label, weight FROM labels WHERE repo = ? AND model = ? "
