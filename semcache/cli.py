@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from semcache.access.mode import auth_mode
@@ -129,28 +130,19 @@ def stats(repo: Annotated[str | None, typer.Argument()] = None, data_dir: DataDi
     cache = _open_cache(data_dir)
     try:
         repos = [_known(cache, repo)] if repo else list(cache.repos())
-        table = Table(
-            "repo",
-            "entries",
-            "hits (exact/semantic)",
-            "misses",
-            "hit rate",
-            "tokens saved",
-            "semantic decision",
-        )
+        table = Table("repo", "entries", "hits (exact/semantic)", "misses", "hit rate", "tokens saved")
+        decisions = []
         for name in repos:
             s = cache.stats(name)
             rate = f"{s.hit_rate:.1%}" if s.hit_rate is not None else "-"
-            table.add_row(
-                name,
-                str(s.entries),
-                f"{s.hits} ({s.hits_exact}/{s.hits_semantic})",
-                str(s.misses),
-                rate,
-                str(s.tokens_saved),
-                _decision_line(cache.decision(name)),
-            )
+            hits = f"{s.hits} ({s.hits_exact}/{s.hits_semantic})"
+            table.add_row(name, str(s.entries), hits, str(s.misses), rate, str(s.tokens_saved))
+            decisions.append((name, _decision_line(cache.decision(name))))
         console.print(table)
+        for name, line in decisions:  # under the table: a column this long wraps to unreadable widths
+            console.print(
+                f"[bold]{escape(name)}[/bold] semantic decision: " + escape(line).replace("\n", "\n  ")
+            )
         if settings.router_config is not None and settings.ledger_path.exists():
             console.print(_spend_table(settings, repo))
     except SemcacheError as exc:

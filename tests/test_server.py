@@ -288,7 +288,8 @@ def test_cli_purge_is_seen_by_the_running_server(sidecar: str, settings: Setting
     assert listed.exit_code == 0 and "acme" in listed.output
     # the server writes its hit and miss counts once a second: another process sees them within one
     wait_for(lambda: "50.0%" in runner.invoke(cli_app, ["stats", "acme", *data_dir]).output, timeout_s=5)
-    assert runner.invoke(cli_app, ["stats", "acme", *data_dir]).exit_code == 0
+    shown = runner.invoke(cli_app, ["stats", "acme", *data_dir])
+    assert shown.exit_code == 0 and "acme semantic decision: learned, budget" in shown.output
     purged = runner.invoke(cli_app, ["purge", "acme", *data_dir])
     assert purged.exit_code == 0 and "1 entries removed" in purged.output
     assert chat(sidecar, PARAPHRASE, model="m-cli").headers["x-semcache"] == "miss"
