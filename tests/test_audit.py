@@ -17,7 +17,8 @@ from semcache.cache.calibrator import Calibrator
 from semcache.config import Settings
 from semcache.decision import CosineDecision
 from semcache.http.app import create_app
-from semcache.store.labels import REPORT, Label
+from semcache.store.labels import REPORT, SOURCES, Label, LabelStore
+from semcache.store.records import NewEntry
 from semcache.store.sqlite import Store
 from tests.helpers import sidecar_settings
 from tests.servers import serve, wait_for
@@ -88,14 +89,12 @@ def test_a_near_miss_is_labelled_without_an_upstream_call(audited, embedder, clu
 
 def test_a_share_of_hits_is_audited_in_the_background(audited, embedder, cluster_stub) -> None:
     with serve(create_app(audited(audit_rate=0.5), embedder=embedder)) as url:
-        chat(url, LIST)
         hits = 0
-        for _ in range(12):
-            response = chat(url, LIST_AGAIN)
+        for i in range(12):  # a model of its own each time: a scope where the paraphrase is new
+            chat(url, LIST, model=f"stub-{i}")
+            response = chat(url, LIST_AGAIN, model=f"stub-{i}")
             hits += response.headers["X-Semcache"] == "hit-exact"
             assert response.json()["choices"][0]["message"]["content"] == "cluster list"
-            httpx.delete(f"{url}/v1/cache/repos/acme/entries/{response.headers['X-Semcache-Entry-Id']}")
-            chat(url, LIST)  # store the first prompt again, so the next paraphrase is a semantic hit
         wait_for(lambda: decision(url)["audit"]["audits"] == decision(url)["labels"]["audit"])
         report = decision(url)
     assert hits == 0
@@ -258,3 +257,107 @@ def test_wrong_hit_reports_count_whatever_the_judge(tmp_path: Path) -> None:
     assert len(arrays) == 300 and len(calibrator.labels.arrays("acme", "cosine", time.time(), 5000)) == 1800
     assert calibrator.policy("acme", 0.05).source == "online"
     store.close()
+
+
+def stored(url: str, prompt: str, model: str) -> int:
+    """Store ``prompt`` with the answer of LIST's cluster through the management API; its entry id."""
+    body = {
+        "request": {"model": model, "messages": [{"role": "user", "content": prompt}]},
+        "response": {
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "cluster list"},
+                    "finish_reason": "stop",
+                }
+            ]
+        },
+    }
+    response = httpx.post(f"{url}/v1/cache/repos/acme/entries", json=body)
+    assert response.status_code == 201, response.text
+    return int(response.json()["entry_id"])
+
+
+def test_an_audit_answer_the_cache_would_not_store_makes_no_label(audited, embedder) -> None:
+    with serve(create_app(audited(), embedder=embedder)) as url:
+        stored(url, LIST, "stub-length")  # the audit's fresh answer comes back cut off
+        assert chat(url, LIST_AGAIN, model="stub-length").headers["X-Semcache"] == "hit-semantic"
+        wait_for(lambda: decision(url)["audit"]["audits"] == 1)
+        wait_for(
+            lambda: 'semcache_audit_jobs_total{outcome="skipped"} 1.0' in httpx.get(f"{url}/metrics").text
+        )
+        assert decision(url)["labels"]["total"] == 0
+
+
+def test_a_deleted_entry_takes_its_labels_but_a_report_stays(audited, embedder) -> None:
+    with serve(create_app(audited(min_similarity=0.99), embedder=embedder)) as url:
+        first = int(chat(url, LIST).headers["X-Semcache-Entry-Id"])
+        chat(url, LIST_AGAIN)  # a near miss of the first entry: one label
+        wait_for(lambda: decision(url)["labels"]["near_miss"] == 1)
+        assert httpx.delete(f"{url}/v1/cache/repos/acme/entries/{first}").status_code == 204
+        assert decision(url)["labels"]["total"] == 0
+        kept = stored(url, "How do I flatten a list in Python?", "stub")
+        report = {"entry_id": kept, "prompt": "How do I flatten a nested list?"}
+        assert httpx.post(f"{url}/v1/cache/repos/acme/feedback", json=report).status_code == 200
+        assert decision(url)["labels"]["feedback"] == 1  # the report evicted its entry; its label stays
+        assert 'semcache_audit_jobs_total{outcome="feedback"} 1.0' in httpx.get(f"{url}/metrics").text
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_evicted_expired_and_context_purged_entries_take_their_labels(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if kind == "postgres":
+        from semcache.store.postgres import PostgresStore
+
+        store: Store = PostgresStore(request.getfixturevalue("pg_url"), 4)
+    else:
+        store = Store(tmp_path / "semcache.db")
+    labels = LabelStore(store)
+    ids = []
+    for i, path in enumerate(["a.py", "b.py", "c.py", "d.py"]):
+        entry = NewEntry(
+            repo="acme",
+            scope_key="s",
+            exact_key=f"k{i}",
+            prompt=f"p{i}",
+            response={},
+            model="m",
+            embedding=np.eye(4, dtype=np.float32)[i],
+            expires_at=2e9 if i else 100.0,  # the first expires
+            context_files=[(path, "hash")],
+        )
+        ids.append(store.insert(entry)[0])
+    for entry_id in ids:
+        for source in ("near_miss", "audit", "feedback"):
+            labels.add(Label("acme", entry_id, "m", 0.9, 0.9, 1, 1.0, source, 2e9, "exact"))
+
+    def left() -> dict[int, list[str]]:
+        rows = store.read("SELECT entry_id, source FROM labels ORDER BY id", plain=True)
+        return {entry_id: [s for e, s in rows if e == entry_id] for entry_id in {r[0] for r in rows}}
+
+    assert store.expire(1000.0) == {"acme": [ids[0]]}
+    assert store.purge_context_file("acme", "b.py") == [ids[1]]
+    assert store.evict_over("acme", 1) == [ids[2]]  # the least recently made goes
+    assert left() == {ids[0]: ["feedback"], ids[1]: ["feedback"], ids[2]: ["feedback"], ids[3]: list(SOURCES)}
+    store.close()
+
+
+def test_expired_labels_leave_the_fit_at_the_next_sweep(tmp_path: Path, embedder) -> None:
+    from semcache.cache.semantic import SemanticCache
+
+    now = [time.time()]
+    settings = Settings(data_dir=tmp_path, decision="cosine", min_similarity=0.8, online_min_labels=200)
+    cache = SemanticCache(settings, embedder=embedder, decision=CosineDecision(), clock=lambda: now[0])
+    cache.start()
+    for i, (cosine, right) in enumerate(synthetic_labels(np.random.default_rng(0), 1500)):
+        label = Label("acme", i, "cosine", cosine, cosine, right, 1.0, "near_miss", now[0] + 600, "exact")
+        cache.calibrator.add_label(label)
+    assert cache.calibrator.policy("acme", 0.05).source == "online"
+    cache.sweep()
+    assert cache.calibrator.policy("acme", 0.05).source == "online"  # nothing expired yet
+    now[0] += 601
+    cache.sweep()
+    assert cache.calibrator.policy("acme", 0.05).source == "setting"
+    assert cache.calibrator.describe("acme")["labels"]["total"] == 0
+    cache.close()

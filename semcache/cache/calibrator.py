@@ -41,6 +41,7 @@ class Calibrator:
         self._fits: dict[str, OnlineFit] = {}
         self._sizes: dict[str, int] = {}  # labels seen at each repo's last fit
         self._pending: dict[str, int] = {}  # labels added since
+        self._epochs: dict[str, int] = {}  # forgets per repo: a refit begun before one is dropped
         self._judge = settings.judge_name()
 
     def use_judge(self, name: str) -> None:
@@ -96,6 +97,8 @@ class Calibrator:
 
     def refit(self, repo: str) -> None:
         """Fit a repo's weights and thresholds from its live labels now."""
+        with self._lock:
+            epoch = self._epochs.get(repo, 0)
         arrays = self.labels.arrays(
             repo, self._decision.model_id, self._clock(), self._settings.online_window, self.fitted_judges
         )
@@ -103,6 +106,8 @@ class Calibrator:
             arrays.score, arrays.similarity, arrays.label, arrays.weight, self._settings.online_min_labels
         )
         with self._lock:
+            if self._epochs.get(repo, 0) != epoch:  # purged while fitting: its labels are gone
+                return
             self._sizes[repo], self._pending[repo] = len(arrays), 0
             if fit is None:
                 self._fits.pop(repo, None)
@@ -112,8 +117,17 @@ class Calibrator:
     def forget(self, repo: str) -> None:
         """Drop a repo's fit (its labels went with a purge)."""
         with self._lock:
+            self._epochs[repo] = self._epochs.get(repo, 0) + 1
             for table in (self._fits, self._sizes, self._pending):
                 table.pop(repo, None)
+
+    def refit_fitted(self, skip: Callable[[str], bool] = lambda repo: False) -> None:
+        """Refit every repo with an online fit, but those ``skip`` names: labels that expired or went
+        with their entries (evicted, deleted) leave its fit (the cache's sweep calls this)."""
+        with self._lock:
+            repos = [repo for repo in self._fits if not skip(repo)]
+        for repo in repos:
+            self.refit(repo)
 
     def describe(self, repo: str = GLOBAL) -> dict[str, Any]:
         """How a request with the default budget is decided in ``repo``, and what its labels say."""

@@ -22,8 +22,15 @@ PROGRESS_EVERY_S = 5.0
 class Purges:
     """The purges under way in this process, run in the caller's thread or in background threads."""
 
-    def __init__(self, store: Store, indexes: IndexSet, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        indexes: IndexSet,
+        clock: Callable[[], float] = time.time,
+        on_finished: Callable[[str], None] = lambda repo: None,
+    ) -> None:
         self._store = store
+        self._on_finished = on_finished  # called with the repo once its rows are gone
         self._indexes = indexes
         self._clock = clock
         self._remaining: dict[str, int] = {}  # repo -> rows not yet deleted, while purged
@@ -67,6 +74,7 @@ class Purges:
             removed += self._store.purge_repo(repo)  # also clears the mark
             self._indexes.drop(repo)
             self._remaining.pop(repo, None)
+        self._on_finished(repo)
         return removed
 
     def run(self, repo: str, batch: int = 500) -> int:

@@ -61,7 +61,7 @@ class SemanticCache:
         self._store, self._indexes = open_backend(settings, getattr(embedder, "dim", DIM))
         self._decision = decision or make_decision(settings.decision, settings.decision_dir)
         self.calibrator = Calibrator(self._store, self._decision, settings, clock)
-        self._purges = Purges(self._store, self._indexes, clock)
+        self._purges = Purges(self._store, self._indexes, clock, on_finished=self.calibrator.forget)
         self.health = WriteHealth()
         self.counters = Counters(self._store, self.health)
         self._search = SemanticSearch(
@@ -143,6 +143,8 @@ class SemanticCache:
             self.labels.expire(self._clock())
             for repo, ids in removed.items():
                 self._indexes.get(repo).remove(ids)
+        # Labels went with expired, evicted and deleted entries: fits follow (a purged repo has none).
+        self.calibrator.refit_fitted(skip=lambda repo: repo in self._purges)
         self._indexes.maintain()
         self._indexes.save_dirty()
         return sum(len(ids) for ids in removed.values())
@@ -158,7 +160,7 @@ class SemanticCache:
     def policy(self, request: CacheRequest) -> DecisionPolicy:
         """The decision policy for a request, from its false-hit budget and its repo's calibration (see
         :class:`~semcache.cache.calibrator.Calibrator`); a request's ``min_similarity`` overrides the cosine
-        floor (and, for the cosine decision, the threshold)."""
+        floor (and, for the cosine decision without an online fit, the threshold)."""
         budget = request.options.false_hit_budget or self.settings.false_hit_budget
         return self.calibrator.policy(request.repo, budget, request.options.min_similarity)
 

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import anyio.to_thread
 
-from semcache.cache.semantic import NearMiss, SemanticCache
+from semcache.cache.semantic import NearMiss, SemanticCache, is_cacheable
 from semcache.http.judges import Judge, JudgeFailed, answer_text
 from semcache.http.metrics import SidecarMetrics
 from semcache.keys import CacheRequest
@@ -125,7 +125,7 @@ class Auditor:
                 self._metrics.audit_jobs.labels("upstream_failed").inc()
                 return
         cached = await anyio.to_thread.run_sync(self._cache.entry_or_none, job.repo, job.near.entry_id)
-        if cached is None or fresh is None or not answer_text(fresh).strip():
+        if cached is None or fresh is None or not is_cacheable(fresh):  # cut off, a tool call, filtered
             self._metrics.audit_jobs.labels("skipped").inc()
             return
         try:

@@ -121,7 +121,8 @@ class SidecarMetrics:
         self.audit_jobs = Counter(
             "semcache_audit_jobs",
             "Audit jobs by outcome: near_miss / audit / feedback (a label made), overflow (dropped, queue "
-            "full), upstream_failed, judge_failed, skipped (entry gone), failed",
+            "full), upstream_failed, judge_failed, skipped (entry gone, or an answer the cache would not "
+            "store), failed",
             ["outcome"],
             registry=self.registry,
         )

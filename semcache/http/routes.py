@@ -290,4 +290,6 @@ async def feedback(repo: str, request: Request) -> dict[str, Any]:
         cache.report_wrong_hit, validate_repo(repo), body.entry_id, body.prompt, body.similarity
     )
     _gateway(request).recent.mark_reported(repo, body.entry_id)
+    if cache.audit_rate(repo) > 0:  # the report is a label of the repo's online calibration too
+        _gateway(request).metrics.audit_jobs.labels("feedback").inc()
     return {"evicted": True, "feedback_id": feedback_id}
