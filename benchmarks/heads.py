@@ -156,6 +156,7 @@ def main() -> None:
             values = {s: logit_mean([scores[h][s] for h in group]) for s in pairs}
             results["+".join(group)] = measure(values, labels, args.precision, args.gptcache_hit)
     print_table(results, args.precision)
+    print(f"machine: {machine()}")
     write_json(
         args.out,
         {

@@ -60,6 +60,7 @@ def main() -> None:
             f"{rate:.0%}", *(f"{r[str(rate)]} ({r[str(rate)] / traps:.1%})" for r in results.values())
         )
     Console().print(table)
+    Console().print(f"machine: {machine()}")
     write_json(args.out, {"machine": machine(), "traps": traps, "results": results})
 
 

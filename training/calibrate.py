@@ -75,7 +75,8 @@ def main() -> None:
     }
     out.update(
         confidence=0.95,
-        bound="Clopper-Pearson upper bound of the served wrong share, by lookup",
+        bound="by_clusters: the Clopper-Pearson upper bound of the served wrong share by the stream's clusters, "
+        "by lookup; the tables follow audited.how where an audit was written",
         floor=args.floor,
         top_n=args.top_n,
         script="python -m training.calibrate",

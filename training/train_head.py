@@ -10,6 +10,7 @@ ONNX graph the sidecar scores with (``head.onnx``, ``training.export_head``) and
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import platform
 import subprocess
@@ -123,6 +124,7 @@ def train(args: argparse.Namespace) -> dict:
         "commit": _commit(),
         "args": {k: str(v) for k, v in vars(args).items()},
         "train_seconds": round(time.monotonic() - started),
+        "trained_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
         "history": history,
         "selected_epoch": best[1],
