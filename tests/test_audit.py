@@ -185,7 +185,11 @@ def test_a_repo_with_enough_labels_decides_by_them(audited, embedder) -> None:
         report = decision(url)
         assert report["source"] == "online" and report["threshold"] is None
         response = chat(url, "How would I reverse a list in Python?")
-        assert 'semcache_repo_threshold_online{repo="acme"} 1.0' in httpx.get(f"{url}/metrics").text
+        metrics = httpx.get(f"{url}/metrics").text
+        assert 'semcache_repo_threshold_online{repo="acme"} 1.0' in metrics
+        assert 'semcache_repo_threshold_source{repo="acme",source="online"} 1.0' in metrics
+        assert 'semcache_repo_threshold_source{repo="acme",source="setting"} 0.0' in metrics
+        assert 'semcache_repo_false_hit_share_lower{repo="acme"}' in metrics
     assert response.headers["X-Semcache"] == "miss" and "X-Semcache-Semantic" in response.headers
 
 

@@ -50,9 +50,11 @@ BREAKER_STATES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
 
 
 # Per-repo series, set from each repo's calibration report when /metrics is scraped.
+THRESHOLD_SOURCES = ("online", "tuned", "shipped", "setting")
 REPO_GAUGES = {
     "labels": "Live labels of the repo's online calibration",
     "false_hit_share": "Estimated false-hit share of the repo's served hits (from its labels)",
+    "false_hit_share_lower": "Lower end of that estimate's 95 % interval",
     "false_hit_share_upper": "Upper end of that estimate's 95 % interval",
     "threshold": "The repo's decision threshold at the default budget (NaN: no semantic hits)",
     "threshold_online": "1 when the repo's threshold comes from its own labels, else 0",
@@ -153,6 +155,13 @@ class SidecarMetrics:
             name: Gauge(f"semcache_repo_{name}", text, ["repo"], registry=self.registry)
             for name, text in REPO_GAUGES.items()
         }
+        self.repo_threshold_source = Gauge(
+            "semcache_repo_threshold_source",
+            "1 for where the repo's threshold at the default budget comes from (online: its own labels; "
+            "tuned: semcache tune; shipped: the model's table; setting: SEMCACHE_MIN_SIMILARITY), 0 else",
+            ["repo", "source"],
+            registry=self.registry,
+        )
         self._max_lag_s = 0.0
         self._entry_labels: set[str] = set()
         self._add_traffic_metrics()
@@ -265,11 +274,13 @@ class SidecarMetrics:
     def observe_repo(self, repo: str, decision: dict) -> None:
         """Set a repo's calibration series from :meth:`SemanticCache.decision`'s report."""
         labels, audit = decision["labels"], decision["audit"]
-        share = labels.get("false_hit_share") or {"estimate": float("nan"), "interval": [0.0, float("nan")]}
+        nan = float("nan")
+        share = labels.get("false_hit_share") or {"estimate": nan, "interval": [nan, nan]}
         threshold = decision["threshold"]
         values = {
             "labels": labels["total"],
             "false_hit_share": share["estimate"],
+            "false_hit_share_lower": share["interval"][0],
             "false_hit_share_upper": share["interval"][1],
             "threshold": float("nan") if threshold is None else threshold,
             "threshold_online": float(decision["source"] == "online"),
@@ -281,6 +292,8 @@ class SidecarMetrics:
         }
         for name, value in values.items():
             self.repo_gauges[name].labels(repo).set(value)
+        for source in THRESHOLD_SOURCES:
+            self.repo_threshold_source.labels(repo, source).set(float(decision["source"] == source))
 
     def exposition(self) -> bytes:
         """The registry in Prometheus' text format."""
