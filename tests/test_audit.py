@@ -17,7 +17,7 @@ from semcache.cache.calibrator import Calibrator
 from semcache.config import Settings
 from semcache.decision import CosineDecision
 from semcache.http.app import create_app
-from semcache.store.labels import REPORT, SOURCES, Label, LabelStore
+from semcache.store.labels import REPORT, Label, LabelStore
 from semcache.store.records import NewEntry
 from semcache.store.sqlite import Store
 from tests.helpers import sidecar_settings
@@ -293,22 +293,22 @@ def test_an_audit_answer_the_cache_would_not_store_makes_no_label(audited, embed
         assert decision(url)["labels"]["total"] == 0
 
 
-def test_a_deleted_entry_takes_its_labels_but_a_report_stays(audited, embedder) -> None:
+def test_labels_outlive_a_deleted_entry_and_reports_are_counted(audited, embedder) -> None:
     with serve(create_app(audited(min_similarity=0.99), embedder=embedder)) as url:
         first = int(chat(url, LIST).headers["X-Semcache-Entry-Id"])
         chat(url, LIST_AGAIN)  # a near miss of the first entry: one label
         wait_for(lambda: decision(url)["labels"]["near_miss"] == 1)
         assert httpx.delete(f"{url}/v1/cache/repos/acme/entries/{first}").status_code == 204
-        assert decision(url)["labels"]["total"] == 0
+        assert decision(url)["labels"]["total"] == 1  # kept for the entry's lifetime: a fair sample
         kept = stored(url, "How do I flatten a list in Python?", "stub")
         report = {"entry_id": kept, "prompt": "How do I flatten a nested list?"}
         assert httpx.post(f"{url}/v1/cache/repos/acme/feedback", json=report).status_code == 200
-        assert decision(url)["labels"]["feedback"] == 1  # the report evicted its entry; its label stays
+        assert decision(url)["labels"]["feedback"] == 1
         assert 'semcache_audit_jobs_total{outcome="feedback"} 1.0' in httpx.get(f"{url}/metrics").text
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
-def test_evicted_expired_and_context_purged_entries_take_their_labels(
+def test_labels_keep_their_entries_lifetime_whatever_happens_to_them(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     if kind == "postgres":
@@ -319,7 +319,7 @@ def test_evicted_expired_and_context_purged_entries_take_their_labels(
         store = Store(tmp_path / "semcache.db")
     labels = LabelStore(store)
     ids = []
-    for i, path in enumerate(["a.py", "b.py", "c.py", "d.py"]):
+    for i, path in enumerate(["a.py", "b.py", "c.py"]):
         entry = NewEntry(
             repo="acme",
             scope_key="s",
@@ -328,22 +328,23 @@ def test_evicted_expired_and_context_purged_entries_take_their_labels(
             response={},
             model="m",
             embedding=np.eye(4, dtype=np.float32)[i],
-            expires_at=2e9 if i else 100.0,  # the first expires
+            expires_at=1000.0 * (i + 1),
             context_files=[(path, "hash")],
         )
         ids.append(store.insert(entry)[0])
-    for entry_id in ids:
-        for source in ("near_miss", "audit", "feedback"):
-            labels.add(Label("acme", entry_id, "m", 0.9, 0.9, 1, 1.0, source, 2e9, "exact"))
+        labels.add(Label("acme", ids[-1], "m", 0.9, 0.9, i % 2, 1.0, "near_miss", 1000.0 * (i + 1), "exact"))
+    labels.add(Label("other", 99, "m", 0.9, 0.9, 1, 1.0, "near_miss", 5000.0, "exact"))
 
-    def left() -> dict[int, list[str]]:
-        rows = store.read("SELECT entry_id, source FROM labels ORDER BY id", plain=True)
-        return {entry_id: [s for e, s in rows if e == entry_id] for entry_id in {r[0] for r in rows}}
+    def live(now: float) -> int:
+        return len(labels.arrays("acme", "m", now, 100))
 
-    assert store.expire(1000.0) == {"acme": [ids[0]]}
-    assert store.purge_context_file("acme", "b.py") == [ids[1]]
-    assert store.evict_over("acme", 1) == [ids[2]]  # the least recently made goes
-    assert left() == {ids[0]: ["feedback"], ids[1]: ["feedback"], ids[2]: ["feedback"], ids[3]: list(SOURCES)}
+    # Evicted, deleted or purged with a context file, an entry's label stays: eviction keeps what was
+    # hit and deletions pick wrong answers, so labels going with them would bias the sample.
+    assert store.purge_context_file("acme", "a.py") == [ids[0]] and store.delete("acme", ids[1])
+    assert store.evict_over("acme", 0) == [ids[2]] and live(0.0) == 3
+    assert labels.expire(1500.0) == ["acme"] and live(0.0) == 2  # the first entry's lifetime is over
+    assert labels.expire(1500.0) == [] and labels.expire(4000.0) == ["acme"] and live(0.0) == 0
+    assert len(labels.arrays("other", "m", 0.0, 100)) == 1
     store.close()
 
 

@@ -4,11 +4,13 @@ In order: the repo's online fit (once it holds ``online_min_labels`` live labels
 ``online_judges`` or by a wrong-hit report, and its audit is on),
 then a tuned threshold (``semcache tune``), then the table shipped with the model, then, for the cosine
 decision only, the ``min_similarity`` setting. Online fits are refitted off the serving path as labels
-arrive (``add_label``, called by the audit's worker), so a lookup only reads the latest fit.
+arrive (``add_label``, called by the audit's worker) and when labels expire (the cache's sweep), so a
+lookup only reads the latest fit.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -22,6 +24,7 @@ from semcache.store.labels import REPORT, Label, LabelStore
 from semcache.store.records import GLOBAL
 from semcache.store.sqlite import Store
 
+log = logging.getLogger(__name__)
 REFIT_EVERY = 5  # labels; past 250 labels a repo is refitted every 2 % of its labels
 
 
@@ -42,6 +45,7 @@ class Calibrator:
         self._sizes: dict[str, int] = {}  # labels seen at each repo's last fit
         self._pending: dict[str, int] = {}  # labels added since
         self._epochs: dict[str, int] = {}  # forgets per repo: a refit begun before one is dropped
+        self._refits: dict[str, threading.Lock] = {}  # one refit of a repo at a time
         self._judge = settings.judge_name()
 
     def use_judge(self, name: str) -> None:
@@ -96,7 +100,14 @@ class Calibrator:
             self.refit(label.repo)
 
     def refit(self, repo: str) -> None:
-        """Fit a repo's weights and thresholds from its live labels now."""
+        """Fit a repo's weights and thresholds from its live labels now (one refit of a repo at a time,
+        so the audit's and the sweep's never store an older fit over a newer one)."""
+        with self._lock:
+            guard = self._refits.setdefault(repo, threading.Lock())
+        with guard:
+            self._refit(repo)
+
+    def _refit(self, repo: str) -> None:
         with self._lock:
             epoch = self._epochs.get(repo, 0)
         arrays = self.labels.arrays(
@@ -121,13 +132,16 @@ class Calibrator:
             for table in (self._fits, self._sizes, self._pending):
                 table.pop(repo, None)
 
-    def refit_fitted(self, skip: Callable[[str], bool] = lambda repo: False) -> None:
-        """Refit every repo with an online fit, but those ``skip`` names: labels that expired or went
-        with their entries (evicted, deleted) leave its fit (the cache's sweep calls this)."""
+    def refit_fitted(self, repos: list[str]) -> None:
+        """Refit those of ``repos`` that have an online fit (the sweep calls this with the repos whose
+        labels expired); one that fails is logged and keeps its fit."""
         with self._lock:
-            repos = [repo for repo in self._fits if not skip(repo)]
-        for repo in repos:
-            self.refit(repo)
+            fitted = [repo for repo in repos if repo in self._fits]
+        for repo in fitted:
+            try:
+                self.refit(repo)
+            except Exception:  # the store may be briefly unreachable: the next sweep tries again
+                log.exception("refitting repo %s after its labels expired failed", repo)
 
     def describe(self, repo: str = GLOBAL) -> dict[str, Any]:
         """How a request with the default budget is decided in ``repo``, and what its labels say."""

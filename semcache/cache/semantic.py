@@ -140,13 +140,13 @@ class SemanticCache:
         calls for (exact or HNSW, see :meth:`IndexSet.maintain`), then persist changed indexes."""
         with self._indexes.lock:
             removed = self._store.expire(self._clock())
-            self.labels.expire(self._clock())
+            expired = self.labels.expire(self._clock())
             for repo, ids in removed.items():
                 self._indexes.get(repo).remove(ids)
-        # Labels went with expired, evicted and deleted entries: fits follow (a purged repo has none).
-        self.calibrator.refit_fitted(skip=lambda repo: repo in self._purges)
         self._indexes.maintain()
         self._indexes.save_dirty()
+        # Fits follow their expired labels (a repo being purged has none to follow).
+        self.calibrator.refit_fitted([repo for repo in expired if repo not in self._purges])
         return sum(len(ids) for ids in removed.values())
 
     # -- lookup --------------------------------------------------------------------------------

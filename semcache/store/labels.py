@@ -2,8 +2,9 @@
 candidate, judged by comparing answers, with the weight that makes the labels a fair sample of lookups.
 
 A near miss is labelled every time (weight 1); a hit is audited at a rate r (weight 1/r); a wrong-hit
-report is a label too. Labels expire with the entries they came from (they take the entry's expiry) and
-go with their repo's purge. The audit's own counters (audits made, judges undecided, jobs dropped on
+report is a label too. Labels expire with the entries they came from (they take the entry's expiry,
+and stay when the entry is evicted or deleted first: eviction keeps the entries that were hit and
+deletions pick wrong ones, so going with them would bias the sample) and go with their repo's purge. The audit's own counters (audits made, judges undecided, jobs dropped on
 overflow) are kept per repo in the same store; ``semcache.cache.counters`` writes them.
 """
 
@@ -93,10 +94,12 @@ class LabelStore:
         rows = self._store.read("SELECT DISTINCT repo FROM labels WHERE model = ?", [model], plain=True)
         return [r[0] for r in rows]
 
-    def expire(self, now: float) -> int:
-        """Drop labels whose entries' lifetime is over; returns how many went."""
+    def expire(self, now: float) -> list[str]:
+        """Drop labels whose entries' lifetime is over; returns the repos that lost some."""
         with self._store.write() as db:
-            return int(db.execute("DELETE FROM labels WHERE expires_at <= ?", [now]).rowcount)
+            rows = db.execute("SELECT DISTINCT repo FROM labels WHERE expires_at <= ?", [now]).fetchall()
+            db.execute("DELETE FROM labels WHERE expires_at <= ?", [now])
+        return [row[0] for row in rows]
 
     def counters(self, repo: str) -> dict[str, int]:
         """A repo's audit counters (zeros when it has none)."""

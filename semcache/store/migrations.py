@@ -161,12 +161,6 @@ SCHEMA: list[tuple[str, str]] = [
     ALTER TABLE labels ADD COLUMN judge TEXT NOT NULL DEFAULT '';
     """,
     ),
-    (
-        "0009_labels_by_entry",
-        """
-    CREATE INDEX labels_entry ON labels (entry_id);
-    """,
-    ),
 ]
 
 migrations = Migrations("semcache")

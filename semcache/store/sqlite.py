@@ -26,6 +26,7 @@ from semcache.store.records import GLOBAL, Entry, NewEntry, RepoStats, entry_fro
 
 __all__ = ["GLOBAL", "Store"]
 
+
 _ENTRY_COLUMNS = (
     "id, repo, scope_key, exact_key, prompt, response, model, prompt_tokens, completion_tokens, "
     "created_at, expires_at, hit_count, last_hit_at"
@@ -314,9 +315,7 @@ class Store:
     def _delete_where(self, where: str, params: list, repo: str) -> list[int]:
         with self._tx() as db:
             ids = [r[0] for r in db.execute(f"SELECT id FROM entries WHERE {where}", params).fetchall()]
-            if ids:  # labels go with their entries, but a wrong-hit report's (it evicts its entry)
-                labels = f"source != 'feedback' AND entry_id IN (SELECT id FROM entries WHERE {where})"
-                db.execute(f"DELETE FROM labels WHERE {labels}", params)
+            if ids:
                 db.execute(f"DELETE FROM entries WHERE {where}", params)
                 self._bump(db, repo)
         return ids
