@@ -158,6 +158,11 @@ class Settings(BaseSettings):
         description="how answers are compared: 'exact', 'embedding' or 'llm'; default llm with a "
         "router, else embedding",
     )
+    audit_judge_model: str | None = Field(
+        None,
+        description="without a router, the model the llm judge asks through the one upstream (e.g. "
+        "gpt-4o-mini); with a router the judge asks its cheapest tier",
+    )
     audit_queue_size: int = Field(
         256, gt=0, description="audit jobs waiting at most; more are dropped and counted"
     )
@@ -185,9 +190,9 @@ class Settings(BaseSettings):
 
     def judge_name(self, routed: bool | None = None) -> str:
         """The audit's judge: the one set, else ``llm`` when misses go through the router (``routed``;
-        default: a router is configured), else ``embedding``."""
+        default: a router is configured) or a judge model is named, else ``embedding``."""
         routed = self.router_config is not None if routed is None else routed
-        return self.audit_judge or ("llm" if routed else "embedding")
+        return self.audit_judge or ("llm" if routed or self.audit_judge_model else "embedding")
 
     def ann_params(self) -> dict[str, object]:
         """The ``ann_*`` settings without their prefix: the keyword arguments of the index's

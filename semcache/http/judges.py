@@ -7,8 +7,9 @@ a cached answer and a fresh upstream answer for the same request (see ``semcache
 - ``embedding``: the cosine of the two answers' embeddings (the cache's own model) reaches
   :data:`EMBEDDING_THRESHOLD`. It tells a different topic apart, not a different detail: two answers
   that differ in one number, name or negation are scored alike.
-- ``llm``: the router's cheapest tier is asked one fixed yes/no question about the two answers; it
-  reads details (numbers, negations) but costs one call (recorded in the ledger as judge spend) and
+- ``llm``: the router's cheapest tier (or, without a router, the model ``audit_judge_model`` names,
+  through the one upstream) is asked one fixed yes/no question about the two answers; it reads details
+  (numbers, negations) but costs one call (with the router, recorded in the ledger as judge spend) and
   inherits that model's mistakes.
 
 A judge that cannot decide raises :class:`JudgeFailed`: no label is recorded, so a failing judge never

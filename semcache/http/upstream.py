@@ -37,6 +37,10 @@ class DirectUpstream:
         """Ask the endpoint again (no ledger to book it in)."""
         return await self._client.complete(body)
 
+    async def judge(self, body: dict[str, Any], repo: str) -> dict[str, Any]:
+        """Ask the llm judge's question of the endpoint (the body names ``audit_judge_model``)."""
+        return await self._client.complete(body)
+
     def spend(self, repo: str | None) -> list[TierStats]:
         """No ledger without a router."""
         return []
@@ -145,6 +149,11 @@ def build_judge(settings: Settings, upstream: object, embedder: Embedder) -> Jud
         return ExactJudge()
     if name == "embedding":
         return EmbeddingJudge(embedder)
-    if not isinstance(upstream, RoutedUpstream):
-        raise ConfigError("SEMCACHE_AUDIT_JUDGE=llm needs the router (SEMCACHE_ROUTER_CONFIG)")
-    return LLMJudge(upstream.judge, upstream.alias)
+    if isinstance(upstream, RoutedUpstream):
+        return LLMJudge(upstream.judge, upstream.alias)
+    if settings.audit_judge_model is None or not isinstance(upstream, DirectUpstream):
+        raise ConfigError(
+            "SEMCACHE_AUDIT_JUDGE=llm needs the router (SEMCACHE_ROUTER_CONFIG) or, with one upstream, "
+            "the model to ask (SEMCACHE_AUDIT_JUDGE_MODEL, e.g. gpt-4o-mini)"
+        )
+    return LLMJudge(upstream.judge, settings.audit_judge_model)
