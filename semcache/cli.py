@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -41,10 +41,9 @@ def _settings(data_dir: Path | None, **overrides: object) -> Settings:
         return load_settings(**values)
     except SemcacheError as exc:
         _fail(exc.message)
-        raise
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     console.print(f"[red]error:[/red] {message}", highlight=False)
     raise typer.Exit(code=1)
 

@@ -156,7 +156,7 @@ class Settings(BaseSettings):
     audit_judge: Literal["exact", "embedding", "llm"] | None = Field(
         None,
         description="how answers are compared: 'exact', 'embedding' or 'llm'; default llm with a "
-        "router, else embedding",
+        "router or an audit_judge_model, else embedding",
     )
     audit_judge_model: str | None = Field(
         None,

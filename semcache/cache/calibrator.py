@@ -44,8 +44,7 @@ class Calibrator:
         self._fits: dict[str, OnlineFit] = {}
         self._sizes: dict[str, int] = {}  # labels seen at each repo's last fit
         self._pending: dict[str, int] = {}  # labels added since
-        self._epochs: dict[str, int] = {}  # forgets per repo: a refit begun before one is dropped
-        self._refits: dict[str, threading.Lock] = {}  # one refit of a repo at a time
+        self._refits: dict[str, threading.Lock] = {}  # one refit (or forget) of a repo at a time
         self._judge = settings.judge_name()
 
     def use_judge(self, name: str) -> None:
@@ -102,14 +101,14 @@ class Calibrator:
     def refit(self, repo: str) -> None:
         """Fit a repo's weights and thresholds from its live labels now (one refit of a repo at a time,
         so the audit's and the sweep's never store an older fit over a newer one)."""
-        with self._lock:
-            guard = self._refits.setdefault(repo, threading.Lock())
-        with guard:
+        with self._guard(repo):
             self._refit(repo)
 
-    def _refit(self, repo: str) -> None:
+    def _guard(self, repo: str) -> threading.Lock:
         with self._lock:
-            epoch = self._epochs.get(repo, 0)
+            return self._refits.setdefault(repo, threading.Lock())
+
+    def _refit(self, repo: str) -> None:
         arrays = self.labels.arrays(
             repo, self._decision.model_id, self._clock(), self._settings.online_window, self.fitted_judges
         )
@@ -117,8 +116,6 @@ class Calibrator:
             arrays.score, arrays.similarity, arrays.label, arrays.weight, self._settings.online_min_labels
         )
         with self._lock:
-            if self._epochs.get(repo, 0) != epoch:  # purged while fitting: its labels are gone
-                return
             self._sizes[repo], self._pending[repo] = len(arrays), 0
             if fit is None:
                 self._fits.pop(repo, None)
@@ -126,9 +123,9 @@ class Calibrator:
                 self._fits[repo] = fit
 
     def forget(self, repo: str) -> None:
-        """Drop a repo's fit (its labels went with a purge)."""
-        with self._lock:
-            self._epochs[repo] = self._epochs.get(repo, 0) + 1
+        """Drop a repo's fit (its labels went with a purge); a refit under way finishes first, so it
+        cannot put back a fit of the purged labels."""
+        with self._guard(repo), self._lock:
             for table in (self._fits, self._sizes, self._pending):
                 table.pop(repo, None)
 

@@ -143,7 +143,7 @@ def build_upstream(settings: Settings, embedder: Embedder) -> DirectUpstream | R
 
 
 def build_judge(settings: Settings, upstream: object, embedder: Embedder) -> Judge:
-    """The audit's judge the settings ask for (default: llm with a router, else embedding)."""
+    """The audit's judge the settings ask for (see :meth:`Settings.judge_name`)."""
     name = settings.judge_name(isinstance(upstream, RoutedUpstream))
     if name == "exact":
         return ExactJudge()

@@ -4,8 +4,9 @@ candidate, judged by comparing answers, with the weight that makes the labels a 
 A near miss is labelled every time (weight 1); a hit is audited at a rate r (weight 1/r); a wrong-hit
 report is a label too. Labels expire with the entries they came from (they take the entry's expiry,
 and stay when the entry is evicted or deleted first: eviction keeps the entries that were hit and
-deletions pick wrong ones, so going with them would bias the sample) and go with their repo's purge. The audit's own counters (audits made, judges undecided, jobs dropped on
-overflow) are kept per repo in the same store; ``semcache.cache.counters`` writes them.
+deletions pick wrong ones, so going with them would bias the sample) and go with their repo's purge.
+The audit's own counters (audits made, judges undecided, jobs dropped on overflow) are kept per repo in
+the same store; ``semcache.cache.counters`` writes them.
 """
 
 from __future__ import annotations
